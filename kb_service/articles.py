@@ -1,0 +1,230 @@
+"""Load Markdown articles with YAML front matter into typed objects.
+
+Parsing keeps file line numbers so every problem can be reported as `file:line`, and a
+malformed article is reported and skipped without stopping the others from loading.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .models import CATEGORIES, Article, Problem, ScriptBlock, Section
+
+REQUIRED_FIELDS = ("id", "title", "category", "tags", "aliases", "updated", "version", "owner")
+ID_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
+FENCE = re.compile(r"^\s*(```+|~~~+)\s*([\w-]*)\s*$")
+SCRIPT_INFO = "script"
+SKIPPED_FILES = {"readme.md"}
+
+
+@dataclass
+class LoadResult:
+    articles: list[Article] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+
+def article_files(articles_dir: Path) -> list[Path]:
+    return sorted(p for p in Path(articles_dir).glob("*.md") if p.name.lower() not in SKIPPED_FILES)
+
+
+def _split_front_matter(text: str, path: Path) -> tuple[dict | None, str, int, list[Problem]]:
+    """Return (metadata, body, first body line, problems)."""
+    lines = text.splitlines()
+    if not lines or lines[0].strip() != "---":
+        return None, text, 1, [Problem(path, 1, "missing YAML front matter (file must start with '---')")]
+    for end in range(1, len(lines)):
+        if lines[end].strip() == "---":
+            break
+    else:
+        return None, text, 1, [Problem(path, 1, "front matter is not closed by a '---' line")]
+    raw = "\n".join(lines[1:end])
+    try:
+        meta = yaml.safe_load(raw) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = (mark.line + 2) if mark is not None else 1
+        reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        return None, text, 1, [Problem(path, line, f"invalid YAML in front matter: {reason}")]
+    if not isinstance(meta, dict):
+        return None, text, 1, [Problem(path, 2, "front matter must be a mapping of fields")]
+    body = "\n".join(lines[end + 1 :])
+    return meta, body, end + 2, []
+
+
+def _field_lines(text: str) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for number, line in enumerate(text.splitlines()[:80], start=1):
+        match = re.match(r"^([A-Za-z_]+)\s*:", line)
+        if match and match.group(1) not in found:
+            found[match.group(1)] = number
+    return found
+
+
+def _string_list(value: object) -> tuple[str, ...] | None:
+    if value is None:
+        return ()
+    if isinstance(value, list) and all(isinstance(v, str | int | float) for v in value):
+        return tuple(str(v).strip() for v in value if str(v).strip())
+    return None
+
+
+def _validate_meta(meta: dict, path: Path, lines: dict[str, int]) -> list[Problem]:
+    problems: list[Problem] = []
+
+    def at(name: str) -> int:
+        return lines.get(name, 1)
+
+    for name in REQUIRED_FIELDS:
+        if name not in meta or meta[name] in (None, ""):
+            if name in ("tags", "aliases") and name in meta:
+                continue
+            problems.append(Problem(path, 1, f"front matter field '{name}' is missing"))
+    if "id" in meta and meta["id"] and not ID_PATTERN.match(str(meta["id"])):
+        problems.append(Problem(path, at("id"), f"invalid id '{meta['id']}': use lowercase letters, digits and '-'"))
+    if meta.get("category") and meta["category"] not in CATEGORIES:
+        allowed = ", ".join(CATEGORIES)
+        problems.append(Problem(path, at("category"), f"unknown category '{meta['category']}' (allowed: {allowed})"))
+    for name in ("tags", "aliases"):
+        if name in meta and _string_list(meta[name]) is None:
+            problems.append(Problem(path, at(name), f"'{name}' must be a list of strings"))
+    if meta.get("version") is not None and (
+        isinstance(meta["version"], bool) or not isinstance(meta["version"], int) or meta["version"] < 1
+    ):
+        problems.append(Problem(path, at("version"), f"'version' must be a positive integer, got {meta['version']!r}"))
+    updated = meta.get("updated")
+    if updated is not None and not isinstance(updated, dt.date):
+        try:
+            dt.date.fromisoformat(str(updated))
+        except ValueError:
+            problems.append(Problem(path, at("updated"), f"'updated' must be a date YYYY-MM-DD, got {updated!r}"))
+    if meta.get("title") is not None and not isinstance(meta["title"], str):
+        problems.append(Problem(path, at("title"), "'title' must be text"))
+    return problems
+
+
+def parse_sections(body: str, body_line: int, title: str) -> tuple[list[Section], list[Problem], str | None]:
+    """Split the body at headings (outside code fences).
+
+    Returns sections, structural problems (as (line, message) with a dummy path filled in by
+    the caller) and the H1 text if any.
+    """
+    sections: list[Section] = []
+    problems: list[Problem] = []
+    h1: str | None = None
+    path_stack: list[tuple[int, str]] = []
+    current_heading: tuple[str, ...] = ()
+    current_line = body_line
+    buffer: list[str] = []
+    scripts: list[ScriptBlock] = []
+    fence: str | None = None
+    fence_info = ""
+    fence_line = 0
+    script_lines: list[str] = []
+
+    def flush() -> None:
+        text = "\n".join(buffer).strip()
+        if text or current_heading:
+            sections.append(Section(current_heading, text, current_line, tuple(scripts)))
+
+    for offset, line in enumerate(body.splitlines()):
+        number = body_line + offset
+        fence_match = FENCE.match(line)
+        if fence is not None:
+            if fence_match and fence_match.group(1).startswith(fence) and not fence_match.group(2):
+                if fence_info == SCRIPT_INFO:
+                    scripts.append(ScriptBlock("\n".join(x.rstrip() for x in script_lines).strip(), fence_line))
+                fence = None
+            elif fence_info == SCRIPT_INFO:
+                script_lines.append(line)
+            buffer.append(line)
+            continue
+        if fence_match:
+            fence, fence_info, fence_line, script_lines = fence_match.group(1), fence_match.group(2), number, []
+            buffer.append(line)
+            continue
+        heading = HEADING.match(line)
+        if heading:
+            level, text = len(heading.group(1)), heading.group(2).strip()
+            if level == 1:
+                if h1 is None:
+                    h1 = text
+                    if sections or "\n".join(buffer).strip():
+                        problems.append(Problem(Path(), number, "text before the H1 title"))
+                    buffer, scripts = [], []
+                    current_line = number
+                    continue
+                problems.append(Problem(Path(), number, "more than one H1 heading"))
+            flush()
+            while path_stack and path_stack[-1][0] >= level:
+                path_stack.pop()
+            path_stack.append((level, text))
+            current_heading = tuple(t for _, t in path_stack)
+            current_line = number
+            buffer, scripts = [], []
+            continue
+        buffer.append(line)
+    if fence is not None:
+        problems.append(Problem(Path(), fence_line, f"code block opened here is never closed ({fence})"))
+        if fence_info == SCRIPT_INFO:
+            scripts.append(ScriptBlock("\n".join(x.rstrip() for x in script_lines).strip(), fence_line))
+    flush()
+    # The intro under the H1 (no sub-heading) is a section only when it has text.
+    sections = [s for s in sections if s.heading_path or s.markdown]
+    return sections, problems, h1
+
+
+def parse_article(path: Path) -> tuple[Article | None, list[Problem]]:
+    """Parse one file; return (None, problems) when it cannot be used at all."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        return None, [Problem(path, 1, f"file is not valid UTF-8 ({exc.reason})")]
+    except OSError as exc:
+        return None, [Problem(path, 1, f"cannot read file: {exc.strerror}")]
+    meta, body, body_line, problems = _split_front_matter(text, path)
+    if meta is None:
+        return None, problems
+    problems = _validate_meta(meta, path, _field_lines(text))
+    if problems:
+        return None, problems
+    title = str(meta["title"]).strip()
+    sections, structural, h1 = parse_sections(body, body_line, title)
+    problems = [Problem(path, p.line, p.message) for p in structural]
+    if h1 is None:
+        problems.append(Problem(path, body_line, "missing H1 title ('# ' line)"))
+    elif h1 != title:
+        problems.append(Problem(path, body_line, f"H1 '{h1}' differs from front matter title '{title}'"))
+    updated = meta["updated"]
+    article = Article(
+        id=str(meta["id"]),
+        title=title,
+        category=str(meta["category"]),
+        tags=_string_list(meta.get("tags")) or (),
+        aliases=_string_list(meta.get("aliases")) or (),
+        updated=updated.isoformat() if isinstance(updated, dt.date) else str(updated),
+        version=int(meta["version"]),
+        owner=str(meta["owner"]),
+        path=path,
+        markdown=body,
+        body_line=body_line,
+        sections=tuple(sections),
+    )
+    return article, problems
+
+
+def load_articles(articles_dir: Path) -> LoadResult:
+    """Parse every article; unusable files are reported and skipped."""
+    result = LoadResult()
+    for path in article_files(articles_dir):
+        article, problems = parse_article(path)
+        result.problems.extend(problems)
+        if article is not None:
+            result.articles.append(article)
+    return result

@@ -1,0 +1,145 @@
+"""`kb` command line: a thin layer over the package's functions."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+from .models import CATEGORIES
+from .settings import Settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="车险客服知识库 kb_service")
+console = Console(stderr=True)
+
+ArticlesOpt = Annotated[Path | None, typer.Option("--articles", help="articles folder (KB_ARTICLES_DIR)")]
+IndexOpt = Annotated[Path | None, typer.Option("--index-dir", help="index folder (KB_INDEX_DIR)")]
+ModelOpt = Annotated[str | None, typer.Option("--model", help="embedding model (KB_EMBEDDING_MODEL)")]
+RuntimeOpt = Annotated[str | None, typer.Option("--runtime", help="onnx-int8 or torch (KB_EMBEDDING_RUNTIME)")]
+
+
+def _settings(**overrides: object) -> Settings:
+    return Settings().with_overrides(**overrides)
+
+
+@app.command()
+def check(
+    path: Annotated[Path | None, typer.Argument(help="articles folder")] = None,
+) -> None:
+    """Validate every article (and the lexicon); exit 1 on any problem."""
+    from .validation import check_knowledge_base
+
+    settings = _settings(articles_dir=path)
+    report = check_knowledge_base(settings.articles_dir, settings)
+    for problem in report.problems:
+        print(problem)
+    per_category: dict[str, int] = {}
+    for passage in report.passages:
+        per_category[passage.category] = per_category.get(passage.category, 0) + 1
+    longest = max((len(p.text) for p in report.passages), default=0)
+    summary = ", ".join(f"{c} {n}" for c, n in sorted(per_category.items()))
+    print(f"{len(report.articles)} articles, {len(report.passages)} passages ({summary}); longest passage {longest} chars")
+    if report.problems:
+        print(f"{len(report.problems)} problems in {len(report.broken_paths) or 'the lexicon'} files")
+        raise typer.Exit(1)
+    print("ok")
+
+
+@app.command()
+def index(
+    articles: ArticlesOpt = None,
+    index_dir: IndexOpt = None,
+    model: ModelOpt = None,
+    runtime: RuntimeOpt = None,
+    full: Annotated[bool, typer.Option("--full", help="rebuild everything")] = False,
+) -> None:
+    """Build or update the indexes (incremental; atomic switch when complete)."""
+    from .indexing import build_index
+
+    settings = _settings(articles_dir=articles, index_dir=index_dir, embedding_model=model, embedding_runtime=runtime)
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeRemainingColumn(), console=console, transient=True) as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        report = build_index(settings, full=full, progress=progress)
+    for problem in report.problems:
+        print(problem)
+    if report.kept_last_good:
+        print(f"kept last good version of: {', '.join(report.kept_last_good)}")
+    if report.unchanged:
+        print(f"index {report.generation} is up to date ({report.articles} articles, {report.passages} passages)")
+        return
+    kind = "full build" if report.full else "incremental update"
+    print(f"{kind} → {report.generation}: {report.articles} articles, {report.passages} passages; "
+          f"added {len(report.added)}, changed {len(report.changed)}, removed {len(report.removed)}; "
+          f"embedded {report.embedded} passages in {report.seconds:.1f}s")
+
+
+def _print_human(response: dict) -> None:
+    state = "confident" if response["confident"] else "NOT confident: 知识库中没有找到可靠答案"
+    print(f"「{response['query']}」 — {state} (p={response.get('confidence', 0):.2f})")
+    for rank, hit in enumerate(response["hits"], start=1):
+        badge = CATEGORIES.get(hit["category"], hit["category"])
+        print(f"\n{rank}. [{badge}] {hit['title']} › {hit['heading']}  ({hit['article_id']} v{hit['version']}, {hit['score']:.4f})")
+        text = hit["text"]
+        if hit["highlights"]:
+            pattern = "|".join(re.escape(t) for t in sorted(hit["highlights"], key=len, reverse=True))
+            text = re.sub(pattern, lambda m: f"【{m.group(0)}】", text)
+        print("   " + text.replace("\n", "\n   "))
+
+
+@app.command()
+def search(
+    query: Annotated[str | None, typer.Argument(help="query text")] = None,
+    top_k: Annotated[int, typer.Option("--top-k", "-k")] = 5,
+    category: Annotated[str | None, typer.Option("--category")] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    queries_file: Annotated[Path | None, typer.Option("--queries-file", help="one query per line")] = None,
+    mode: Annotated[str, typer.Option("--mode", help="hybrid, lexical or semantic")] = "hybrid",
+    index_dir: IndexOpt = None,
+    model: ModelOpt = None,
+    runtime: RuntimeOpt = None,
+) -> None:
+    """Search the knowledge base (loads the model and indexes once for all queries)."""
+    from .engine import QueryError, SearchEngine
+
+    if category and category not in CATEGORIES:
+        raise typer.BadParameter(f"unknown category {category!r}; one of {', '.join(CATEGORIES)}")
+    if (query is None) == (queries_file is None):
+        raise typer.BadParameter("give a query or --queries-file, not both")
+    settings = _settings(index_dir=index_dir, embedding_model=model, embedding_runtime=runtime)
+    engine = SearchEngine.open(settings)
+    queries = [query] if query is not None else [q.rstrip("\n") for q in queries_file.read_text(encoding="utf-8").splitlines()]
+    failed = False
+    for text in queries:
+        if queries_file is not None and not text.strip():
+            continue
+        try:
+            response = engine.search(text, k=top_k, category=category, tags=tag, mode=mode).to_dict()
+        except QueryError as exc:
+            failed = True
+            response = {"query": text, "confident": False, "hits": [], "error": str(exc)}
+        if as_json:
+            print(json.dumps(response, ensure_ascii=False))
+        elif "error" in response:
+            print(f"error: {response['error']}", file=sys.stderr)
+        else:
+            _print_human(response)
+    if failed and query is not None:
+        raise typer.Exit(2)
+
+
+if __name__ == "__main__":
+    app()

