@@ -143,3 +143,101 @@ def search(
 
 if __name__ == "__main__":
     app()
+
+
+DEFAULT_MODELS = "m3e-small,m3e-small:torch,use-multilingual"
+
+
+@app.command("eval")
+def eval_command(
+    own: Annotated[Path, typer.Option("--own", help="our labelled set")] = Path("eval/queries.jsonl"),
+    dev: Annotated[Path, typer.Option("--dev", help="shared development set")] = Path("../shared/eval/dev.jsonl"),
+    models: Annotated[str, typer.Option("--models", help="comma-separated model[:runtime]")] = DEFAULT_MODELS,
+    out: Annotated[Path | None, typer.Option("--out", help="also write the tables as Markdown")] = None,
+    per_kind: Annotated[bool, typer.Option("--per-kind/--no-per-kind")] = True,
+) -> None:
+    """Recall@1/3/5, MRR@10 and rejection rates for lexical, semantic (per embedder) and hybrid."""
+    from .evaluation import evaluate, load_dev_set, load_own_set, metrics_table
+
+    settings = _settings()
+    sets = {}
+    if own.exists():
+        sets[f"own set ({own})"] = load_own_set(own)
+    if dev.exists():
+        sets[f"dev set ({dev})"] = load_dev_set(dev)
+    if not sets:
+        raise typer.BadParameter("no query set found: give --own and/or --dev")
+    results = evaluate(settings, sets, [m.strip() for m in models.split(",") if m.strip()])
+    text = "\n\n".join(f"### {name}\n\n{metrics_table(designs, per_kind)}" for name, designs in results.items())
+    print(text)
+    if out:
+        out.write_text(text + "\n", encoding="utf-8")
+
+
+@app.command()
+def calibrate(
+    own: Annotated[Path, typer.Option("--own")] = Path("eval/queries.jsonl"),
+    models: Annotated[str, typer.Option("--models")] = DEFAULT_MODELS,
+    max_false_rejection: Annotated[float, typer.Option(help="allowed share of answerable queries rejected")] = 0.03,
+) -> None:
+    """Fit the confidence model on our own labelled set (never on the dev set)."""
+    from .evaluation import calibrate as fit
+    from .evaluation import load_own_set
+
+    settings = _settings()
+    for line in fit(settings, load_own_set(own), [m.strip() for m in models.split(",") if m.strip()], max_false_rejection):
+        print(line)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option("--host")] = None,
+    port: Annotated[int | None, typer.Option("--port")] = None,
+    workers: Annotated[int, typer.Option("--workers")] = 1,
+    watch: Annotated[bool, typer.Option("--watch", help="re-index and reload when articles/ changes")] = False,
+    index_dir: IndexOpt = None,
+) -> None:
+    """Start the search API and the side panel (http://127.0.0.1:8000/)."""
+    from .api import UnsafeBindError, serve as run_server
+
+    settings = _settings(host=host, port=port, index_dir=index_dir)
+    try:
+        run_server(settings, settings.host, settings.port, workers=workers, watch=watch)
+    except UnsafeBindError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+
+
+@app.command()
+def reload(
+    url: Annotated[str | None, typer.Option("--url", help="server base URL")] = None,
+    key: Annotated[str | None, typer.Option("--key", envvar="KB_EDITOR_KEY", help="editor API key")] = None,
+) -> None:
+    """Ask a running server to switch to the newest built index (after `kb index`)."""
+    import httpx
+
+    settings = _settings()
+    base = url or f"http://{settings.host}:{settings.port}"
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    response = httpx.post(f"{base}/api/admin/reload", headers=headers, timeout=60)
+    print(response.text)
+    if response.status_code >= 400:
+        raise typer.Exit(1)
+
+
+@app.command()
+def report(
+    since: Annotated[str | None, typer.Option("--since", help="YYYY-MM-DD")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="YYYY-MM-DD")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="html, csv or json")] = "html",
+    out: Annotated[Path, typer.Option("--out", help="output folder")] = Path("reports"),
+    log_db: Annotated[Path | None, typer.Option("--log-db", help="usage log (KB_LOG_DB)")] = None,
+) -> None:
+    """Analyst reports from the usage log: frequency, article performance, content gaps."""
+    from .reports import run_report_command
+
+    if fmt not in ("html", "csv", "json"):
+        raise typer.BadParameter("--format must be html, csv or json")
+    settings = _settings(log_db=log_db)
+    for path in run_report_command(settings, since, until, fmt, out):
+        print(path)

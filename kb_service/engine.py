@@ -93,11 +93,11 @@ def load_snapshot(generation: Path, lexicon: Lexicon) -> Snapshot:
 
 
 class SearchEngine:
-    def __init__(self, settings: Settings, snapshot: Snapshot, embedder: Embedder, confidence: ConfidenceModel) -> None:
+    def __init__(self, settings: Settings, snapshot: Snapshot, embedder: Embedder, confidence: dict[str, ConfidenceModel]) -> None:
         self.settings = settings
         self._snapshot = snapshot
         self._embedder = embedder
-        self.confidence = confidence
+        self.confidence = confidence  # per mode: lexical / semantic / hybrid
         self._reload_lock = threading.Lock()
 
     @classmethod
@@ -114,7 +114,9 @@ class SearchEngine:
             raise IndexNotBuiltError(
                 f"index was built with {snapshot.manifest['signature']['embedding_model']}, settings ask for {key}: run `kb index`"
             )
-        return cls(settings, snapshot, embedder, ConfidenceModel.load(Path(settings.confidence_path), key))
+        confidence = {mode: ConfidenceModel.load(Path(settings.confidence_path), f"{key}/{mode}")
+                      for mode in ("lexical", "semantic", "hybrid")}
+        return cls(settings, snapshot, embedder, confidence)
 
     @staticmethod
     def _lexicon(settings: Settings) -> Lexicon:
@@ -171,6 +173,8 @@ class SearchEngine:
         tags: list[str] | None = None,
         mode: str = "hybrid",
     ) -> SearchResponse:
+        if mode not in ("hybrid", "lexical", "semantic"):
+            raise QueryError(f"unknown search mode {mode!r}")
         text = self.validate_query(query)
         k = k or self.settings.top_k
         snap = self._snapshot  # one snapshot for the whole request
@@ -203,9 +207,10 @@ class SearchEngine:
             analyzed, top, snap.passages[top.passage_id] if top else None, semantic, lexical, snap.article_of,
             lambda w: w in snap.vocabulary,
         )
-        probability = self.confidence.probability(features)
+        model = self.confidence[mode]
+        probability = model.probability(features)
         hits = [self._hit(snap, c, analyzed) for c in grouped]
-        response = SearchResponse(query=text, confident=bool(hits) and probability >= self.confidence.threshold,
+        response = SearchResponse(query=text, confident=bool(hits) and probability >= model.threshold,
                                   hits=hits, confidence=probability)
         response.features = features  # type: ignore[attr-defined]  # for calibration and eval
         return response

@@ -52,6 +52,7 @@ class BuildReport:
     passages: int = 0
     embedded: int = 0
     seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage, for benchmarks
 
     @property
     def unchanged(self) -> bool:
@@ -270,6 +271,7 @@ def _build_generation(
     keep_ids = set(kept) | {a for a in current if a not in to_add}
     new_passages = [p for aid in (to_add if previous else list(current)) for p in by_article.get(aid, [])]
 
+    clock = time.perf_counter()
     # Lexical
     if previous:
         _link_tree(previous / "lexical", staging / "lexical")
@@ -279,6 +281,8 @@ def _build_generation(
         lexical = LexicalIndex.create(staging / "lexical", tokenizer)
         lexical.update(new_passages)
     lexical.close()
+    report.timings["lexical"] = time.perf_counter() - clock
+    clock = time.perf_counter()
 
     # Semantic
     key = signature["embedding_model"]
@@ -297,6 +301,8 @@ def _build_generation(
         vector_index = FaissVectorIndex.create(embedder.dim, settings.vector_index, settings.hnsw_m)
     vector_index.add(new_ids, vectors)
     vector_index.save(staging / "vectors.faiss")
+    report.timings["embedding+vectors"] = time.perf_counter() - clock
+    clock = time.perf_counter()
 
     # Passages, articles, vocabulary
     rows = [row for aid in sorted(keep_ids) for row in prev_by_article.get(aid, [])]
@@ -339,6 +345,7 @@ def _build_generation(
     report.articles = len(records)
     report.passages = len(rows)
     cache.save()
+    report.timings["store+vocabulary"] = time.perf_counter() - clock
 
 
 def _prune_generations(index_dir: Path, keep: int) -> None:

@@ -239,9 +239,7 @@ class SQLiteLogStore:
     def record_query(self, entry: QueryLog) -> None:
         self._put(entry)
 
-    def record_event(
-        self, query_id: str, article_id: str, type: EventType, ts: float | None = None
-    ) -> None:
+    def record_event(self, query_id: str, article_id: str, type: EventType, ts: float | None = None) -> None:
         if type not in EVENT_TYPES:
             raise ValueError(f"unknown event type {type!r}; expected one of {sorted(EVENT_TYPES)}")
         self._put(EventLog(query_id, article_id, type, time.time() if ts is None else ts))
@@ -254,7 +252,9 @@ class SQLiteLogStore:
         comment: str | None = None,
         ts: float | None = None,
     ) -> None:
-        self._put(FeedbackLog(query_id, article_id, bool(resolved), comment, time.time() if ts is None else ts))
+        self._put(
+            FeedbackLog(query_id, article_id, bool(resolved), comment, time.time() if ts is None else ts)
+        )
 
     def record_many(self, records: Iterable[LogRecord]) -> int:
         """Queue many records at once (the usage simulator); returns how many were queued."""

@@ -31,7 +31,10 @@ VIN = "〔车架号〕"
 # A Chinese IME in full-width mode types １３８… and ＡＢＣ; they are folded to ASCII first so one
 # set of patterns covers both (the stored text then has half-width digits, which is harmless).
 _FULL_WIDTH = str.maketrans(
-    {chr(code): chr(code - 0xFEE0) for code in (*range(0xFF10, 0xFF1A), *range(0xFF21, 0xFF3B), *range(0xFF41, 0xFF5B))}
+    {
+        chr(code): chr(code - 0xFEE0)
+        for code in (*range(0xFF10, 0xFF1A), *range(0xFF21, 0xFF3B), *range(0xFF41, 0xFF5B))
+    }
     | {"＠": "@", "＋": "+", "－": "-", "．": "."}
 )
 _D = "[0-9]"
@@ -60,9 +63,7 @@ _ID15_RE = re.compile(
 
 # Mobile: 1[3-9]x xxxx xxxx, optionally prefixed by +86 / 0086 / 86.
 _MOBILE_RE = re.compile(
-    _NOT_ALNUM_BEFORE
-    + rf"(?:(?:\+|00)?86{_SEP})?1[3-9]{_D}{_SEP}{_D}{{4}}{_SEP}{_D}{{4}}"
-    + _NOT_ALNUM_AFTER
+    _NOT_ALNUM_BEFORE + rf"(?:(?:\+|00)?86{_SEP})?1[3-9]{_D}{_SEP}{_D}{{4}}{_SEP}{_D}{{4}}" + _NOT_ALNUM_AFTER
 )
 
 _PROVINCES = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼"
@@ -77,8 +78,7 @@ _PLATE_NEW_ENERGY_RE = re.compile(
 # 「新Model」 are not taken for a plate; 挂/学/警/港/澳 are special-plate suffixes.
 _PLATE_RE = re.compile(
     rf"[{_PROVINCES}][A-Za-z]{_PLATE_DOT}(?=(?:[A-Za-z]*[0-9]){{3}})"
-    rf"{_PLATE_CHAR}{{4}}(?:{_PLATE_CHAR}|[挂学警港澳])"
-    + _NOT_ALNUM_AFTER
+    rf"{_PLATE_CHAR}{{4}}(?:{_PLATE_CHAR}|[挂学警港澳])" + _NOT_ALNUM_AFTER
 )
 
 # Bank cards: 16–19 digits, contiguous or grouped by 4 with spaces or dashes (the way they are
@@ -96,9 +96,7 @@ _VIN_CANDIDATE_RE = re.compile(_NOT_ALNUM_BEFORE + r"[A-HJ-NPR-Za-hj-npr-z0-9]{1
 
 # Policy / claim / report numbers: alphanumeric runs of >= 10 chars made mostly of digits,
 # optionally with internal dashes (PDAA202411000123456, RC-2024-1100-1234).
-_LONG_CODE_RE = re.compile(
-    _NOT_ALNUM_BEFORE + r"[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*" + _NOT_ALNUM_AFTER
-)
+_LONG_CODE_RE = re.compile(_NOT_ALNUM_BEFORE + r"[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*" + _NOT_ALNUM_AFTER)
 _MIN_CODE_CHARS = 10
 _MIN_CODE_DIGITS = 6
 

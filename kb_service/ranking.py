@@ -224,7 +224,10 @@ class ConfidenceModel:
     fitted_on: str = "defaults"
 
     def probability(self, features: ConfidenceFeatures) -> float:
-        z = self.bias + sum(w * x for w, x in zip(self.weights, features.vector(), strict=True))
+        return self.probability_of(features.vector())
+
+    def probability_of(self, vector: Sequence[float]) -> float:
+        z = self.bias + sum(w * float(x) for w, x in zip(self.weights, vector, strict=True))
         return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
 
     def to_dict(self) -> dict:

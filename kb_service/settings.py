@@ -47,7 +47,7 @@ class Settings(BaseSettings):
     rrf_k: float = Field(60.0, description="reciprocal rank fusion constant")
     lexical_weight: float = 1.0
     semantic_weight: float = 1.0
-    fusion: Literal["rrf", "weighted"] = Field("rrf", description="how lexical and semantic lists are fused")
+    fusion: Literal["rrf", "weighted"] = Field("weighted", description="how lexical and semantic lists are fused")
     confidence_path: Path = Field(
         PROJECT_ROOT / "kb_service" / "resources" / "confidence.json",
         description="fitted confidence model per embedder (written by `kb calibrate`)",

@@ -30,7 +30,9 @@ def _query(query_id: str, text: str = "三者险赔多少", n: int = 2) -> Query
         latency_ms=12.5,
         index_version="gen-001",
         impressions=[
-            Impression(rank=r, article_id=f"art-{r}", article_version=1, passage_id=f"art-{r}#0", score=1.0 / r)
+            Impression(
+                rank=r, article_id=f"art-{r}", article_version=1, passage_id=f"art-{r}#0", score=1.0 / r
+            )
             for r in range(1, n + 1)
         ],
     )
@@ -82,7 +84,10 @@ def test_events_and_feedback_land_with_masked_comment(tmp_path: Path) -> None:
 
 
 def test_unknown_event_type_is_rejected(tmp_path: Path) -> None:
-    with SQLiteLogStore(tmp_path / "usage.sqlite3") as store, pytest.raises(ValueError, match="unknown event type"):
+    with (
+        SQLiteLogStore(tmp_path / "usage.sqlite3") as store,
+        pytest.raises(ValueError, match="unknown event type"),
+    ):
         store.record_event("q1", "art-1", "print")  # type: ignore[arg-type]
 
 
@@ -144,7 +149,12 @@ def test_schema_version_wal_and_indexes(tmp_path: Path) -> None:
     assert schema_version(db) == SCHEMA_VERSION
     assert _rows(db, "PRAGMA journal_mode") == [("wal",)]
     indexes = {r[0] for r in _rows(db, "SELECT name FROM sqlite_master WHERE type = 'index'")}
-    assert {"idx_queries_ts", "idx_impressions_article", "idx_events_article", "idx_feedback_article"} <= indexes
+    assert {
+        "idx_queries_ts",
+        "idx_impressions_article",
+        "idx_events_article",
+        "idx_feedback_article",
+    } <= indexes
     columns = [r[1] for r in _rows(db, "PRAGMA table_info(queries)")]
     assert columns == [
         "query_id",

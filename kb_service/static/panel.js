@@ -69,6 +69,7 @@
     back: $('back'),
     live: $('sr-live'),
   };
+  const barTitle = $('article-bar-title');
 
   // ---------------------------------------------------------------- api
 
@@ -529,13 +530,41 @@
     return segments.filter((s) => s.script || s.value.trim());
   }
 
+  const LIST_ITEM = /^\s*(?:[-*+•]|\d{1,2}[.)、])\s*/;
+  const WIDE = /[\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef\u3000-\u303f]/;
+
+  /** Markdown soft wraps become nothing (CJK) or a space; list items keep their own line. */
+  function unwrapLines(text) {
+    let out = '';
+    for (const raw of text.split('\n')) {
+      const line = raw.trim();
+      if (!line) continue;
+      if (!out) { out = line; continue; }
+      if (LIST_ITEM.test(line)) { out += `\n${line}`; continue; }
+      const joiner = WIDE.test(out.slice(-1)) || WIDE.test(line[0]) ? '' : ' ';
+      out += joiner + line;
+    }
+    return out.replace(/^[ \t]*[-*+][ \t]+/gm, '• ');
+  }
+
   function appendParagraphs(parent, text, re) {
     for (const para of text.split(/\n\s*\n/)) {
-      const trimmed = para.trim();
-      if (!trimmed) continue;
+      const clean = unwrapLines(para);
+      if (!clean) continue;
       const p = el('p', { class: 'para' });
-      appendHighlighted(p, trimmed, re);
+      appendHighlighted(p, clean, re);
       parent.append(p);
+    }
+  }
+
+  /** In rendered HTML a soft wrap between two CJK characters shows as a stray space: drop it. */
+  function joinCjkSoftWraps(root) {
+    const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+    const pattern = /([\u2e80-\u9fff\uff00-\uffef\u3000-\u303f])[ \t]*\n[ \t]*(?=[\u2e80-\u9fff\uff00-\uffef\u3000-\u303f])/g;
+    while (walker.nextNode()) {
+      const node = walker.currentNode;
+      if (node.parentElement && node.parentElement.closest('pre, code, .kb-script')) continue;
+      if (node.nodeValue.includes('\n')) node.nodeValue = node.nodeValue.replace(pattern, '$1');
     }
   }
 
@@ -723,6 +752,7 @@
     ui.listFeedback.hidden = true;
     ui.articleView.hidden = false;
     ui.article.replaceChildren(el('p', { class: 'article-loading', role: 'status' }, '正在打开全文…'));
+    barTitle.textContent = hit ? hit.title : '';
     ui.content.scrollTop = 0;
 
     if (state.articleController) state.articleController.abort();
@@ -812,6 +842,7 @@
     htmlBox.append(sanitizedFragment(data.html));
 
     // Scripts: take the plain text to copy before highlighting, then add the copy bar.
+    joinCjkSoftWraps(htmlBox);
     const scriptBlocks = [...htmlBox.querySelectorAll('.kb-script')].map((block) => [block, scriptTextOf(block)]);
     highlightTree(htmlBox, re);
     for (const [block, text] of scriptBlocks) {
@@ -840,6 +871,7 @@
       : null;
 
     ui.article.setAttribute('aria-labelledby', 'article-title');
+    barTitle.textContent = data.title || data.id;
     ui.article.replaceChildren(head, htmlBox, feedback || '');
     ui.content.scrollTop = 0;
 
@@ -848,39 +880,61 @@
     if (wanted) {
       const target = [...htmlBox.querySelectorAll('h2, h3, h4, h5, h6')]
         .find((h) => h.textContent.trim() === wanted);
-      if (target) {
+      // The first section is already in view under the title: keep the title and meta visible.
+      if (target && target !== htmlBox.querySelector('h2, h3, h4, h5, h6')) {
         target.classList.add('is-target');
         target.scrollIntoView({ block: 'start' });
       }
     }
+    // The bar repeats the title only once the article's own title has scrolled away.
+    if (titleObserver) {
+      titleObserver.disconnect();
+      barTitle.classList.add('is-hidden');
+      titleObserver.observe(head.querySelector('.article-title'));
+    }
     if (focus) ui.article.focus({ preventScroll: true });
   }
 
+  const titleObserver = 'IntersectionObserver' in window
+    ? new IntersectionObserver((entries) => {
+      for (const entry of entries) barTitle.classList.toggle('is-hidden', entry.isIntersecting);
+    }, { root: ui.content, rootMargin: '-48px 0px 0px 0px' })
+    : null;
+
   // ---------------------------------------------------------------- health
 
+  /** 'gen-20261125T034000-ab12cd' → '11-25 03:40'; anything else is shown as it is. */
+  function shortIndexVersion(version) {
+    const m = /(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})/.exec(String(version));
+    return m ? `${m[2]}-${m[3]} ${m[4]}:${m[5]}` : String(version);
+  }
+
   async function loadHealth() {
+    const text = ui.health.querySelector('.health-text');
     try {
       const h = await api('/api/health');
       const parts = [];
       if (h.index_version !== undefined && h.index_version !== null && h.index_version !== '') {
-        parts.push(`索引 ${h.index_version}`);
+        parts.push(`索引 ${shortIndexVersion(h.index_version)}`);
       }
       if (typeof h.articles === 'number') parts.push(`${h.articles} 篇`);
       const ok = !h.status || ['ok', 'healthy', 'ready'].includes(String(h.status).toLowerCase());
-      ui.health.classList.toggle('is-ok', ok);
-      ui.health.classList.toggle('is-down', !ok);
-      ui.health.querySelector('.health-text').textContent = (ok ? '' : '异常 · ') + (parts.join(' · ') || '已连接');
+      const needsKey = Boolean(h.auth_required) && !apiKey;
+      ui.health.classList.toggle('is-ok', ok && !needsKey);
+      ui.health.classList.toggle('is-down', !ok || needsKey);
+      text.textContent = needsKey ? '需要 API 密钥' : (ok ? '' : '异常 · ') + (parts.join(' · ') || '已连接');
       ui.health.title = [
+        needsKey ? '服务要求 API 密钥：请在地址后加 #key=…' : '',
         `状态：${h.status ?? '未知'}`,
         `索引版本：${h.index_version ?? '未知'}`,
+        h.built_at ? `构建时间：${h.built_at}` : '',
         `文章：${h.articles ?? '?'} 篇，段落：${h.passages ?? '?'} 段`,
         h.model ? `模型：${h.model}` : '',
       ].filter(Boolean).join('\n');
     } catch (err) {
       ui.health.classList.remove('is-ok');
       ui.health.classList.add('is-down');
-      ui.health.querySelector('.health-text').textContent =
-        err instanceof ApiError && (err.status === 401 || err.status === 403) ? '密钥无效' : '服务未连接';
+      text.textContent = '服务未连接';
       ui.health.title = err instanceof ApiError ? err.message : '无法连接知识库服务';
     }
   }

@@ -1,0 +1,684 @@
+"""HTTP API for the agents' side panel, editors and analysts.
+
+Routes are thin: they validate input, call the search engine, and put usage records on the log
+store's queue. Everything the app needs lives on `app.state` (no module globals), so tests and
+uvicorn workers each build an independent app with `create_app`.
+
+Error bodies are always JSON `{"detail": "<message>"}`; messages an agent may see are in
+Chinese because the panel shows them as they are.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import ipaddress
+import json
+import logging
+import os
+import re
+import secrets
+import signal
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import markdown as markdown_lib
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from .logstore import Impression, QueryLog, SQLiteLogStore, UsageLogStore
+from .models import CATEGORIES, SearchResponse
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+MAX_K = 20
+MAX_ID_CHARS = 128
+MAX_COMMENT_CHARS = 1000
+WATCH_INTERVAL_SECONDS = 2.0
+
+Role = Literal["agent", "editor", "analyst"]
+# Which key roles may use a route of a given role: editors and analysts are staff and may also
+# search and read like an agent; nobody else crosses over.
+ROUTE_ACCESS: dict[str, frozenset[str]] = {
+    "agent": frozenset({"agent", "editor", "analyst"}),
+    "editor": frozenset({"editor"}),
+    "analyst": frozenset({"analyst"}),
+}
+LOOPBACK_NAMES = frozenset({"localhost"})
+
+
+# ------------------------------------------------------------------------------ schemas
+
+
+class ErrorOut(BaseModel):
+    detail: str
+
+
+class HitOut(BaseModel):
+    article_id: str
+    title: str
+    heading: str
+    text: str
+    score: float
+    category: str
+    version: int
+    highlights: list[str] = []
+    passage_id: str = ""
+    scripts: list[str] = []
+
+
+class SearchOut(BaseModel):
+    query_id: str = Field(description="pass back to /api/articles, /api/events and /api/feedback")
+    query: str
+    confident: bool = Field(description="false: show 'no confident answer' and ask for feedback")
+    confidence: float
+    hits: list[HitOut]
+    took_ms: float
+
+
+class ArticleOut(BaseModel):
+    id: str
+    title: str
+    category: str
+    category_label: str
+    tags: list[str]
+    aliases: list[str]
+    updated: str
+    version: int
+    owner: str
+    markdown: str
+    html: str = Field(description='rendered body; ```script blocks become <div class="kb-script">')
+    open_recorded: bool = Field(description="an 'open' event was logged for the given query_id")
+
+
+class EventIn(BaseModel):
+    query_id: str = Field(min_length=1, max_length=MAX_ID_CHARS)
+    article_id: str = Field(min_length=1, max_length=MAX_ID_CHARS)
+    type: Literal["open", "copy"]
+
+
+class FeedbackIn(BaseModel):
+    query_id: str = Field(min_length=1, max_length=MAX_ID_CHARS)
+    article_id: str | None = Field(None, max_length=MAX_ID_CHARS, description="null: nothing helped")
+    resolved: bool
+    comment: str | None = Field(None, max_length=MAX_COMMENT_CHARS)
+
+
+class RecordedOut(BaseModel):
+    status: Literal["recorded"] = "recorded"
+
+
+class HealthOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    status: str
+    index_version: str | None = None
+    articles: int | None = None
+    passages: int | None = None
+    model: str | None = None
+    auth_required: bool
+
+
+class ReloadOut(HealthOut):
+    reloaded: bool = Field(description="false: the newest built index was already serving")
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "missing or unknown API key"},
+    403: {"model": ErrorOut, "description": "the key's role may not use this route"},
+    422: {"model": ErrorOut, "description": "invalid input"},
+}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut, "description": "unknown id"}}
+
+
+# ------------------------------------------------------------------------------ access control
+
+
+@dataclass(frozen=True)
+class AccessPolicy:
+    """API keys and their roles. No keys at all means an open, localhost-only service."""
+
+    keys: tuple[tuple[str, frozenset[str]], ...]
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AccessPolicy:
+        roles: dict[str, set[str]] = {}
+        for role, raw in (
+            ("agent", settings.agent_keys),
+            ("editor", settings.editor_keys),
+            ("analyst", settings.analyst_keys),
+        ):
+            for key in (k.strip() for k in raw.split(",")):
+                if key:
+                    roles.setdefault(key, set()).add(role)
+        return cls(tuple((key, frozenset(r)) for key, r in roles.items()))
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.keys)
+
+    def roles_for(self, presented: str) -> frozenset[str] | None:
+        """Roles of a presented key; constant-time comparison so keys cannot be guessed by timing."""
+        found: frozenset[str] | None = None
+        for key, roles in self.keys:
+            if secrets.compare_digest(key.encode(), presented.encode()):
+                found = roles
+        return found
+
+
+def require_role(role: Role) -> Callable[[Request], str | None]:
+    """Dependency for a route of `role`: 401 without/with an unknown key, 403 with the wrong role.
+
+    Returns the caller's role (None when no keys are configured). Report routes use
+    `dependencies=[Depends(require_role("analyst"))]`.
+    """
+    allowed = ROUTE_ACCESS[role]
+
+    def check(request: Request) -> str | None:
+        policy: AccessPolicy = request.app.state.access
+        if not policy.enabled:
+            return None
+        scheme, _, presented = (request.headers.get("authorization") or "").partition(" ")
+        roles = (
+            policy.roles_for(presented.strip()) if scheme.lower() == "bearer" and presented.strip() else None
+        )
+        if roles is None:
+            raise HTTPException(
+                401,
+                "缺少或无效的 API 密钥：请在请求头中提供 Authorization: Bearer <key>",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        granted = roles & allowed
+        if not granted:
+            raise HTTPException(403, f"此密钥（{'/'.join(sorted(roles))}）无权使用该功能，需要 {role} 角色")
+        return sorted(granted)[0]
+
+    check.__name__ = f"require_{role}"
+    return check
+
+
+class UnsafeBindError(RuntimeError):
+    """Refusal to expose an unauthenticated service beyond this machine."""
+
+
+def check_bind_allowed(settings: Settings, host: str) -> None:
+    """Without API keys anyone who can reach the port could read the log and reload the index,
+    so an open service may only listen on the loopback interface."""
+    if AccessPolicy.from_settings(settings).enabled:
+        return
+    name = host.strip().strip("[]").lower()
+    if name in LOOPBACK_NAMES:
+        return
+    try:
+        if ipaddress.ip_address(name).is_loopback:
+            return
+    except ValueError:
+        pass
+    raise UnsafeBindError(
+        f"refusing to listen on {host!r} without API keys: anyone on the network could use the service. "
+        "Either bind 127.0.0.1, or configure keys (KB_AGENT_KEYS, KB_EDITOR_KEYS, KB_ANALYST_KEYS)."
+    )
+
+
+# ------------------------------------------------------------------------------ article HTML
+
+_SCRIPT_BLOCK = re.compile(r'<pre><code class="language-script">(.*?)</code></pre>', re.DOTALL)
+
+
+def _script_div(match: re.Match[str]) -> str:
+    # Content is already HTML-escaped by the markdown renderer; keep paragraphs and line breaks
+    # as markup so the panel's copy button reproduces them.
+    paragraphs = [p.strip("\n") for p in re.split(r"\n\s*\n", match.group(1)) if p.strip()]
+    body = "".join("<p>" + p.replace("\n", "<br>\n") + "</p>" for p in paragraphs)
+    return f'<div class="kb-script">{body}</div>'
+
+
+@functools.lru_cache(maxsize=512)
+def render_article_html(markdown_text: str) -> str:
+    """Markdown → HTML for the panel; cached because the same few articles are opened all day."""
+    rendered = markdown_lib.markdown(
+        markdown_text, extensions=["fenced_code", "tables"], output_format="html"
+    )
+    return _SCRIPT_BLOCK.sub(_script_div, rendered)
+
+
+# ------------------------------------------------------------------------------ errors
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts: list[str] = []
+    for error in exc.errors():
+        if error.get("type") == "json_invalid":
+            return "请求体不是合法的 JSON"
+        loc = [str(p) for p in error.get("loc", ()) if p not in ("body", "query", "path", "header")]
+        where = ".".join(loc)
+        message = error.get("msg", "invalid value")
+        if error.get("type") == "missing":
+            message = "field required"
+        elif "input" in error and error.get("type") not in ("missing",):
+            message = f"{message} (got {json.dumps(error['input'], ensure_ascii=False, default=str)[:80]})"
+        parts.append(f"{where}: {message}" if where else message)
+    return "请求参数有误：" + "; ".join(parts or ["invalid request"])
+
+
+async def _on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    return JSONResponse({"detail": _validation_message(exc)}, status_code=422)
+
+
+async def _on_unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return JSONResponse({"detail": "服务内部错误，请稍后重试；如持续出现请联系知识库管理员"}, status_code=500)
+
+
+def _unprocessable(message: str) -> HTTPException:
+    return HTTPException(422, message)
+
+
+# ------------------------------------------------------------------------------ app
+
+
+def _engine(request: Request) -> Any:
+    return request.app.state.engine
+
+
+def _store(request: Request) -> UsageLogStore:
+    return request.app.state.store
+
+
+def _short_header(value: str | None) -> str | None:
+    value = (value or "").strip()
+    return value[:MAX_ID_CHARS] or None
+
+
+def _split_tags(tags: list[str] | None) -> list[str] | None:
+    found = [t.strip() for raw in tags or () for t in raw.split(",") if t.strip()]
+    return found or None
+
+
+def _known_query(store: UsageLogStore, query_id: str) -> None:
+    if not store.has_query(query_id):
+        raise HTTPException(404, f"未知的 query_id：{query_id}（请先搜索，再记录打开、复制或反馈）")
+
+
+def _known_article(engine: Any, article_id: str) -> Any:
+    article = engine.article(article_id)
+    if article is None:
+        raise HTTPException(404, f"没有找到文章：{article_id}（可能已被删除或更名）")
+    return article
+
+
+def _info(engine: Any, policy: AccessPolicy) -> dict[str, Any]:
+    return {"status": "ok", **engine.info(), "auth_required": policy.enabled}
+
+
+def _register_report_routes(app: FastAPI) -> None:
+    """Analyst report routes (/api/reports/*) live in the `kb_service.reports` package.
+
+    It provides `register_report_routes(app)` and guards its routes with
+    `Depends(require_role("analyst"))`. Until it exists the API simply has no report routes;
+    a reports module with a real import error still fails loudly.
+    """
+    try:
+        reports = importlib.import_module(f"{__package__}.reports")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__package__}.reports":
+            raise
+        return
+    register = getattr(reports, "register_report_routes", None)
+    if register is None:
+        log.warning("kb_service.reports has no register_report_routes(app): no /api/reports routes")
+        return
+    register(app)
+
+
+def create_app(settings: Settings, engine: Any = None, store: UsageLogStore | None = None) -> FastAPI:
+    """Build the app; opens the engine and the SQLite log unless given (tests pass their own)."""
+    if engine is None:
+        from .engine import SearchEngine
+
+        engine = SearchEngine.open(settings)
+    if store is None:
+        store = SQLiteLogStore(settings.log_db)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        # Drain the usage log: a clean shutdown (SIGINT/SIGTERM) loses no record.
+        await run_in_threadpool(app.state.store.close)
+        close = getattr(app.state.engine, "close", None)
+        if callable(close):
+            await run_in_threadpool(close)
+
+    app = FastAPI(
+        title="kb_service",
+        summary="车险客服知识库检索 API",
+        version="1",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.store = store
+    app.state.access = AccessPolicy.from_settings(settings)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, _on_unexpected_error)
+
+    agent = [Depends(require_role("agent"))]
+    editor = [Depends(require_role("editor"))]
+
+    @app.get(
+        "/api/search", response_model=SearchOut, dependencies=agent, responses=ERROR_RESPONSES, tags=["agent"]
+    )
+    def search(
+        request: Request,
+        q: Annotated[str, Query(description="what the agent typed")] = "",
+        k: Annotated[int, Query(ge=1, le=MAX_K, description="number of articles")] = 5,
+        category: Annotated[str | None, Query(description=f"one of {', '.join(CATEGORIES)}")] = None,
+        tags: Annotated[
+            list[str] | None, Query(description="repeat or comma-separate; all must match")
+        ] = None,
+        x_agent_id: Annotated[str | None, Header()] = None,
+        x_session_id: Annotated[str | None, Header()] = None,
+    ) -> dict[str, Any]:
+        """Search the knowledge base; the query and what was shown are logged under `query_id`."""
+        text = q.strip()
+        limit = settings.max_query_chars
+        if not text:
+            raise _unprocessable("查询内容为空：请输入要搜索的问题")
+        if len(text) > limit:
+            raise _unprocessable(f"查询过长：最多 {limit} 个字，当前 {len(text)} 个字")
+        category = (category or "").strip() or None
+        if category is not None and category not in CATEGORIES:
+            raise _unprocessable(f"未知分类 {category!r}，可选：{', '.join(CATEGORIES)}")
+        eng = _engine(request)
+        index_version = str(eng.info().get("index_version", ""))
+        started = time.perf_counter()
+        try:
+            response: SearchResponse = eng.search(text, k=k, category=category, tags=_split_tags(tags))
+        except ValueError as exc:  # engine.QueryError: the engine's own query rules
+            raise _unprocessable(str(exc)) from exc
+        took_ms = (time.perf_counter() - started) * 1000
+        query_id = uuid.uuid4().hex
+        try:
+            _store(request).record_query(
+                QueryLog(
+                    query_id=query_id,
+                    ts=time.time(),
+                    agent_id=_short_header(x_agent_id),
+                    session_id=_short_header(x_session_id),
+                    query_text=text,
+                    confident=response.confident,
+                    n_hits=len(response.hits),
+                    latency_ms=took_ms,
+                    index_version=index_version,
+                    impressions=[
+                        Impression(rank, h.article_id, h.version, h.passage_id, float(h.score))
+                        for rank, h in enumerate(response.hits, start=1)
+                    ],
+                )
+            )
+        except Exception:  # the agent still gets the answer if the log is broken
+            log.exception("could not log query %s", query_id)
+        return {"query_id": query_id, **response.to_dict(), "took_ms": round(took_ms, 2)}
+
+    @app.get(
+        "/api/articles/{article_id}",
+        response_model=ArticleOut,
+        dependencies=agent,
+        responses={**ERROR_RESPONSES, **NOT_FOUND},
+        tags=["agent"],
+    )
+    def article(
+        request: Request,
+        article_id: str,
+        query_id: Annotated[
+            str | None, Query(max_length=MAX_ID_CHARS, description="logs an 'open' event")
+        ] = None,
+    ) -> dict[str, Any]:
+        """Full article. An unknown `query_id` does not block reading: the event is just not logged."""
+        art = _known_article(_engine(request), article_id)
+        store = _store(request)
+        recorded = False
+        if query_id and store.has_query(query_id):
+            store.record_event(query_id, art.id, "open")
+            recorded = True
+        return {
+            "id": art.id,
+            "title": art.title,
+            "category": art.category,
+            "category_label": CATEGORIES.get(art.category, art.category),
+            "tags": list(art.tags),
+            "aliases": list(art.aliases),
+            "updated": str(art.updated),
+            "version": art.version,
+            "owner": art.owner,
+            "markdown": art.markdown,
+            "html": render_article_html(art.markdown),
+            "open_recorded": recorded,
+        }
+
+    @app.post(
+        "/api/events",
+        response_model=RecordedOut,
+        dependencies=agent,
+        responses={**ERROR_RESPONSES, **NOT_FOUND},
+        tags=["agent"],
+    )
+    def event(request: Request, body: EventIn) -> RecordedOut:
+        """An agent opened an article or copied a script from it."""
+        store = _store(request)
+        _known_query(store, body.query_id)
+        _known_article(_engine(request), body.article_id)
+        store.record_event(body.query_id, body.article_id, body.type)
+        return RecordedOut()
+
+    @app.post(
+        "/api/feedback",
+        response_model=RecordedOut,
+        dependencies=agent,
+        responses={**ERROR_RESPONSES, **NOT_FOUND},
+        tags=["agent"],
+    )
+    def feedback(request: Request, body: FeedbackIn) -> RecordedOut:
+        """Did an article (or, with article_id null, the search as a whole) resolve the customer's question?"""
+        store = _store(request)
+        _known_query(store, body.query_id)
+        if body.article_id is not None:
+            _known_article(_engine(request), body.article_id)
+        comment = (body.comment or "").strip() or None
+        store.record_feedback(body.query_id, body.article_id, body.resolved, comment)
+        return RecordedOut()
+
+    @app.get("/api/health", response_model=HealthOut, tags=["ops"])
+    def health(request: Request) -> dict[str, Any]:
+        """Open to everyone (load balancers, the panel's status line)."""
+        return _info(_engine(request), request.app.state.access)
+
+    @app.post(
+        "/api/admin/reload",
+        response_model=ReloadOut,
+        dependencies=editor,
+        responses=ERROR_RESPONSES,
+        tags=["editor"],
+    )
+    def reload(request: Request) -> dict[str, Any]:
+        """Switch to the newest built index; searches in flight finish on the old one."""
+        eng = _engine(request)
+        try:
+            changed = bool(eng.reload())
+        except Exception as exc:
+            log.exception("index reload failed")
+            raise HTTPException(503, f"重新加载索引失败，仍在使用原索引：{exc}") from exc
+        return {"reloaded": changed, **_info(eng, request.app.state.access)}
+
+    # --- analyst reports: /api/reports/* ----------------------------------------------
+    _register_report_routes(app)
+
+    # --- the side panel ------------------------------------------------------------------
+    @app.get("/", include_in_schema=False)
+    def panel() -> FileResponse:
+        index = STATIC_DIR / "index.html"
+        if not index.is_file():
+            raise HTTPException(404, "panel not installed (kb_service/static/index.html is missing)")
+        return FileResponse(index, headers={"Cache-Control": "no-cache"})
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """uvicorn factory (`--factory`): settings from KB_* environment variables."""
+    return create_app(Settings())
+
+
+# ------------------------------------------------------------------------------ serving
+
+
+def _article_state(settings: Settings) -> dict[str, tuple[int, int]]:
+    files = list(Path(settings.articles_dir).glob("*.md")) + [Path(settings.lexicon_path)]
+    state: dict[str, tuple[int, int]] = {}
+    for path in files:
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            continue
+        state[str(path)] = (st.st_mtime_ns, st.st_size)
+    return state
+
+
+class ArticleWatcher(threading.Thread):
+    """Polls the articles folder and calls `on_change` after an edit, add or delete.
+
+    Polling (not inotify) because articles often live on network shares where events are lost.
+    A failing rebuild is logged and the old index keeps serving; the next edit tries again.
+    """
+
+    def __init__(
+        self, settings: Settings, on_change: Callable[[], None], interval: float = WATCH_INTERVAL_SECONDS
+    ):
+        super().__init__(name="kb-article-watcher", daemon=True)
+        self.settings = settings
+        self.on_change = on_change
+        self.interval = interval
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        last = _article_state(self.settings)
+        while not self._stop_event.wait(self.interval):
+            current = _article_state(self.settings)
+            if current == last:
+                continue
+            last = current
+            try:
+                self.on_change()
+            except Exception:
+                log.exception(
+                    "rebuilding the index after an article change failed; the old index keeps serving"
+                )
+
+    def stop(self) -> None:
+        self._stop_event.set()
+
+
+def rebuild_index(settings: Settings) -> bool:
+    """Build after an article edit; True when a new index generation was written."""
+    from .indexing import build_index
+
+    report = build_index(settings)
+    for problem in report.problems:
+        log.warning("article problem: %s", problem)
+    log.info(
+        "index %s: added %s changed %s removed %s",
+        report.generation,
+        report.added,
+        report.changed,
+        report.removed,
+    )
+    return not report.unchanged
+
+
+def _export_settings(settings: Settings) -> None:
+    """Worker processes build their app from the environment, so CLI overrides must go there."""
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        os.environ[f"KB_{name.upper()}"] = (
+            value
+            if isinstance(value, str)
+            else (json.dumps(value) if isinstance(value, list | dict) else str(value))
+        )
+
+
+def serve(
+    settings: Settings,
+    host: str | None = None,
+    port: int | None = None,
+    workers: int = 1,
+    watch: bool = False,
+) -> None:
+    """Run the API with uvicorn; `watch` rebuilds and reloads the index when articles change.
+
+    One worker serves an app built here, so the watcher can call its engine's reload(). Several
+    workers are separate processes: the watcher rebuilds once, then SIGHUPs uvicorn's supervisor,
+    which replaces the workers one at a time (each new one opens the newest index before the old
+    one stops, so nothing is refused).
+    """
+    import uvicorn
+
+    host = host or settings.host
+    port = port or settings.port
+    check_bind_allowed(settings, host)
+    watcher: ArticleWatcher | None = None
+    try:
+        if workers <= 1:
+            app = create_app(settings)
+            if watch:
+
+                def rebuild_and_reload() -> None:
+                    if rebuild_index(settings):
+                        app.state.engine.reload()
+
+                watcher = ArticleWatcher(settings, rebuild_and_reload)
+                watcher.start()
+            uvicorn.Server(uvicorn.Config(app, host=host, port=port)).run()
+        else:
+            _export_settings(settings)
+            if watch:
+                # Until uvicorn installs its own handler, a change must not kill the process.
+                signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+                def rebuild_and_restart_workers() -> None:
+                    if rebuild_index(settings):
+                        os.kill(os.getpid(), signal.SIGHUP)
+
+                watcher = ArticleWatcher(settings, rebuild_and_restart_workers)
+                watcher.start()
+            uvicorn.run(
+                f"{__name__}:create_app_from_env", factory=True, host=host, port=port, workers=workers
+            )
+    finally:
+        if watcher is not None:
+            watcher.stop()
+
+
+__all__ = [
+    "AccessPolicy",
+    "ArticleWatcher",
+    "UnsafeBindError",
+    "check_bind_allowed",
+    "create_app",
+    "create_app_from_env",
+    "render_article_html",
+    "require_role",
+    "serve",
+]

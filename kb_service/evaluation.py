@@ -1,0 +1,213 @@
+"""Measure retrieval and confidence on labelled queries, and fit the confidence model.
+
+Two kinds of labels: our own set (`eval/queries.jsonl`, relevant article ids) and the shared
+development set (answer-fact regexes judged on the passage an agent sees). Every design
+(lexical, semantic per embedder, hybrid) is measured the same way so they can be compared.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .models import Hit
+from .ranking import FEATURES, ConfidenceModel
+
+MODES = ("lexical", "semantic", "hybrid")
+
+
+@dataclass(frozen=True)
+class LabelledQuery:
+    id: str
+    query: str
+    kind: str
+    relevant: tuple[str, ...] = ()
+    facts: tuple[tuple[str, ...], ...] = ()
+
+    @property
+    def negative(self) -> bool:
+        return self.kind == "negative" or (not self.relevant and not self.facts)
+
+
+def load_own_set(path: Path) -> list[LabelledQuery]:
+    rows = [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [LabelledQuery(r["id"], r["query"], r["kind"], tuple(r.get("relevant") or ())) for r in rows]
+
+
+def load_dev_set(path: Path) -> list[LabelledQuery]:
+    rows = [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [LabelledQuery(r["id"], r["query"], r["kind"], (), tuple(tuple(g) for g in r.get("facts") or ())) for r in rows]
+
+
+def agent_passage(hit: Hit) -> str:
+    """The dev set's judging text: title + heading + text, no whitespace, NFKC, 1,000 chars."""
+    text = unicodedata.normalize("NFKC", f"{hit.title}{hit.heading}{hit.text}")
+    return re.sub(r"\s+", "", text)[:1000]
+
+
+def answers(query: LabelledQuery, hit: Hit) -> bool:
+    if query.relevant:
+        return hit.article_id in query.relevant
+    passage = agent_passage(hit)
+    return bool(query.facts) and all(any(re.search(rx, passage) for rx in group) for group in query.facts)
+
+
+@dataclass
+class QueryOutcome:
+    query: LabelledQuery
+    first_answer_rank: int | None
+    confident: bool
+    features: list[float] = field(default_factory=list)
+
+
+@dataclass
+class Metrics:
+    n_answerable: int = 0
+    n_negative: int = 0
+    recall: dict[int, float] = field(default_factory=dict)
+    mrr10: float = 0.0
+    negatives_rejected: float = 0.0
+    false_rejections: float = 0.0
+
+    def row(self) -> list[str]:
+        return [
+            f"{self.recall.get(1, 0):.3f}", f"{self.recall.get(3, 0):.3f}", f"{self.recall.get(5, 0):.3f}",
+            f"{self.mrr10:.3f}",
+            f"{self.negatives_rejected:.3f}" if self.n_negative else "—",
+            f"{self.false_rejections:.3f}",
+        ]
+
+
+def compute_metrics(outcomes: Iterable[QueryOutcome]) -> Metrics:
+    outcomes = list(outcomes)
+    answerable = [o for o in outcomes if not o.query.negative]
+    negative = [o for o in outcomes if o.query.negative]
+    m = Metrics(n_answerable=len(answerable), n_negative=len(negative))
+    if answerable:
+        for k in (1, 3, 5):
+            m.recall[k] = sum(1 for o in answerable if o.first_answer_rank and o.first_answer_rank <= k) / len(answerable)
+        m.mrr10 = sum(1 / o.first_answer_rank for o in answerable if o.first_answer_rank and o.first_answer_rank <= 10) / len(answerable)
+        m.false_rejections = sum(1 for o in answerable if not o.confident) / len(answerable)
+    if negative:
+        m.negatives_rejected = sum(1 for o in negative if not o.confident) / len(negative)
+    return m
+
+
+SearchFn = Callable[[str], object]  # returns a SearchResponse with .hits, .confident, .features
+
+
+def run_queries(queries: list[LabelledQuery], search: SearchFn) -> list[QueryOutcome]:
+    outcomes = []
+    for query in queries:
+        response = search(query.query)
+        rank = next((i for i, hit in enumerate(response.hits, start=1) if answers(query, hit)), None)
+        features = getattr(response, "features", None)
+        outcomes.append(QueryOutcome(query, rank, response.confident, features.vector() if features else []))
+    return outcomes
+
+
+def metrics_table(results: dict[str, list[QueryOutcome]], by_kind: bool = True) -> str:
+    """Markdown table: one row per design, then per query kind for each design."""
+    header = "| design | kind | n | R@1 | R@3 | R@5 | MRR@10 | out-of-scope rejected | answerable wrongly rejected |\n"
+    header += "| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"
+    lines = []
+    for design, outcomes in results.items():
+        m = compute_metrics(outcomes)
+        lines.append(f"| {design} | all | {m.n_answerable}+{m.n_negative} | " + " | ".join(m.row()) + " |")
+    if by_kind:
+        for design, outcomes in results.items():
+            kinds: dict[str, list[QueryOutcome]] = defaultdict(list)
+            for o in outcomes:
+                kinds[o.query.kind].append(o)
+            for kind in sorted(kinds):
+                m = compute_metrics(kinds[kind])
+                lines.append(f"| {design} | {kind} | {m.n_answerable + m.n_negative} | " + " | ".join(m.row()) + " |")
+    return header + "\n".join(lines)
+
+
+def fit_confidence(outcomes: list[QueryOutcome], max_false_rejection: float = 0.03, label: str = "") -> ConfidenceModel:
+    """Logistic regression on the features: answerable (1) vs out-of-scope (0).
+
+    The threshold is the highest probability that still keeps false rejections of answerable
+    queries at or under `max_false_rejection` on the fitting set.
+    """
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    x = np.array([o.features for o in outcomes], dtype=float)
+    y = np.array([0 if o.query.negative else 1 for o in outcomes])
+    clf = LogisticRegression(C=1.0, class_weight="balanced", max_iter=2000)
+    clf.fit(x, y)
+    model = ConfidenceModel(list(map(float, clf.coef_[0])), float(clf.intercept_[0]), 0.5, label)
+    positives = sorted(model.probability_of(v) for v, t in zip(x, y, strict=True) if t == 1)
+    allowed = int(max_false_rejection * len(positives))
+    model.threshold = float(max(1e-6, positives[allowed] - 1e-9)) if positives else 0.5
+    return model
+
+
+def save_confidence(path: Path, key: str, model: ConfidenceModel) -> None:
+    data = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    data[key] = model.to_dict()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+
+
+__all__ = ["FEATURES", "MODES", "LabelledQuery", "answers", "compute_metrics", "fit_confidence", "load_dev_set",
+           "load_own_set", "metrics_table", "run_queries", "save_confidence"]
+
+
+# ---------------------------------------------------------------- orchestration
+
+
+def parse_model_spec(spec: str) -> tuple[str, str]:
+    """'m3e-small:torch' → (model, runtime); runtime defaults to onnx-int8."""
+    model, _, runtime = spec.partition(":")
+    return model, runtime or "onnx-int8"
+
+
+def engine_for(settings, spec: str, progress=None):  # type: ignore[no-untyped-def]
+    """Build (incrementally) and open an index for one embedder, beside the main index."""
+    from .embedding import model_key
+    from .engine import SearchEngine
+    from .indexing import build_index
+
+    model, runtime = parse_model_spec(spec)
+    key = model_key(model, runtime)
+    scoped = settings.with_overrides(embedding_model=model, embedding_runtime=runtime,
+                                     index_dir=Path(settings.index_dir) / "eval" / key)
+    build_index(scoped, progress=progress)
+    return key, SearchEngine.open(scoped)
+
+
+def evaluate(settings, sets: dict[str, list[LabelledQuery]], model_specs: list[str], k: int = 10):  # type: ignore[no-untyped-def]
+    """{set name: {design: outcomes}} for lexical once, then semantic and hybrid per embedder."""
+    results: dict[str, dict[str, list[QueryOutcome]]] = {name: {} for name in sets}
+    for i, spec in enumerate(model_specs):
+        key, engine = engine_for(settings, spec)
+        modes = MODES if i == 0 else ("semantic", "hybrid")
+        for mode in modes:
+            design = "lexical" if mode == "lexical" else f"{mode} ({key})"
+            for name, queries in sets.items():
+                results[name][design] = run_queries(queries, lambda q, m=mode, e=engine: e.search(q, k=k, mode=m))
+        engine.close()
+    return results
+
+
+def calibrate(settings, queries: list[LabelledQuery], model_specs: list[str], max_false_rejection: float = 0.03) -> list[str]:  # type: ignore[no-untyped-def]
+    """Fit the confidence model per embedder and mode on our own labelled set; returns summary lines."""
+    lines = []
+    for spec in model_specs:
+        key, engine = engine_for(settings, spec)
+        for mode in MODES:
+            outcomes = run_queries(queries, lambda q, m=mode, e=engine: e.search(q, k=10, mode=m))
+            model = fit_confidence(outcomes, max_false_rejection, label=f"{len(outcomes)} queries of eval/queries.jsonl")
+            save_confidence(Path(settings.confidence_path), f"{key}/{mode}", model)
+            lines.append(f"{key}/{mode}: weights {[round(w, 2) for w in model.weights]}, bias {model.bias:.2f}, "
+                         f"threshold {model.threshold:.3f}")
+        engine.close()
+    return lines

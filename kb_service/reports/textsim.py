@@ -1,0 +1,344 @@
+"""Grouping of short Chinese queries: near-duplicate phrasings and topics.
+
+Agents type the same question many ways (三者险赔多少 / 三者险能赔多少 / 三者险赔多少钱), so
+counting exact strings splits one question into many small rows. Everything here works on the
+*distinct* normalised strings with their counts (never on raw log rows) and avoids comparing all
+pairs: candidate pairs come from prefix filtering over character bigrams (a pair that shares no
+rare bigram is never compared), and only candidates are verified with the real similarity.
+Every step is deterministic: ties break on count, then on the string itself.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import sparse
+
+# Characters that change the wording but not the question. Dropped before comparison only; the
+# report always shows the text the agent typed.
+FILLERS: tuple[str, ...] = ("请问", "一下", "能", "可以", "吗", "呢", "啊", "呀", "吧", "的", "了", "么")
+
+NEAR_DUP_SIMILARITY = 0.8  # LCS ratio of the filler-stripped strings
+NEAR_DUP_BLOCKING_DICE = 0.4  # bigram Dice below which a pair is never compared
+TOPIC_SIMILARITY = 0.3  # cosine between a query and its topic's centroid (TF-IDF bigrams)
+TOPIC_EDGE_SIMILARITY = 0.2  # candidate neighbours considered when choosing a topic
+
+
+def core_text(text: str) -> str:
+    """The string used for similarity: fillers removed, original kept when nothing else is left."""
+    core = text
+    for filler in FILLERS:
+        core = core.replace(filler, "")
+    return core or text
+
+
+def char_bigrams(text: str) -> list[str]:
+    """Distinct character bigrams (a single character stands for itself), in first-seen order."""
+    if len(text) < 2:
+        return [text] if text else []
+    seen: dict[str, None] = {}
+    for i in range(len(text) - 1):
+        seen.setdefault(text[i : i + 2], None)
+    return list(seen)
+
+
+def lcs_length(a: str, b: str) -> int:
+    """Longest common subsequence length, bit-parallel (Hyyrö 2004): O(len(b)) big-int steps."""
+    if not a or not b:
+        return 0
+    if len(a) < len(b):
+        a, b = b, a
+    masks: dict[str, int] = {}
+    for i, ch in enumerate(a):
+        masks[ch] = masks.get(ch, 0) | (1 << i)
+    full = (1 << len(a)) - 1
+    v = full
+    for ch in b:
+        u = v & masks.get(ch, 0)
+        v = ((v + u) | (v - u)) & full
+    return len(a) - v.bit_count()
+
+
+def lcs_ratio(a: str, b: str) -> float:
+    """2·LCS / (len a + len b): 1 for equal strings; a substituted character costs twice an inserted one."""
+    if not a and not b:
+        return 1.0
+    return 2.0 * lcs_length(a, b) / (len(a) + len(b))
+
+
+@dataclass(frozen=True)
+class Features:
+    """Binary bigram incidence of a list of strings (rows) over a shared vocabulary (columns)."""
+
+    matrix: sparse.csr_matrix
+    vocabulary: dict[str, int]
+
+    @property
+    def document_frequency(self) -> np.ndarray:
+        return np.asarray((self.matrix > 0).sum(axis=0)).ravel()
+
+
+def bigram_features(texts: Sequence[str], vocabulary: dict[str, int] | None = None) -> Features:
+    """Incidence matrix; with a fixed vocabulary, unseen bigrams are ignored."""
+    vocab: dict[str, int] = {} if vocabulary is None else vocabulary
+    grow = vocabulary is None
+    indptr = [0]
+    indices: list[int] = []
+    for text in texts:
+        for gram in char_bigrams(text):
+            col = vocab.get(gram)
+            if col is None:
+                if not grow:
+                    continue
+                col = vocab[gram] = len(vocab)
+            indices.append(col)
+        indptr.append(len(indices))
+    data = np.ones(len(indices), dtype=np.float32)
+    matrix = sparse.csr_matrix(
+        (data, np.asarray(indices, dtype=np.int64), np.asarray(indptr, dtype=np.int64)),
+        shape=(len(texts), max(len(vocab), 1)),
+    )
+    return Features(matrix, vocab)
+
+
+def _pairs_from_product(left: sparse.csr_matrix, right: sparse.csr_matrix, chunk: int = 20000) -> np.ndarray:
+    """(i, j) with i < j where rows i of `left` and j of `right` share a column, built in row chunks."""
+    out: list[np.ndarray] = []
+    right_t = right.T.tocsr()
+    for start in range(0, left.shape[0], chunk):
+        block = (left[start : start + chunk] @ right_t).tocoo()
+        rows = block.row.astype(np.int64) + start
+        cols = block.col.astype(np.int64)
+        keep = rows < cols
+        if keep.any():
+            out.append(np.stack([rows[keep], cols[keep]], axis=1))
+    return np.concatenate(out) if out else np.empty((0, 2), dtype=np.int64)
+
+
+def _row_overlap(matrix: sparse.csr_matrix, pairs: np.ndarray, chunk: int = 500_000) -> np.ndarray:
+    """Number of shared columns for each pair, vectorised in chunks."""
+    result = np.empty(len(pairs), dtype=np.float64)
+    for start in range(0, len(pairs), chunk):
+        part = pairs[start : start + chunk]
+        product = matrix[part[:, 0]].multiply(matrix[part[:, 1]])
+        result[start : start + len(part)] = np.asarray(product.sum(axis=1)).ravel()
+    return result
+
+
+def dice_candidates(features: Features, min_dice: float) -> tuple[np.ndarray, np.ndarray]:
+    """All pairs with bigram Dice ≥ min_dice, found with prefix filtering instead of all pairs.
+
+    Dice ≥ θ needs an overlap of at least θ/(2−θ)·|A| bigrams, so with bigrams ordered rarest
+    first, two such strings must share a bigram within each other's first |A| − ⌈θ|A|/(2−θ)⌉ + 1
+    bigrams. Indexing only those prefixes keeps common bigrams (怎么, 多少) out of candidate
+    generation, which is what makes this sub-quadratic.
+    """
+    matrix = features.matrix
+    n = matrix.shape[0]
+    if n < 2:
+        return np.empty((0, 2), dtype=np.int64), np.empty(0)
+    df = features.document_frequency
+    order_of_column = np.empty(len(df), dtype=np.int64)
+    order_of_column[np.lexsort((np.arange(len(df)), df))] = np.arange(len(df))
+    sizes = np.diff(matrix.indptr)
+    need = np.ceil(min_dice / (2.0 - min_dice) * sizes - 1e-9).astype(np.int64)
+    prefix_len = np.clip(sizes - need + 1, 0, sizes)
+    rows: list[np.ndarray] = []
+    cols: list[np.ndarray] = []
+    for i in range(n):
+        start, stop = matrix.indptr[i], matrix.indptr[i + 1]
+        row_cols = matrix.indices[start:stop]
+        if prefix_len[i] == 0 or len(row_cols) == 0:
+            continue
+        chosen = row_cols[np.argsort(order_of_column[row_cols], kind="stable")[: prefix_len[i]]]
+        rows.append(np.full(len(chosen), i, dtype=np.int64))
+        cols.append(chosen)
+    if not rows:
+        return np.empty((0, 2), dtype=np.int64), np.empty(0)
+    r = np.concatenate(rows)
+    c = np.concatenate(cols)
+    prefix = sparse.csr_matrix((np.ones(len(r), dtype=np.float32), (r, c)), shape=matrix.shape)
+    pairs = _pairs_from_product(prefix, prefix)
+    if len(pairs) == 0:
+        return pairs, np.empty(0)
+    a, b = sizes[pairs[:, 0]], sizes[pairs[:, 1]]
+    # Length filter before the costlier overlap: Dice ≥ θ needs |B| ≥ θ|A|/(2−θ) both ways.
+    ratio = min_dice / (2.0 - min_dice)
+    keep = (b >= ratio * a - 1e-9) & (a >= ratio * b - 1e-9)
+    pairs = pairs[keep]
+    overlap = _row_overlap(matrix, pairs)
+    dice = 2.0 * overlap / (sizes[pairs[:, 0]] + sizes[pairs[:, 1]])
+    keep = dice >= min_dice - 1e-9
+    return pairs[keep], dice[keep]
+
+
+def _greedy_leaders(n: int, edges: dict[int, list[tuple[int, float]]]) -> list[int]:
+    """Leader of each item when items arrive in index order (most frequent first).
+
+    An item joins the most similar *leader* among its neighbours, else leads a group itself.
+    Joining leaders only (not members) is what stops chains such as 交强险赔多少 → … → 三者险赔多少.
+    """
+    leader = list(range(n))
+    is_leader = [False] * n
+    for i in range(n):
+        best, best_sim = -1, -1.0
+        for j, sim in edges.get(i, ()):
+            if j < i and is_leader[j] and (sim > best_sim or (sim == best_sim and j < best)):
+                best, best_sim = j, sim
+        if best >= 0:
+            leader[i] = best
+        else:
+            is_leader[i] = True
+    return leader
+
+
+def frequency_order(counts: Iterable[tuple[str, int]]) -> list[tuple[str, int]]:
+    """Most frequent first, ties by text, so every grouping below is reproducible."""
+    return sorted(counts, key=lambda item: (-item[1], item[0]))
+
+
+def group_near_duplicates(
+    counts: Iterable[tuple[str, int]],
+    min_similarity: float = NEAR_DUP_SIMILARITY,
+    blocking_dice: float = NEAR_DUP_BLOCKING_DICE,
+) -> list[list[tuple[str, int]]]:
+    """Groups of near-duplicate strings, each led by its most frequent phrasing, largest first.
+
+    Two strings are near-duplicates when their filler-stripped forms have an LCS ratio ≥
+    min_similarity and are compared at all (bigram Dice ≥ blocking_dice).
+    """
+    ordered = frequency_order(counts)
+    texts = [text for text, _ in ordered]
+    cores = [core_text(t) for t in texts]
+    # Identical cores are the same question: merge them before any pair work.
+    first_of_core: dict[str, int] = {}
+    core_leader = [first_of_core.setdefault(core, i) for i, core in enumerate(cores)]
+    unique_idx = sorted(set(core_leader))
+    position = {idx: k for k, idx in enumerate(unique_idx)}
+    unique_cores = [cores[i] for i in unique_idx]
+    edges: dict[int, list[tuple[int, float]]] = {}
+    pairs, _ = dice_candidates(bigram_features(unique_cores), blocking_dice)
+    for a, b in pairs.tolist():
+        sim = lcs_ratio(unique_cores[a], unique_cores[b])
+        if sim >= min_similarity - 1e-9:
+            edges.setdefault(a, []).append((b, sim))
+            edges.setdefault(b, []).append((a, sim))
+    unique_leader = _greedy_leaders(len(unique_cores), edges)
+    groups: dict[int, list[tuple[str, int]]] = {}
+    for i, item in enumerate(ordered):
+        top = unique_idx[unique_leader[position[core_leader[i]]]]
+        groups.setdefault(top, []).append(item)
+    result = list(groups.values())
+    result.sort(key=lambda g: (-sum(c for _, c in g), g[0][0]))
+    return result
+
+
+def idf_weights(features: Features) -> np.ndarray:
+    """Smoothed IDF over a reference corpus (all distinct queries of the period)."""
+    n = features.matrix.shape[0]
+    df = features.document_frequency
+    return np.log((1.0 + n) / (1.0 + df)) + 1.0
+
+
+def tfidf_rows(texts: Sequence[str], vocabulary: dict[str, int], idf: np.ndarray) -> sparse.csr_matrix:
+    """L2-normalised binary-TF × IDF rows over the reference vocabulary."""
+    matrix = bigram_features([core_text(t) for t in texts], vocabulary).matrix.astype(np.float64)
+    matrix = matrix @ sparse.diags(idf)
+    norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
+    norms[norms == 0] = 1.0
+    return sparse.csr_matrix(sparse.diags(1.0 / norms) @ matrix)
+
+
+@dataclass
+class Topic:
+    """One topic cluster: member indices into the input, most frequent first."""
+
+    members: list[int]
+    weight: int
+    keywords: list[str]
+
+
+def cluster_topics(
+    counts: Sequence[tuple[str, int]],
+    vocabulary: dict[str, int],
+    idf: np.ndarray,
+    min_similarity: float = TOPIC_SIMILARITY,
+    edge_similarity: float = TOPIC_EDGE_SIMILARITY,
+    max_df_share: float = 0.05,
+) -> list[Topic]:
+    """Greedy centroid clustering of TF-IDF bigram vectors, heaviest topics first.
+
+    Queries arrive most frequent first; each joins the topic (among those of its candidate
+    neighbours) whose centroid it is most similar to, if at least min_similarity, else starts a
+    topic. Candidates share a bigram that is not among the most common ones (document frequency
+    above max_df_share of the strings), so common words never make every pair a candidate.
+    """
+    ordered_idx = sorted(range(len(counts)), key=lambda i: (-counts[i][1], counts[i][0]))
+    texts = [counts[i][0] for i in ordered_idx]
+    weights = [counts[i][1] for i in ordered_idx]
+    n = len(texts)
+    if n == 0:
+        return []
+    rows = tfidf_rows(texts, vocabulary, idf)
+    incidence = (rows > 0).astype(np.float32).tocsc()
+    df = np.asarray(incidence.sum(axis=0)).ravel()
+    cap = max(50.0, max_df_share * n)
+    candidate_matrix = sparse.csr_matrix(incidence[:, np.flatnonzero(df <= cap)])
+    pairs = _pairs_from_product(candidate_matrix, candidate_matrix)
+    neighbours: dict[int, list[int]] = {}
+    if len(pairs):
+        cosine = np.empty(len(pairs))
+        for start in range(0, len(pairs), 500_000):
+            part = pairs[start : start + 500_000]
+            cosine[start : start + len(part)] = np.asarray(
+                rows[part[:, 0]].multiply(rows[part[:, 1]]).sum(axis=1)
+            ).ravel()
+        for a, b in pairs[cosine >= edge_similarity - 1e-12].tolist():
+            neighbours.setdefault(a, []).append(b)
+            neighbours.setdefault(b, []).append(a)
+    vectors = [
+        dict(zip(rows.indices[rows.indptr[i] : rows.indptr[i + 1]].tolist(),
+                 rows.data[rows.indptr[i] : rows.indptr[i + 1]].tolist(), strict=True))
+        for i in range(n)
+    ]
+    topic_of = [-1] * n
+    centroids: list[dict[int, float]] = []
+    norms_sq: list[float] = []
+    members: list[list[int]] = []
+    for i in range(n):
+        x = vectors[i]
+        best, best_sim, best_dot = -1, -1.0, 0.0
+        for t in sorted({topic_of[j] for j in neighbours.get(i, ()) if topic_of[j] >= 0}):
+            centroid = centroids[t]
+            dot = sum(w * centroid.get(f, 0.0) for f, w in x.items())
+            sim = dot / math.sqrt(norms_sq[t]) if norms_sq[t] > 0 else 0.0
+            if sim > best_sim:
+                best, best_sim, best_dot = t, sim, dot
+        if best >= 0 and best_sim >= min_similarity - 1e-12:
+            centroid = centroids[best]
+            for f, w in x.items():
+                centroid[f] = centroid.get(f, 0.0) + w
+            norms_sq[best] += 2.0 * best_dot + sum(w * w for w in x.values())
+            members[best].append(i)
+            topic_of[i] = best
+        else:
+            topic_of[i] = len(centroids)
+            centroids.append(dict(x))
+            norms_sq.append(sum(w * w for w in x.values()))
+            members.append([i])
+    inverse_vocab = {col: gram for gram, col in vocabulary.items()}
+    topics: list[Topic] = []
+    for t, member_list in enumerate(members):
+        top_features = sorted(centroids[t].items(), key=lambda kv: (-kv[1], inverse_vocab.get(kv[0], "")))[:3]
+        topics.append(
+            Topic(
+                members=[ordered_idx[i] for i in member_list],
+                weight=sum(weights[i] for i in member_list),
+                keywords=[inverse_vocab[f] for f, _ in top_features if f in inverse_vocab],
+            )
+        )
+    topics.sort(key=lambda t: (-t.weight, counts[t.members[0]][0]))
+    return topics

@@ -1,0 +1,112 @@
+"""Search benchmark on synthetic corpora built from the real articles' sentences.
+
+Prints build time per 1k passages (lexical, embedding), in-process query latency p50/p95/p99
+(lexical, semantic, hybrid including query embedding), time for one edited article to become
+searchable (incremental `kb index` + reload), and peak memory (max RSS).
+
+    python scripts/bench_search.py --passages 10000 [--passages 100000] [--queries 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import resource
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from kb_service.articles import load_articles
+from kb_service.chunking import chunk_article
+from kb_service.engine import SearchEngine
+from kb_service.indexing import build_index
+from kb_service.models import CATEGORIES
+from kb_service.settings import PROJECT_ROOT, Settings
+
+SECTIONS_PER_ARTICLE = 4
+
+
+def real_sentences(articles_dir: Path) -> list[str]:
+    sentences: list[str] = []
+    for article in load_articles(articles_dir).articles:
+        for passage in chunk_article(article):
+            sentences += [s for s in re.split(r"(?<=[。！？；])", passage.text.replace("\n", "")) if len(s) >= 8]
+    return sentences
+
+
+def write_corpus(folder: Path, passages: int, sentences: list[str], seed: int = 7) -> None:
+    rng = random.Random(seed)
+    categories = list(CATEGORIES)
+    for n in range(passages // SECTIONS_PER_ARTICLE):
+        sections = []
+        for s in range(SECTIONS_PER_ARTICLE):
+            text = "".join(rng.sample(sentences, rng.randint(3, 6)))[:560]
+            sections.append(f"## 第{s + 1}节 {rng.choice(sentences)[:12]}\n\n{text}\n")
+        (folder / f"syn-{n:06d}.md").write_text(
+            f"---\nid: syn-{n:06d}\ntitle: 合成文章{n} {rng.choice(sentences)[:10]}\ncategory: {rng.choice(categories)}\n"
+            f"tags: [合成]\naliases: []\nupdated: 2026-11-25\nversion: 1\nowner: bench\n---\n# 合成文章{n} "
+            + "\n\n".join(sections),
+            encoding="utf-8",
+        )
+
+
+def percentiles(samples: list[float]) -> str:
+    qs = statistics.quantiles(samples, n=100, method="inclusive")
+    return f"p50 {qs[49]:.1f} ms  p95 {qs[94]:.1f} ms  p99 {qs[98]:.1f} ms"
+
+
+def bench(passages: int, n_queries: int, queries: list[str], sentences: list[str]) -> None:
+    with tempfile.TemporaryDirectory(prefix="kb-bench-") as tmp:
+        root = Path(tmp)
+        articles = root / "articles"
+        articles.mkdir()
+        write_corpus(articles, passages, sentences)
+        # The title line of a synthetic article must match its front matter for kb check.
+        for path in articles.glob("*.md"):
+            text = path.read_text(encoding="utf-8")
+            title = re.search(r"^title: (.+)$", text, re.M).group(1)
+            path.write_text(re.sub(r"^# .*?(?=## )", f"# {title}\n\n", text, count=1, flags=re.M | re.S), encoding="utf-8")
+        settings = Settings(articles_dir=articles, index_dir=root / "indexes",
+                            lexicon_path=PROJECT_ROOT / "articles" / "lexicon.yaml")
+        report = build_index(settings)
+        per_k = 1000 / report.passages
+        print(f"\n== {report.passages} passages ({report.articles} articles)")
+        print(f"build: lexical {report.timings['lexical'] * per_k:.2f} s/1k passages, "
+              f"embedding+vectors {report.timings['embedding+vectors'] * per_k:.2f} s/1k, total {report.seconds:.0f} s")
+        engine = SearchEngine.open(settings)
+        sample = [queries[i % len(queries)] for i in range(n_queries)]
+        for mode in ("lexical", "semantic", "hybrid"):
+            engine.search(sample[0], mode=mode)
+            latencies = []
+            for q in sample:
+                start = time.perf_counter()
+                engine.search(q, mode=mode)
+                latencies.append((time.perf_counter() - start) * 1000)
+            print(f"{mode:8s} {percentiles(latencies)}")
+        target = articles / "syn-000000.md"
+        start = time.perf_counter()
+        target.write_text(target.read_text(encoding="utf-8").replace("## 第1节", "## 第1节 独角鲸保障条款"), encoding="utf-8")
+        build_index(settings)
+        engine.reload()
+        found = engine.search("独角鲸保障条款").hits[0].article_id == "syn-000000"
+        print(f"edited article searchable after {time.perf_counter() - start:.2f} s (found={found})")
+        print(f"peak memory (max RSS so far) {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+        engine.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--passages", type=int, action="append", help="corpus size (repeatable)")
+    parser.add_argument("--queries", type=int, default=300)
+    args = parser.parse_args()
+    queries = [json.loads(line)["query"] for line in (PROJECT_ROOT / "eval" / "queries.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
+    sentences = real_sentences(PROJECT_ROOT / "articles")
+    for size in args.passages or [10000]:
+        bench(size, args.queries, queries, sentences)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,43 @@
+from collections import Counter
+from pathlib import Path
+
+from kb_service.analysis import DomainTokenizer, bigrams, words
+from kb_service.lexicon import load_lexicon
+from kb_service.spelling import HomophoneCorrector
+
+
+def test_domain_words_stay_whole_and_stop_words_go() -> None:
+    tokenizer = DomainTokenizer(["第三者责任险", "三者险", "交强险"])
+    tokens = words("三者险赔多少？第三者责任险和交强险有啥区别", tokenizer)
+    assert "三者险" in tokens and "第三者责任险" in tokens and "交强险" in tokens
+    assert not {"啥", "有", "和"} & set(tokens)
+
+
+def test_dedicated_tokenizer_leaves_global_jieba_alone() -> None:
+    import jieba
+
+    DomainTokenizer(["怪词测试"]).spans("怪词测试")
+    assert "怪词测试" not in list(jieba.cut("怪词测试"))
+
+
+def test_bigrams_cover_cjk_runs_and_keep_ascii_words() -> None:
+    assert bigrams("水淹车 KPI") == ["水淹", "淹车", "kpi"]
+    assert bigrams("全角ＡＰＰ") == ["全角", "app"]  # NFKC: full-width → half-width
+
+
+def test_lexicon_expands_colloquial_forms_and_fixes_listed_typos(tmp_path: Path) -> None:
+    path = tmp_path / "lexicon.yaml"
+    path.write_text("synonyms:\n  第三者责任险: [三者险]\n  盗抢险: [丢车, 被偷]\ntypos:\n  理陪: 理赔\n", encoding="utf-8")
+    lexicon = load_lexicon(path)
+    assert lexicon.problems == []
+    assert lexicon.expansions("车被偷了 三者险赔吗") == ["第三者责任险", "盗抢险"]
+    assert lexicon.expansions("第三者责任险") == []
+    assert lexicon.correct_typos("理陪流程") == "理赔流程"
+
+
+def test_homophone_corrector_maps_input_method_typos_to_known_words() -> None:
+    corrector = HomophoneCorrector.build(Counter({"理赔": 50, "盗抢": 10, "投诉": 40, "定损": 20, "报案": 30}))
+    assert corrector.corrections("理陪流程") == [("理陪", "理赔")]
+    assert corrector.corrections("到抢要等多久") == [("到抢", "盗抢")]
+    assert corrector.corrections("定顺多久") == [("定顺", "定损")]  # fuzzy s/sh
+    assert corrector.corrections("投诉怎么报案") == []  # correct words are left alone

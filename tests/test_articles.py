@@ -1,0 +1,50 @@
+from pathlib import Path
+
+from kb_service.articles import load_articles, parse_article
+
+from conftest import write_article
+
+
+def test_good_article_parses_with_fields_sections_and_lines(tmp_path: Path) -> None:
+    path = write_article(tmp_path, "third-party", "三者险说明", {"赔什么": "三者险赔偿第三方的人身伤亡和财产损失。" * 3,
+                                                                  "怎么赔": "按保单约定赔付，以条款为准。" * 3},
+                         aliases=["三者险", "三者"], version=3)
+    article, problems = parse_article(path)
+    assert problems == []
+    assert article is not None
+    assert (article.id, article.title, article.category, article.version) == ("third-party", "三者险说明", "coverage", 3)
+    assert article.aliases == ("三者险", "三者")
+    assert article.updated == "2026-11-25"
+    assert [s.heading for s in article.sections] == ["赔什么", "怎么赔"]
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert lines[article.sections[0].line - 1] == "## 赔什么"
+    assert lines[article.sections[1].line - 1] == "## 怎么赔"
+
+
+def test_h3_sections_carry_their_heading_path(tmp_path: Path) -> None:
+    path = tmp_path / "a.md"
+    path.write_text(
+        "---\nid: a\ntitle: 标题\ncategory: claims\ntags: []\naliases: []\nupdated: 2026-01-01\nversion: 1\nowner: x\n---\n"
+        "# 标题\n\n## 理赔\n\n概述文字。\n\n### 材料\n\n需要的材料。\n",
+        encoding="utf-8",
+    )
+    article, problems = parse_article(path)
+    assert problems == [] and article is not None
+    assert [s.heading_path for s in article.sections] == [("理赔",), ("理赔", "材料")]
+
+
+def test_malformed_article_is_reported_and_skipped_while_the_rest_load(tmp_path: Path) -> None:
+    write_article(tmp_path, "good-one", "好文章", {"小节": "正常内容。" * 10})
+    write_article(tmp_path, "good-two", "另一篇", {"小节": "正常内容。" * 10})
+    (tmp_path / "broken.md").write_text("---\nid: broken\ntitle: [unclosed\n---\n# x\n", encoding="utf-8")
+    (tmp_path / "no-front-matter.md").write_text("# 没有元数据\n\n正文\n", encoding="utf-8")
+    result = load_articles(tmp_path)
+    assert sorted(a.id for a in result.articles) == ["good-one", "good-two"]
+    reported = {(p.path.name, p.line) for p in result.problems}
+    assert ("no-front-matter.md", 1) in reported
+    assert any(name == "broken.md" and line >= 2 for name, line in reported)
+
+
+def test_readme_is_not_an_article(tmp_path: Path) -> None:
+    (tmp_path / "README.md").write_text("# 编写规范\n", encoding="utf-8")
+    assert load_articles(tmp_path).problems == []

@@ -1,0 +1,37 @@
+import pytest
+
+from kb_service.ranking import group_by_article, reciprocal_rank_fusion, weighted_score_fusion
+
+
+def test_rrf_on_hand_computed_example() -> None:
+    lexical = [("a#0", 9.0), ("b#0", 5.0)]
+    semantic = [("b#0", 0.8), ("c#0", 0.7)]
+    fused = {c.passage_id: c.score for c in reciprocal_rank_fusion(lexical, semantic, k=60)}
+    assert fused["a#0"] == pytest.approx(1 / 61)
+    assert fused["b#0"] == pytest.approx(1 / 62 + 1 / 61)
+    assert fused["c#0"] == pytest.approx(1 / 62)
+    order = [c.passage_id for c in reciprocal_rank_fusion(lexical, semantic, k=60)]
+    assert order == ["b#0", "a#0", "c#0"]
+
+
+def test_rrf_weights_shift_the_order() -> None:
+    lexical = [("a#0", 9.0), ("b#0", 5.0)]
+    semantic = [("b#0", 0.8), ("a#0", 0.7)]
+    heavy_lexical = reciprocal_rank_fusion(lexical, semantic, k=1, lexical_weight=2.0, semantic_weight=1.0)
+    # a: 2/2 + 1/3 = 1.333; b: 2/3 + 1/2 = 1.167
+    assert [c.passage_id for c in heavy_lexical] == ["a#0", "b#0"]
+
+
+def test_weighted_fusion_on_hand_computed_example() -> None:
+    lexical = [("a#0", 10.0), ("b#0", 5.0)]
+    semantic = [("b#0", 0.9), ("c#0", 0.5)]
+    fused = {c.passage_id: c.score for c in weighted_score_fusion(lexical, semantic, 1.0, 1.0)}
+    assert fused == pytest.approx({"a#0": 1.0, "b#0": 0.5 + 1.0, "c#0": 0.0})
+
+
+def test_grouping_keeps_best_passage_per_article() -> None:
+    fused = reciprocal_rank_fusion([("a#1", 3.0), ("a#0", 2.0), ("b#0", 1.0)], [("a#0", 0.9), ("c#2", 0.5)])
+    grouped = group_by_article(fused, lambda pid: pid.split("#")[0], k=5)
+    # a#0: 1/62 + 1/61, a#1: 1/61, c#2: 1/62, b#0: 1/63 → a#1 is dropped behind its article's a#0
+    assert [c.passage_id for c in grouped] == ["a#0", "c#2", "b#0"]
+    assert len(group_by_article(fused, lambda pid: pid.split("#")[0], k=2)) == 2

@@ -1,0 +1,96 @@
+from pathlib import Path
+
+import pytest
+
+from kb_service.settings import Settings
+from kb_service.validation import check_knowledge_base
+
+from conftest import article_text, write_article
+
+
+def _check(folder: Path) -> list[str]:
+    settings = Settings(articles_dir=folder, lexicon_path=folder / "lexicon.yaml")
+    return [f"{p.path.name}:{p.line}: {p.message}" for p in check_knowledge_base(folder, settings).problems]
+
+
+def _line_of(path: Path, needle: str) -> int:
+    return next(i for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1) if needle in line)
+
+
+GOOD = {"小节": "这是一段足够长的正常内容，用来通过长度检查。" * 2}
+
+
+def test_clean_corpus_has_no_problems(corpus_dir: Path) -> None:
+    assert _check(corpus_dir) == []
+
+
+@pytest.mark.parametrize(
+    ("field", "replacement", "message"),
+    [
+        ("category: coverage", "category: weather", "unknown category 'weather'"),
+        ("version: 1", "version: one", "'version' must be a positive integer"),
+        ("updated: 2026-11-25", "updated: yesterday", "'updated' must be a date"),
+        ("id: a-1", "id: A_1", "invalid id 'A_1'"),
+        ("aliases: []", "aliases: 三者险", "'aliases' must be a list of strings"),
+    ],
+)
+def test_invalid_front_matter_fields_are_reported_at_their_line(tmp_path: Path, field: str, replacement: str, message: str) -> None:
+    path = tmp_path / "a-1.md"
+    path.write_text(article_text("a-1", "标题", GOOD).replace(field, replacement), encoding="utf-8")
+    problems = _check(tmp_path)
+    assert len(problems) == 1
+    assert problems[0].startswith(f"a-1.md:{_line_of(path, replacement)}: {message}")
+
+
+def test_missing_field(tmp_path: Path) -> None:
+    path = tmp_path / "a.md"
+    path.write_text(article_text("a", "标题", GOOD).replace("owner: 测试组\n", ""), encoding="utf-8")
+    assert _check(tmp_path) == ["a.md:1: front matter field 'owner' is missing"]
+
+
+def test_duplicate_ids_and_titles(tmp_path: Path) -> None:
+    write_article(tmp_path, "same", "标题一", GOOD)
+    other = tmp_path / "zz-copy.md"
+    other.write_text(article_text("same", "标题一", GOOD), encoding="utf-8")
+    problems = _check(tmp_path)
+    assert f"zz-copy.md:{_line_of(other, 'id: same')}: duplicate id 'same' (also in same.md)" in problems
+    assert f"zz-copy.md:{_line_of(other, 'title: 标题一')}: duplicate title '标题一' (also in same.md)" in problems
+
+
+def test_empty_and_oversize_sections(tmp_path: Path) -> None:
+    path = write_article(tmp_path, "sizes", "尺寸", {"空的": "", "太长": "很长的句子。" * 120, "正常": GOOD["小节"]})
+    problems = _check(tmp_path)
+    assert problems[0] == f"sizes.md:{_line_of(path, '## 空的')}: section '空的' is empty or too short (0 chars)"
+    assert problems[1] == f"sizes.md:{_line_of(path, '## 太长')}: section '太长' is too long (720 > 600 chars)"
+    assert len(problems) == 2
+
+
+def test_broken_internal_link(tmp_path: Path) -> None:
+    write_article(tmp_path, "target", "目标", GOOD)
+    path = write_article(tmp_path, "links", "链接", {"小节": GOOD["小节"] + "见[目标](target.md)和[不存在](missing.md)。"})
+    assert _check(tmp_path) == [f"links.md:{_line_of(path, 'missing.md')}: broken link to 'missing.md'"]
+
+
+def test_forbidden_phrase_only_inside_script_blocks(tmp_path: Path) -> None:
+    text = GOOD["小节"] + "\n\n禁忌用语举例：没办法。\n\n```script\n您好，很抱歉带来不便。\n这是规定，请您理解。\n```\n"
+    path = write_article(tmp_path, "scripts", "话术", {"小节": text}, category="script")
+    assert _check(tmp_path) == [f"scripts.md:{_line_of(path, '这是规定，请您理解')}: forbidden phrase '这是规定' in script block"]
+
+
+def test_lexicon_problems_are_reported(tmp_path: Path) -> None:
+    write_article(tmp_path, "a", "标题", GOOD)
+    (tmp_path / "lexicon.yaml").write_text(
+        "terms: [三者险]\nsynonyms:\n  第三者责任险: [三者险]\n  车损险: [三者险]\ntypos:\n  理赔: 理赔\n", encoding="utf-8"
+    )
+    problems = _check(tmp_path)
+    assert "lexicon.yaml:4: '三者险' maps to both '第三者责任险' and '车损险'" in problems
+    assert "lexicon.yaml:6: typo '理赔' maps to itself" in problems
+
+
+def test_bundled_knowledge_base_is_clean() -> None:
+    root = Path(__file__).resolve().parents[1]
+    settings = Settings()
+    report = check_knowledge_base(root / "articles", settings)
+    assert report.problems == []
+    assert len(report.articles) >= 60
+    assert max(len(p.text) for p in report.passages) <= 600
