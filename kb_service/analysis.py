@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import re
 import threading
 from collections.abc import Iterable, Iterator
@@ -58,6 +59,11 @@ class DomainTokenizer:
     def spans(self, text: str) -> Iterator[tuple[str, int, int]]:
         """(word, start, end) in search mode: whole words plus their dictionary sub-words."""
         yield from self._instance().tokenize(text, mode="search")
+
+    def specificity(self, word: str) -> float:
+        """-log P(word) in general Chinese (jieba's dictionary): rare words say more about a query."""
+        tk = self._instance()
+        return -math.log((tk.FREQ.get(word, 0) + 1) / tk.total)
 
     def __getstate__(self) -> dict:
         return {"words": self.words}

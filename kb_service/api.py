@@ -343,6 +343,22 @@ def _register_report_routes(app: FastAPI) -> None:
     register(app)
 
 
+WARM_UP_QUERY = "交强险理赔材料"
+
+
+def _warm_up(engine: Any) -> None:
+    """One untimed, unlogged search before serving: the first search loads the tokenizer
+    dictionary and the embedding model (seconds), which must not land on an agent — nor on
+    the first requests after a rolling worker restart."""
+    started = time.perf_counter()
+    try:
+        engine.search(WARM_UP_QUERY, k=1)
+    except Exception:
+        log.warning("warm-up search failed; the first real search will be slow", exc_info=True)
+        return
+    log.info("search engine warm in %.0f ms", (time.perf_counter() - started) * 1000)
+
+
 def create_app(settings: Settings, engine: Any = None, store: UsageLogStore | None = None) -> FastAPI:
     """Build the app; opens the engine and the SQLite log unless given (tests pass their own)."""
     if engine is None:
@@ -354,6 +370,7 @@ def create_app(settings: Settings, engine: Any = None, store: UsageLogStore | No
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(_warm_up, app.state.engine)
         yield
         # Drain the usage log: a clean shutdown (SIGINT/SIGTERM) loses no record.
         await run_in_threadpool(app.state.store.close)

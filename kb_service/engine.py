@@ -78,7 +78,8 @@ def load_snapshot(generation: Path, lexicon: Lexicon) -> Snapshot:
             record = json.loads(line)
             articles[record["id"]] = record
     corrector = HomophoneCorrector.from_dict(json.loads((generation / "spelling.json").read_text(encoding="utf-8")))
-    analyzer = QueryAnalyzer(tokenizer, lexicon, corrector)
+    aliases = frozenset(alias for record in articles.values() for alias in record["aliases"])
+    analyzer = QueryAnalyzer(tokenizer, lexicon, corrector, aliases)
     return Snapshot(
         generation=generation.name,
         manifest=manifest,
@@ -116,7 +117,9 @@ class SearchEngine:
             )
         confidence = {mode: ConfidenceModel.load(Path(settings.confidence_path), f"{key}/{mode}")
                       for mode in ("lexical", "semantic", "hybrid")}
-        return cls(settings, snapshot, embedder, confidence)
+        engine = cls(settings, snapshot, embedder, confidence)
+        engine.search("理赔流程")  # warm up jieba, the ONNX session and Whoosh so the first agent waits no longer
+        return engine
 
     @staticmethod
     def _lexicon(settings: Settings) -> Lexicon:
@@ -205,7 +208,7 @@ class SearchEngine:
         top: Candidate | None = grouped[0] if grouped else None
         features = confidence_features(
             analyzed, top, snap.passages[top.passage_id] if top else None, semantic, lexical, snap.article_of,
-            lambda w: w in snap.vocabulary,
+            lambda w: w in snap.vocabulary, snap.analyzer.tokenizer.specificity,
         )
         model = self.confidence[mode]
         probability = model.probability(features)

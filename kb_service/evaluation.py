@@ -130,7 +130,9 @@ def metrics_table(results: dict[str, list[QueryOutcome]], by_kind: bool = True) 
     return header + "\n".join(lines)
 
 
-def fit_confidence(outcomes: list[QueryOutcome], max_false_rejection: float = 0.03, label: str = "") -> ConfidenceModel:
+def fit_confidence(
+    outcomes: list[QueryOutcome], max_false_rejection: float = 0.03, label: str = "", C: float = 0.1
+) -> ConfidenceModel:
     """Logistic regression on the features: answerable (1) vs out-of-scope (0).
 
     The threshold is the highest probability that still keeps false rejections of answerable
@@ -141,9 +143,13 @@ def fit_confidence(outcomes: list[QueryOutcome], max_false_rejection: float = 0.
 
     x = np.array([o.features for o in outcomes], dtype=float)
     y = np.array([0 if o.query.negative else 1 for o in outcomes])
-    clf = LogisticRegression(C=1.0, class_weight="balanced", max_iter=2000)
-    clf.fit(x, y)
-    model = ConfidenceModel(list(map(float, clf.coef_[0])), float(clf.intercept_[0]), 0.5, label)
+    # Standardise so regularisation treats features alike, then fold the scaling into the weights.
+    mean, std = x.mean(axis=0), np.maximum(x.std(axis=0), 1e-6)
+    clf = LogisticRegression(C=C, class_weight="balanced", max_iter=5000)
+    clf.fit((x - mean) / std, y)
+    weights = clf.coef_[0] / std
+    bias = float(clf.intercept_[0] - (clf.coef_[0] * mean / std).sum())
+    model = ConfidenceModel(list(map(float, weights)), bias, 0.5, label)
     positives = sorted(model.probability_of(v) for v, t in zip(x, y, strict=True) if t == 1)
     allowed = int(max_false_rejection * len(positives))
     model.threshold = float(max(1e-6, positives[allowed] - 1e-9)) if positives else 0.5

@@ -30,15 +30,24 @@ class AnalyzedQuery:
     additions: tuple[str, ...]
     terms: QueryTerms
     content_words: tuple[str, ...]
+    domain_terms: tuple[str, ...] = ()
 
 
 class QueryAnalyzer:
     """Normalise, correct typos (lexicon list + homophones) and expand synonyms."""
 
-    def __init__(self, tokenizer: DomainTokenizer, lexicon: Lexicon, corrector: HomophoneCorrector | None) -> None:
+    def __init__(
+        self,
+        tokenizer: DomainTokenizer,
+        lexicon: Lexicon,
+        corrector: HomophoneCorrector | None,
+        domain_terms: frozenset[str] = frozenset(),
+    ) -> None:
         self.tokenizer = tokenizer
         self.lexicon = lexicon
         self.corrector = corrector
+        # Lexicon words and article aliases: words that only this domain's questions contain.
+        self.domain_terms = frozenset(normalise(t) for t in domain_terms | lexicon.dictionary_words if len(t) >= 2)
 
     def analyze(self, query: str) -> AnalyzedQuery:
         corrected = self.lexicon.correct_typos(normalise(query).strip())
@@ -65,8 +74,16 @@ class QueryAnalyzer:
             for gram in bigrams(extra):
                 gram_weights.setdefault(gram, EXPANSION_WEIGHT * 0.7)
         terms = QueryTerms(tuple(word_weights.items()), tuple(gram_weights.items()))
-        content = tuple(dict.fromkeys(w for w in words(corrected, self.tokenizer)))
-        return AnalyzedQuery(query, corrected, semantic_text, tuple(additions), terms, content)
+        content = whole_words(words(corrected, self.tokenizer))
+        haystack = " ".join([corrected, *additions])
+        domain = tuple(t for t in self.domain_terms if t in haystack)
+        return AnalyzedQuery(query, corrected, semantic_text, tuple(additions), terms, content, domain)
+
+
+def whole_words(tokens: Sequence[str]) -> tuple[str, ...]:
+    """Multi-character words, without the sub-words search-mode jieba also emits (电动 in 电动车)."""
+    unique = list(dict.fromkeys(t for t in tokens if len(t) >= 2))
+    return tuple(t for t in unique if not any(t != other and t in other for other in unique))
 
 
 # ---------------------------------------------------------------- fusion
@@ -171,17 +188,20 @@ def highlight_terms(query: AnalyzedQuery, text: str, limit: int = 8) -> list[str
 
 # ---------------------------------------------------------------- confidence
 
-FEATURES = ("semantic_top", "word_coverage", "bigram_coverage", "known_ratio", "agreement", "lexical_strength")
+FEATURES = ("semantic_top", "semantic_margin", "word_coverage", "bigram_coverage", "known_ratio", "domain_terms",
+            "agreement", "lexical_strength")
 
 
 @dataclass
 class ConfidenceFeatures:
-    semantic_top: float
-    word_coverage: float
-    bigram_coverage: float
-    known_ratio: float
-    agreement: float
-    lexical_strength: float
+    semantic_top: float  # cosine of the best passage
+    semantic_margin: float  # best cosine minus the mean of the other candidates: a peak, not a flat field
+    word_coverage: float  # share of the query's whole words found in the top hit
+    bigram_coverage: float  # share of the query's bigrams found in the top hit
+    known_ratio: float  # share of the query's whole words that occur anywhere in the knowledge base
+    domain_terms: float  # lexicon words or article aliases in the query (0, 0.5, 1)
+    agreement: float  # top article among the top 3 of each list
+    lexical_strength: float  # BM25 of the best lexical hit per query term (log)
 
     def vector(self) -> list[float]:
         return [getattr(self, name) for name in FEATURES]
@@ -195,15 +215,19 @@ def confidence_features(
     lexical: Sequence[tuple[str, float]],
     article_of: Callable[[str], str],
     known: Callable[[str], bool],
+    specificity: Callable[[str], float] = lambda word: 1.0,
 ) -> ConfidenceFeatures:
     if top is None or top_passage is None:
-        return ConfidenceFeatures(0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+        return ConfidenceFeatures(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
     haystack = normalise(" ".join((top_passage.title, top_passage.heading, top_passage.text, *top_passage.aliases)))
-    content = [w for w in query.content_words]
-    word_cov = sum(1 for w in content if w in haystack) / len(content) if content else 0.0
+    # Words weighted by how specific they are in general Chinese: an unmatched 年检 or 公积金
+    # says far more about being out of scope than an unmatched 晚上.
+    weights = {w: specificity(w) for w in query.content_words}
+    total = sum(weights.values())
+    word_cov = sum(v for w, v in weights.items() if w in haystack) / total if total else 0.0
+    known_ratio = sum(v for w, v in weights.items() if known(w)) / total if total else 0.0
     grams = list(dict.fromkeys(bigrams(query.corrected)))
     gram_cov = sum(1 for g in grams if g in haystack) / len(grams) if grams else 0.0
-    known_ratio = sum(1 for w in content if known(w)) / len(content) if content else 0.0
     top_article = article_of(top.passage_id)
     lex_articles = [article_of(p) for p, _ in lexical[:3]]
     sem_articles = [article_of(p) for p, _ in semantic[:3]]
@@ -211,14 +235,17 @@ def confidence_features(
     lexical_top = lexical[0][1] if lexical else 0.0
     strength = math.log1p(lexical_top / max(1, len(query.terms.words) + len(query.terms.bigrams)))
     semantic_top = semantic[0][1] if semantic else 0.0
-    return ConfidenceFeatures(semantic_top, word_cov, gram_cov, known_ratio, agreement, strength)
+    rest = [score for _, score in semantic[1:]]
+    margin = semantic_top - sum(rest) / len(rest) if rest else 0.0
+    domain = min(1.0, len(query.domain_terms) / 2)
+    return ConfidenceFeatures(semantic_top, margin, word_cov, gram_cov, known_ratio, domain, agreement, strength)
 
 
 @dataclass
 class ConfidenceModel:
     """Logistic model over ConfidenceFeatures, fitted on labelled queries (`kb calibrate`)."""
 
-    weights: list[float] = field(default_factory=lambda: [6.0, 2.0, 2.0, 2.0, 1.0, 1.0])
+    weights: list[float] = field(default_factory=lambda: [4.0, 10.0, 2.0, 2.0, 2.0, 1.0, 1.0, 1.0])
     bias: float = -8.0
     threshold: float = 0.5
     fitted_on: str = "defaults"

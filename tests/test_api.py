@@ -101,9 +101,16 @@ def test_search_shape_and_logging(svc_corpus: BuiltCorpus, svc_engine, tmp_path:
         assert set(data) == {"query_id", "query", "confident", "confidence", "hits", "took_ms"}
         assert data["hits"][0]["article_id"] == "third-party"
         assert 1 <= len(data["hits"]) <= 3
-        assert {"article_id", "title", "heading", "text", "score", "highlights", "passage_id", "scripts"} <= set(
-            data["hits"][0]
-        )
+        assert {
+            "article_id",
+            "title",
+            "heading",
+            "text",
+            "score",
+            "highlights",
+            "passage_id",
+            "scripts",
+        } <= set(data["hits"][0])
     # The client has shut the app down: the store was closed and drained.
     ((query_id, masked, agent, session, n_hits, index_version),) = service.rows(
         "SELECT query_id, query_masked, agent_id, session_id, n_hits, index_version FROM queries"
@@ -188,11 +195,17 @@ def test_unknown_article_is_404(svc) -> None:  # type: ignore[no-untyped-def]
 def test_opening_article_with_query_id_records_open(svc) -> None:  # type: ignore[no-untyped-def]
     client, service = svc
     query_id = _search(client)["query_id"]
-    assert client.get("/api/articles/third-party", params={"query_id": query_id}).json()["open_recorded"] is True
+    assert (
+        client.get("/api/articles/third-party", params={"query_id": query_id}).json()["open_recorded"] is True
+    )
     # A stale query id never stops an agent from reading; it just is not logged.
-    assert client.get("/api/articles/third-party", params={"query_id": "stale"}).json()["open_recorded"] is False
+    assert (
+        client.get("/api/articles/third-party", params={"query_id": "stale"}).json()["open_recorded"] is False
+    )
     service.store.flush()
-    assert service.rows("SELECT query_id, type, article_id FROM events") == [(query_id, "open", "third-party")]
+    assert service.rows("SELECT query_id, type, article_id FROM events") == [
+        (query_id, "open", "third-party")
+    ]
 
 
 # ------------------------------------------------------------------------------ events and feedback
@@ -202,14 +215,23 @@ def test_events_and_feedback_land_in_sqlite(svc) -> None:  # type: ignore[no-unt
     client, service = svc
     query_id = _search(client)["query_id"]
     for kind in ("open", "copy"):
-        response = client.post("/api/events", json={"query_id": query_id, "article_id": "third-party", "type": kind})
+        response = client.post(
+            "/api/events", json={"query_id": query_id, "article_id": "third-party", "type": kind}
+        )
         assert response.status_code == 200 and response.json() == {"status": "recorded"}
     response = client.post(
         "/api/feedback",
-        json={"query_id": query_id, "article_id": "third-party", "resolved": True, "comment": "客户电话13912345678已回访"},
+        json={
+            "query_id": query_id,
+            "article_id": "third-party",
+            "resolved": True,
+            "comment": "客户电话13912345678已回访",
+        },
     )
     assert response.status_code == 200
-    response = client.post("/api/feedback", json={"query_id": query_id, "article_id": None, "resolved": False})
+    response = client.post(
+        "/api/feedback", json={"query_id": query_id, "article_id": None, "resolved": False}
+    )
     assert response.status_code == 200
     service.store.flush()
     assert service.rows("SELECT type, article_id FROM events ORDER BY id") == [
@@ -288,14 +310,25 @@ def test_panel_and_static_files(svc) -> None:  # type: ignore[no-untyped-def]
 def test_openapi_schema_is_complete(svc) -> None:  # type: ignore[no-untyped-def]
     client, _ = svc
     schema = client.get("/openapi.json").json()
-    assert {"/api/search", "/api/articles/{article_id}", "/api/events", "/api/feedback", "/api/health"} <= set(
-        schema["paths"]
-    )
+    assert {
+        "/api/search",
+        "/api/articles/{article_id}",
+        "/api/events",
+        "/api/feedback",
+        "/api/health",
+    } <= set(schema["paths"])
     assert "/api/admin/reload" in schema["paths"]
     components = schema["components"]["schemas"]
-    assert {"SearchOut", "HitOut", "ArticleOut", "EventIn", "FeedbackIn", "RecordedOut", "HealthOut", "ErrorOut"} <= set(
-        components
-    )
+    assert {
+        "SearchOut",
+        "HitOut",
+        "ArticleOut",
+        "EventIn",
+        "FeedbackIn",
+        "RecordedOut",
+        "HealthOut",
+        "ErrorOut",
+    } <= set(components)
     search_responses = schema["paths"]["/api/search"]["get"]["responses"]
     assert search_responses["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/SearchOut")
     assert {"401", "403", "422"} <= set(search_responses)
@@ -308,7 +341,9 @@ KEYS = {"agent_keys": "agent-key,agent-key-2", "editor_keys": "editor-key", "ana
 
 @pytest.fixture
 def svc_secured(svc_corpus: BuiltCorpus, svc_engine, tmp_path: Path) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
-    service = Service(corpus_settings(svc_corpus, tmp_path / "usage.sqlite3", **KEYS), svc_engine, extra_routes=True)
+    service = Service(
+        corpus_settings(svc_corpus, tmp_path / "usage.sqlite3", **KEYS), svc_engine, extra_routes=True
+    )
     with TestClient(service.app) as client:
         yield client
 
@@ -349,12 +384,17 @@ def test_role_checks(svc_secured: TestClient, method: str, path: str, key: str |
 
 
 def test_events_and_feedback_need_agent_role(svc_secured: TestClient) -> None:
-    query_id = svc_secured.get("/api/search", params={"q": "三者险"}, headers=_as("agent-key")).json()["query_id"]
+    query_id = svc_secured.get("/api/search", params={"q": "三者险"}, headers=_as("agent-key")).json()[
+        "query_id"
+    ]
     event = {"query_id": query_id, "article_id": "third-party", "type": "copy"}
     assert svc_secured.post("/api/events", json=event).status_code == 401
     assert svc_secured.post("/api/events", json=event, headers=_as("agent-key")).status_code == 200
     vote = {"query_id": query_id, "article_id": None, "resolved": True}
-    assert svc_secured.post("/api/feedback", json=vote, headers={"Authorization": "Basic agent-key"}).status_code == 401
+    assert (
+        svc_secured.post("/api/feedback", json=vote, headers={"Authorization": "Basic agent-key"}).status_code
+        == 401
+    )
     assert svc_secured.post("/api/feedback", json=vote, headers=_as("editor-key")).status_code == 200
     assert svc_secured.get("/api/health").json()["auth_required"] is True
 
@@ -386,7 +426,9 @@ def test_reload_under_concurrent_searches(svc_corpus: BuiltCorpus, svc_embedder,
     first = SearchEngine.open(settings, embedder=svc_embedder).info()["index_version"]
     article = corpus.articles_dir / "vehicle-damage.md"
     article.write_text(
-        article.read_text(encoding="utf-8").replace("version: 1", "version: 2").replace("施救费用", "合理施救费用"),
+        article.read_text(encoding="utf-8")
+        .replace("version: 1", "version: 2")
+        .replace("施救费用", "合理施救费用"),
         encoding="utf-8",
     )
     second = build_index(settings, embedder=svc_embedder).generation
@@ -394,51 +436,53 @@ def test_reload_under_concurrent_searches(svc_corpus: BuiltCorpus, svc_embedder,
 
     engine = SearchEngine.open(settings, embedder=svc_embedder)
     service = Service(settings, engine)
+    queries = ("三者险赔多少", "车被水淹了能赔吗", "理赔材料", "核实身份")
+    done = [0] * len(queries)  # searches completed per thread
     failures: list[str] = []
-    searches = 0
     stop = threading.Event()
-    lock = threading.Lock()
+
+    def wait_for_every_thread(since: list[int]) -> None:
+        deadline = time.monotonic() + 60
+        while any(d <= s for d, s in zip(done, since, strict=True)) and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    def damage_version(client: TestClient) -> int:
+        hits = _search(client, "车损险水淹")["hits"]
+        return next(h["version"] for h in hits if h["article_id"] == "vehicle-damage")
 
     with TestClient(service.app) as client:
 
-        def hammer(query: str) -> None:
-            nonlocal searches
+        def hammer(slot: int) -> None:
             while not stop.is_set():
-                response = client.get("/api/search", params={"q": query})
-                with lock:
-                    searches += 1
-                    if response.status_code != 200 or not response.json()["hits"]:
-                        failures.append(f"{response.status_code} {response.text[:200]}")
+                response = client.get("/api/search", params={"q": queries[slot]})
+                if response.status_code != 200 or not response.json()["hits"]:
+                    failures.append(f"{response.status_code} {response.text[:200]}")
+                done[slot] += 1
 
-        threads = [
-            threading.Thread(target=hammer, args=(q,)) for q in ("三者险赔多少", "车被水淹了能赔吗", "理赔材料", "核实身份")
-        ]
+        threads = [threading.Thread(target=hammer, args=(slot,)) for slot in range(len(queries))]
         for thread in threads:
             thread.start()
         versions: list[str] = []
         try:
-            deadline = time.monotonic() + 30
-            while searches < len(threads) and time.monotonic() < deadline:  # every thread is searching
-                time.sleep(0.01)
-            during_start = searches
-            # Swap back and forth; each swap must overlap searches from every thread.
-            while len(versions) < 4 or (searches - during_start < 4 * len(threads) and time.monotonic() < deadline):
-                generation = (first, second)[len(versions) % 2]
+            wait_for_every_thread([0] * len(queries))
+            for generation, article_version in ((first, 1), (second, 2), (first, 1)):
                 point_current_at(corpus.index_dir, generation)
-                response = client.post("/api/admin/reload")
+                before = list(done)
+                response = client.post("/api/admin/reload")  # while four threads are searching
                 assert response.status_code == 200, response.text
                 assert response.json()["reloaded"] is True
                 versions.append(response.json()["index_version"])
-            during = searches - during_start
+                wait_for_every_thread(before)  # every thread searched across the swap
+                assert damage_version(client) == article_version
             assert client.post("/api/admin/reload").json()["reloaded"] is False
         finally:
             stop.set()
             for thread in threads:
                 thread.join()
-    assert versions == [(first, second)[i % 2] for i in range(len(versions))]
     assert failures == []
-    assert during >= 4 * len(threads)
-    assert service.rows("SELECT COUNT(*) FROM queries") == [(searches,)]
+    assert versions == [first, second, first]
+    # Every search was logged: the hammering threads' plus the three version checks.
+    assert service.rows("SELECT COUNT(*) FROM queries") == [(sum(done) + 3,)]
     assert {v for (v,) in service.rows("SELECT DISTINCT index_version FROM queries")} <= {first, second}
 
 

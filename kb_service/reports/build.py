@@ -297,10 +297,8 @@ def _gaps(reader: LogReader, catalog: Catalog, options: ReportOptions) -> tuple[
             display[normalised] = (count, masked)
     # IDF comes from every distinct query of the period, so words common to all questions
     # (怎么, 多少) weigh little and topic words (新能源, 网约车) weigh a lot.
-    reference = textsim.bigram_features([textsim.core_text(t) for t in reader.distinct_normalised()])
-    idf = textsim.idf_weights(reference)
     items = sorted(per_norm.items(), key=lambda kv: (-kv[1][0], kv[0]))
-    topics = textsim.cluster_topics([(n, s[0]) for n, s in items], reference.vocabulary, idf)
+    topics = textsim.cluster_topics([(n, s[0]) for n, s in items], reader.distinct_normalised())
     shown: dict[str, list[tuple[str, int]]] = {}
     for normalised, article_id, n in reader.gap_articles():
         shown.setdefault(normalised, []).append((article_id, n))

@@ -175,6 +175,36 @@ def dice_candidates(features: Features, min_dice: float) -> tuple[np.ndarray, np
     return pairs[keep], dice[keep]
 
 
+def char_counts(texts: Sequence[str]) -> sparse.csr_matrix:
+    """Character multiplicities per string (columns are arbitrary but shared by all rows)."""
+    vocab: dict[str, int] = {}
+    rows: list[int] = []
+    cols: list[int] = []
+    for i, text in enumerate(texts):
+        for ch in text:
+            rows.append(i)
+            cols.append(vocab.setdefault(ch, len(vocab)))
+    data = np.ones(len(rows), dtype=np.float32)
+    matrix = sparse.csr_matrix((data, (rows, cols)), shape=(len(texts), max(len(vocab), 1)))
+    matrix.sum_duplicates()
+    return matrix
+
+
+def lcs_upper_bound_ratio(counts: sparse.csr_matrix, lengths: np.ndarray, pairs: np.ndarray,
+                          chunk: int = 500_000) -> np.ndarray:
+    """2·(shared characters with multiplicity)/(len a + len b) ≥ LCS ratio, for all pairs at once.
+
+    Strings that share a long common ending (…客户不同意怎么办) pass the bigram blocking but fail
+    this bound, which costs one vectorised pass instead of one Python LCS per pair.
+    """
+    result = np.empty(len(pairs), dtype=np.float64)
+    for start in range(0, len(pairs), chunk):
+        part = pairs[start : start + chunk]
+        shared = np.asarray(counts[part[:, 0]].minimum(counts[part[:, 1]]).sum(axis=1)).ravel()
+        result[start : start + len(part)] = 2.0 * shared / (lengths[part[:, 0]] + lengths[part[:, 1]])
+    return result
+
+
 def _greedy_leaders(n: int, edges: dict[int, list[tuple[int, float]]]) -> list[int]:
     """Leader of each item when items arrive in index order (most frequent first).
 
@@ -221,6 +251,10 @@ def group_near_duplicates(
     unique_cores = [cores[i] for i in unique_idx]
     edges: dict[int, list[tuple[int, float]]] = {}
     pairs, _ = dice_candidates(bigram_features(unique_cores), blocking_dice)
+    if len(pairs):
+        lengths = np.array([len(c) for c in unique_cores], dtype=np.float64)
+        bound = lcs_upper_bound_ratio(char_counts(unique_cores), lengths, pairs)
+        pairs = pairs[bound >= min_similarity - 1e-9]
     for a, b in pairs.tolist():
         sim = lcs_ratio(unique_cores[a], unique_cores[b])
         if sim >= min_similarity - 1e-9:
@@ -243,10 +277,9 @@ def idf_weights(features: Features) -> np.ndarray:
     return np.log((1.0 + n) / (1.0 + df)) + 1.0
 
 
-def tfidf_rows(texts: Sequence[str], vocabulary: dict[str, int], idf: np.ndarray) -> sparse.csr_matrix:
-    """L2-normalised binary-TF × IDF rows over the reference vocabulary."""
-    matrix = bigram_features([core_text(t) for t in texts], vocabulary).matrix.astype(np.float64)
-    matrix = matrix @ sparse.diags(idf)
+def weighted_rows(texts: Sequence[str], vocabulary: dict[str, int], weights: np.ndarray) -> sparse.csr_matrix:
+    """L2-normalised binary bigram rows scaled by per-bigram weights."""
+    matrix = bigram_features(texts, vocabulary).matrix.astype(np.float64) @ sparse.diags(weights)
     norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
     norms[norms == 0] = 1.0
     return sparse.csr_matrix(sparse.diags(1.0 / norms) @ matrix)
@@ -261,20 +294,44 @@ class Topic:
     keywords: list[str]
 
 
+def _keywords(representative: str, top_bigrams: list[str]) -> list[str]:
+    """Readable keywords: runs of the representative covered by top bigrams (新能+能源 → 新能源)."""
+    covered = [False] * len(representative)
+    for gram in top_bigrams:
+        start = representative.find(gram)
+        while start >= 0:
+            covered[start] = covered[start + 1] = True
+            start = representative.find(gram, start + 1)
+    phrases: list[str] = []
+    run = ""
+    for ch, flag in zip(representative, covered, strict=True):
+        if flag:
+            run += ch
+        elif run:
+            phrases.append(run)
+            run = ""
+    if run:
+        phrases.append(run)
+    leftovers = [g for g in top_bigrams if g not in representative]
+    return list(dict.fromkeys(phrases + leftovers))
+
+
 def cluster_topics(
     counts: Sequence[tuple[str, int]],
-    vocabulary: dict[str, int],
-    idf: np.ndarray,
+    reference_texts: Sequence[str],
     min_similarity: float = TOPIC_SIMILARITY,
     edge_similarity: float = TOPIC_EDGE_SIMILARITY,
     max_df_share: float = 0.05,
 ) -> list[Topic]:
-    """Greedy centroid clustering of TF-IDF bigram vectors, heaviest topics first.
+    """Topics among (text, count) pairs, heaviest first; `reference_texts` are all queries of the period.
 
-    Queries arrive most frequent first; each joins the topic (among those of its candidate
-    neighbours) whose centroid it is most similar to, if at least min_similarity, else starts a
-    topic. Candidates share a bigram that is not among the most common ones (document frequency
-    above max_df_share of the strings), so common words never make every pair a candidate.
+    Features are character bigrams weighted by IDF over the reference texts (so 怎么 weighs
+    little and 网约 a lot), and only bigrams that occur in at least two near-duplicate groups of
+    the clustered texts count at all: a bigram unique to one phrasing (了谁) cannot link two
+    questions, it only dilutes their similarity. Queries arrive most frequent first; each joins
+    the topic, among its candidate neighbours', whose centroid it is most similar to (cosine ≥
+    min_similarity), else starts a topic. Candidates share a bigram that is not among the most
+    common (document frequency above max_df_share), so common words never make all pairs candidates.
     """
     ordered_idx = sorted(range(len(counts)), key=lambda i: (-counts[i][1], counts[i][0]))
     texts = [counts[i][0] for i in ordered_idx]
@@ -282,7 +339,14 @@ def cluster_topics(
     n = len(texts)
     if n == 0:
         return []
-    rows = tfidf_rows(texts, vocabulary, idf)
+    reference = bigram_features(list(dict.fromkeys([*reference_texts, *texts])))
+    vocabulary = reference.vocabulary
+    idf = idf_weights(reference)
+    group_df = np.zeros(len(idf))
+    for group in group_near_duplicates(list(zip(texts, weights, strict=True))):
+        columns = {vocabulary[g] for text, _ in group for g in char_bigrams(text)}
+        group_df[list(columns)] += 1
+    rows = weighted_rows(texts, vocabulary, idf * (group_df >= 2))
     incidence = (rows > 0).astype(np.float32).tocsc()
     df = np.asarray(incidence.sum(axis=0)).ravel()
     cap = max(50.0, max_df_share * n)
@@ -332,12 +396,12 @@ def cluster_topics(
     inverse_vocab = {col: gram for gram, col in vocabulary.items()}
     topics: list[Topic] = []
     for t, member_list in enumerate(members):
-        top_features = sorted(centroids[t].items(), key=lambda kv: (-kv[1], inverse_vocab.get(kv[0], "")))[:3]
+        top = sorted(centroids[t].items(), key=lambda kv: (-kv[1], inverse_vocab[kv[0]]))[:4]
         topics.append(
             Topic(
                 members=[ordered_idx[i] for i in member_list],
                 weight=sum(weights[i] for i in member_list),
-                keywords=[inverse_vocab[f] for f, _ in top_features if f in inverse_vocab],
+                keywords=_keywords(texts[member_list[0]], [inverse_vocab[f] for f, _ in top]),
             )
         )
     topics.sort(key=lambda t: (-t.weight, counts[t.members[0]][0]))

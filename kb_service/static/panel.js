@@ -866,7 +866,7 @@
 
     const feedback = queryId
       ? el('div', { class: 'article-feedback' },
-        el('span', { class: 'feedback-label' }, '这篇内容解决客户问题了吗？'),
+        el('span', { class: 'feedback-label' }, '解决客户问题了吗？'),
         feedbackSlot(queryId, data.id, ''))
       : null;
 
