@@ -267,7 +267,7 @@ def _validation_message(exc: RequestValidationError) -> str:
         message = error.get("msg", "invalid value")
         if error.get("type") == "missing":
             message = "field required"
-        elif "input" in error and error.get("type") not in ("missing",):
+        elif "input" in error:
             message = f"{message} (got {json.dumps(error['input'], ensure_ascii=False, default=str)[:80]})"
         parts.append(f"{where}: {message}" if where else message)
     return "请求参数有误：" + "; ".join(parts or ["invalid request"])
@@ -652,8 +652,8 @@ def serve(
     """
     import uvicorn
 
-    host = host or settings.host
-    port = port or settings.port
+    host = settings.host if host is None else host
+    port = settings.port if port is None else port
     check_bind_allowed(settings, host)
     watcher: ArticleWatcher | None = None
     try:

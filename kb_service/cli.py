@@ -198,7 +198,8 @@ def serve(
     index_dir: IndexOpt = None,
 ) -> None:
     """Start the search API and the side panel (http://127.0.0.1:8000/)."""
-    from .api import UnsafeBindError, serve as run_server
+    from .api import UnsafeBindError
+    from .api import serve as run_server
 
     settings = _settings(host=host, port=port, index_dir=index_dir)
     try:

@@ -93,6 +93,11 @@ def load_snapshot(generation: Path, lexicon: Lexicon) -> Snapshot:
     )
 
 
+def warm_up(snapshot: Snapshot) -> None:
+    analyzed = snapshot.analyzer.analyze("交强险理赔流程")
+    snapshot.lexical.search(analyzed.terms, 5)
+
+
 class SearchEngine:
     def __init__(self, settings: Settings, snapshot: Snapshot, embedder: Embedder, confidence: dict[str, ConfidenceModel]) -> None:
         self.settings = settings
@@ -134,7 +139,9 @@ class SearchEngine:
             generation = current_generation(Path(self.settings.index_dir))
             if generation is None or generation.name == self._snapshot.generation:
                 return False
-            self._snapshot = load_snapshot(generation, self._lexicon(self.settings))
+            snapshot = load_snapshot(generation, self._lexicon(self.settings))
+            warm_up(snapshot)  # pay jieba's and Whoosh's start-up before agents see the new snapshot
+            self._snapshot = snapshot
             return True
 
     def info(self) -> dict:

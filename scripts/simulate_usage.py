@@ -39,8 +39,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from kb_service.logstore import (  # noqa: E402
-    FeedbackLog,
     EventLog,
+    FeedbackLog,
     Impression,
     QueryLog,
     SQLiteLogStore,

@@ -1,8 +1,8 @@
 from pathlib import Path
 
-from kb_service.articles import load_articles, parse_article
-
 from conftest import write_article
+
+from kb_service.articles import load_articles, parse_article
 
 
 def test_good_article_parses_with_fields_sections_and_lines(tmp_path: Path) -> None:

@@ -1,9 +1,9 @@
 from pathlib import Path
 
+from conftest import write_article
+
 from kb_service.articles import parse_article
 from kb_service.chunking import chunk_article, split_text
-
-from conftest import write_article
 
 
 def test_one_passage_per_section_with_metadata(tmp_path: Path) -> None:

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
+from conftest import write_article
 
 from kb_service import indexing
 from kb_service.engine import SearchEngine
 from kb_service.indexing import CURRENT, build_index, current_generation
 from kb_service.settings import Settings
-
-from conftest import write_article
 
 
 def _top_articles(engine: SearchEngine, query: str, k: int = 3) -> list[str]:

@@ -168,7 +168,7 @@ def _article_stats(
         in_catalog=in_catalog,
         impressions=counts["impressions"],
         shown_queries=counts["shown_queries"],
-        mean_rank=counts["rank_sum"] / counts["shown_queries"] if counts["shown_queries"] else None,
+        mean_rank=counts["rank_sum"] / counts["impressions"] if counts["impressions"] else None,
         opens=counts["opens"],
         open_queries=counts["open_queries"],
         copies=counts["copies"],

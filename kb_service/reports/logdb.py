@@ -132,22 +132,22 @@ class LogReader:
         """
         self._ensure_derived()
         c = self.conn
+        # Period queries drive the scan (CROSS JOIN fixes the order): impressions are then read
+        # through their query index in insertion order, which is far faster than letting
+        # SQLite walk the article index and fetch ~5M scattered rows.
         shown = c.execute(
-            "SELECT s.article_id, s.version, SUM(s.n), COUNT(*), SUM(s.rank), "
-            "SUM(COALESCE(ev.opens, 0) > 0), SUM(COALESCE(ev.copies, 0) > 0) "
-            "FROM (SELECT i.query_id, i.article_id, MAX(i.article_version) AS version, COUNT(*) AS n, "
-            "      MIN(i.rank) AS rank "
-            "      FROM impressions i JOIN pq ON pq.query_id = i.query_id GROUP BY i.query_id, i.article_id) s "
-            "LEFT JOIN ev ON ev.query_id = s.query_id AND ev.article_id = s.article_id "
-            "GROUP BY s.article_id, s.version"
+            "SELECT i.article_id, i.article_version, COUNT(*), SUM(i.rank), COUNT(DISTINCT i.query_id) "
+            "FROM pq CROSS JOIN impressions i ON i.query_id = pq.query_id "
+            "GROUP BY i.article_id, i.article_version"
         ).fetchall()
         version_of = (
             "(SELECT MAX(i.article_version) FROM impressions i "
             "WHERE i.query_id = {t}.query_id AND i.article_id = {t}.article_id)"
         )
+        # ev and fb hold one row per (query, article), so counting rows counts queries.
         clicks = c.execute(
-            f"SELECT article_id, {version_of.format(t='ev')} AS version, SUM(opens), SUM(copies) "
-            "FROM ev GROUP BY article_id, version"
+            f"SELECT article_id, {version_of.format(t='ev')} AS version, SUM(opens), SUM(copies), "
+            "SUM(opens > 0), SUM(copies > 0) FROM ev GROUP BY article_id, version"
         ).fetchall()
         votes = c.execute(
             f"SELECT article_id, {version_of.format(t='fb')} AS version, SUM(n), SUM(res) "
@@ -159,13 +159,15 @@ class LogReader:
             return rows.setdefault((article_id, version), dict.fromkeys(
                 ("impressions", "shown", "rank_sum", "open_q", "copy_q", "opens", "copies", "fb", "res"), 0))
 
-        for article_id, version, n, shown_q, rank_sum, open_q, copy_q in shown:
-            s = slot(article_id, version)
-            s.update(impressions=n, shown=shown_q, rank_sum=rank_sum, open_q=open_q, copy_q=copy_q)
-        for article_id, version, opens, copies in clicks:
+        for article_id, version, n, rank_sum, shown_q in shown:
+            slot(article_id, version).update(impressions=n, rank_sum=rank_sum, shown=shown_q)
+        for article_id, version, opens, copies, open_q, copy_q in clicks:
             s = slot(article_id, version)
             s["opens"] += opens or 0
             s["copies"] += copies or 0
+            if version is not None:  # a click on an article the query never showed is no click-through
+                s["open_q"] += open_q or 0
+                s["copy_q"] += copy_q or 0
         for article_id, version, n, res in votes:
             s = slot(article_id, version)
             s["fb"] += n or 0

@@ -146,20 +146,15 @@ def dice_candidates(features: Features, min_dice: float) -> tuple[np.ndarray, np
     sizes = np.diff(matrix.indptr)
     need = np.ceil(min_dice / (2.0 - min_dice) * sizes - 1e-9).astype(np.int64)
     prefix_len = np.clip(sizes - need + 1, 0, sizes)
-    rows: list[np.ndarray] = []
-    cols: list[np.ndarray] = []
-    for i in range(n):
-        start, stop = matrix.indptr[i], matrix.indptr[i + 1]
-        row_cols = matrix.indices[start:stop]
-        if prefix_len[i] == 0 or len(row_cols) == 0:
-            continue
-        chosen = row_cols[np.argsort(order_of_column[row_cols], kind="stable")[: prefix_len[i]]]
-        rows.append(np.full(len(chosen), i, dtype=np.int64))
-        cols.append(chosen)
-    if not rows:
+    # Rank of each stored bigram within its row, rarest first, all rows at once.
+    row_of = np.repeat(np.arange(n, dtype=np.int64), sizes)
+    order = np.lexsort((order_of_column[matrix.indices], row_of))
+    rank_in_row = np.arange(len(order), dtype=np.int64) - np.repeat(matrix.indptr[:-1], sizes)
+    chosen = order[rank_in_row < prefix_len[row_of[order]]]
+    if len(chosen) == 0:
         return np.empty((0, 2), dtype=np.int64), np.empty(0)
-    r = np.concatenate(rows)
-    c = np.concatenate(cols)
+    r = row_of[chosen]
+    c = matrix.indices[chosen].astype(np.int64)
     prefix = sparse.csr_matrix((np.ones(len(r), dtype=np.float32), (r, c)), shape=matrix.shape)
     pairs = _pairs_from_product(prefix, prefix)
     if len(pairs) == 0:
@@ -322,6 +317,7 @@ def cluster_topics(
     min_similarity: float = TOPIC_SIMILARITY,
     edge_similarity: float = TOPIC_EDGE_SIMILARITY,
     max_df_share: float = 0.05,
+    max_neighbours: int = 25,
 ) -> list[Topic]:
     """Topics among (text, count) pairs, heaviest first; `reference_texts` are all queries of the period.
 
@@ -360,9 +356,19 @@ def cluster_topics(
             cosine[start : start + len(part)] = np.asarray(
                 rows[part[:, 0]].multiply(rows[part[:, 1]]).sum(axis=1)
             ).ravel()
-        for a, b in pairs[cosine >= edge_similarity - 1e-12].tolist():
+        keep = cosine >= edge_similarity - 1e-12
+        pairs, cosine = pairs[keep], cosine[keep]
+        # Both directions, then the max_neighbours most similar per query: bounds the work per
+        # query however large a topic grows.
+        src = np.concatenate([pairs[:, 0], pairs[:, 1]])
+        dst = np.concatenate([pairs[:, 1], pairs[:, 0]])
+        sim = np.concatenate([cosine, cosine])
+        order = np.lexsort((dst, -sim, src))
+        src, dst = src[order], dst[order]
+        first = np.searchsorted(src, src, side="left")
+        within = np.arange(len(src)) - first < max_neighbours
+        for a, b in zip(src[within].tolist(), dst[within].tolist(), strict=True):
             neighbours.setdefault(a, []).append(b)
-            neighbours.setdefault(b, []).append(a)
     vectors = [
         dict(zip(rows.indices[rows.indptr[i] : rows.indptr[i + 1]].tolist(),
                  rows.data[rows.indptr[i] : rows.indptr[i + 1]].tolist(), strict=True))
@@ -396,7 +402,8 @@ def cluster_topics(
     inverse_vocab = {col: gram for gram, col in vocabulary.items()}
     topics: list[Topic] = []
     for t, member_list in enumerate(members):
-        top = sorted(centroids[t].items(), key=lambda kv: (-kv[1], inverse_vocab[kv[0]]))[:4]
+        ranked = sorted(centroids[t].items(), key=lambda kv: (-kv[1], inverse_vocab[kv[0]]))[:4]
+        top = [(f, w) for f, w in ranked if w >= 0.5 * ranked[0][1]] if ranked else []
         topics.append(
             Topic(
                 members=[ordered_idx[i] for i in member_list],
