@@ -23,9 +23,11 @@ from .ranking import (
     Candidate,
     ConfidenceModel,
     QueryAnalyzer,
+    best_passages,
     confidence_features,
     group_by_article,
     highlight_terms,
+    passage_coverage,
     reciprocal_rank_fusion,
     weighted_score_fusion,
 )
@@ -212,10 +214,17 @@ class SearchEngine:
             fused = reciprocal_rank_fusion(lexical, semantic, self.settings.rrf_k, self.settings.lexical_weight,
                                            self.settings.semantic_weight)
         grouped = group_by_article(fused, snap.article_of, k)
+        specificity = snap.analyzer.tokenizer.specificity
+        if self.settings.passage_coverage_weight > 0:
+            grouped = best_passages(
+                grouped, fused, snap.article_of,
+                lambda pid: passage_coverage(analyzed, snap.passages[pid], specificity),
+                self.settings.passage_coverage_weight,
+            )
         top: Candidate | None = grouped[0] if grouped else None
         features = confidence_features(
             analyzed, top, snap.passages[top.passage_id] if top else None, semantic, lexical, snap.article_of,
-            lambda w: w in snap.vocabulary, snap.analyzer.tokenizer.specificity,
+            lambda w: w in snap.vocabulary, specificity,
         )
         model = self.confidence[mode]
         probability = model.probability(features)

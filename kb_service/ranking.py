@@ -158,6 +158,43 @@ def group_by_article(candidates: Sequence[Candidate], article_of: Callable[[str]
     return grouped
 
 
+def passage_coverage(query: AnalyzedQuery, passage: Passage, specificity: Callable[[str], float]) -> float:
+    """Specificity-weighted share of the query's words and bigrams that this passage contains."""
+    haystack = normalise(" ".join((passage.heading, passage.text)))
+    weights = {w: specificity(w) for w in query.content_words}
+    total = sum(weights.values())
+    words_part = sum(v for w, v in weights.items() if w in haystack) / total if total else 0.0
+    grams = list(dict.fromkeys(bigrams(query.corrected)))
+    grams_part = sum(1 for g in grams if g in haystack) / len(grams) if grams else 0.0
+    return 0.5 * words_part + 0.5 * grams_part
+
+
+def best_passages(
+    grouped: Sequence[Candidate],
+    fused: Sequence[Candidate],
+    article_of: Callable[[str], str],
+    coverage: Callable[[str], float],
+    weight: float = 1.0,
+) -> list[Candidate]:
+    """For each chosen article, show the candidate passage that best answers the query.
+
+    Articles keep their fused order; within an article the passage is re-picked by fused score
+    (relative to the article's best) plus how much of the query it covers, because the agent
+    reads that one passage, and the article's other sections often match the query better.
+    """
+    by_article: dict[str, list[Candidate]] = {}
+    for candidate in fused:
+        by_article.setdefault(article_of(candidate.passage_id), []).append(candidate)
+    chosen = []
+    for head in grouped:
+        options = by_article[article_of(head.passage_id)]
+        top = options[0].score or 1.0
+        best = max(options, key=lambda c: c.score / top + weight * coverage(c.passage_id))
+        chosen.append(Candidate(best.passage_id, head.score, best.lexical_rank, best.lexical_score,
+                                best.semantic_rank, best.semantic_score))
+    return chosen
+
+
 # ---------------------------------------------------------------- highlights
 
 

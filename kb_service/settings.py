@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     lexical_weight: float = 1.0
     semantic_weight: float = 1.0
     fusion: Literal["rrf", "weighted"] = Field("weighted", description="how lexical and semantic lists are fused")
+    passage_coverage_weight: float = Field(
+        5.0, description="within a result's article, how much query coverage counts when picking the passage shown"
+    )
     confidence_path: Path = Field(
         PROJECT_ROOT / "kb_service" / "resources" / "confidence.json",
         description="fitted confidence model per embedder (written by `kb calibrate`)",

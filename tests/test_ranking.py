@@ -35,3 +35,16 @@ def test_grouping_keeps_best_passage_per_article() -> None:
     # a#0: 1/62 + 1/61, a#1: 1/61, c#2: 1/62, b#0: 1/63 → a#1 is dropped behind its article's a#0
     assert [c.passage_id for c in grouped] == ["a#0", "c#2", "b#0"]
     assert len(group_by_article(fused, lambda pid: pid.split("#")[0], k=2)) == 2
+
+
+def test_best_passages_keeps_article_order_but_shows_the_covering_section() -> None:
+    from kb_service.ranking import Candidate, best_passages
+
+    fused = [Candidate("a#0", 1.0), Candidate("b#0", 0.9), Candidate("a#2", 0.8)]
+    grouped = [fused[0], fused[1]]
+    coverage = {"a#0": 0.1, "a#2": 0.9, "b#0": 0.5}
+    chosen = best_passages(grouped, fused, lambda pid: pid.split("#")[0], coverage.__getitem__, weight=5.0)
+    assert [c.passage_id for c in chosen] == ["a#2", "b#0"]  # a#2: 0.8 + 4.5 beats a#0: 1.0 + 0.5
+    assert [c.score for c in chosen] == [1.0, 0.9]  # the article keeps its fused score and rank
+    unchanged = best_passages(grouped, fused, lambda pid: pid.split("#")[0], coverage.__getitem__, weight=0.0)
+    assert [c.passage_id for c in unchanged] == ["a#0", "b#0"]

@@ -7,6 +7,7 @@ composes all of them over a single read of the period.
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -353,12 +354,12 @@ def _now() -> str:
 
 def build_report(
     db_path: Path | str,
-    since: str | dt.date | dt.datetime | None = None,
+    since: str | dt.date | dt.datetime | Period | None = None,
     until: str | dt.date | dt.datetime | None = None,
     article_catalog: Catalog | None = None,
     *,
     all_article_ids: Iterable[str] | None = None,
-    options: ReportOptions = ReportOptions(),
+    options: ReportOptions | None = None,
     sections: Iterable[str] = SECTIONS,
 ) -> Report:
     """Everything an analyst reads about one period; an empty period gives a report that says so.
@@ -366,15 +367,20 @@ def build_report(
     `article_catalog` maps article id → {title, category} (titles, categories, never-shown list);
     `all_article_ids` overrides the id list used for "never shown" when no catalog is at hand.
     """
+    options = options or ReportOptions()
     wanted = set(sections)
     unknown = wanted - set(SECTIONS)
     if unknown:
         raise ValueError(f"unknown report sections {sorted(unknown)}; expected {SECTIONS}")
-    period = since if isinstance(since, Period) else make_period(since, until)
+    period = since if isinstance(since, Period) else make_period(since, until)  # Period: already parsed
     catalog: Catalog = article_catalog or {}
     if not Path(db_path).exists():
         return _empty_report(period, options, f"{EMPTY_MESSAGE}（日志文件 {db_path} 不存在）")
-    with LogReader(db_path, *period.bounds()) as reader:
+    try:
+        reader = LogReader(db_path, *period.bounds())
+    except sqlite3.OperationalError as exc:  # a file that is not (yet) a usage log
+        return _empty_report(period, options, f"{EMPTY_MESSAGE}（无法读取日志 {db_path}：{exc}）")
+    with reader:
         summary = _summary(reader)
         if summary.queries == 0:
             return _empty_report(period, options, EMPTY_MESSAGE)

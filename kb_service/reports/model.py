@@ -42,6 +42,14 @@ class Period:
 
     @property
     def label(self) -> str:
+        """'2026-11-01 至 2026-11-07（含）' for whole days, exact times otherwise."""
+        def midnight(moment: dt.datetime | None) -> bool:
+            return moment is None or moment.time() == dt.time()
+
+        if midnight(self.since) and midnight(self.until):
+            start = self.since.strftime("%Y-%m-%d") if self.since else "最早"
+            end = (self.until - dt.timedelta(days=1)).strftime("%Y-%m-%d") if self.until else "最新"
+            return f"{start} 至 {end}（北京时间，含首尾两天）"
         start = self.since.strftime("%Y-%m-%d %H:%M") if self.since else "最早"
         end = self.until.strftime("%Y-%m-%d %H:%M") if self.until else "最新"
         return f"{start} 至 {end}（北京时间，不含结束时刻）"
@@ -213,9 +221,9 @@ class Report:
     definitions: list[MetricDefinition] = field(default_factory=list)
 
 
-def metric_definitions(options: ReportOptions = ReportOptions()) -> list[MetricDefinition]:
+def metric_definitions(options: ReportOptions | None = None) -> list[MetricDefinition]:
     """The wording printed in every report (and in the README)."""
-    o = options
+    o = options or ReportOptions()
     d = MetricDefinition
     return [
         d("period", "统计时间段",
@@ -264,7 +272,7 @@ def metric_definitions(options: ReportOptions = ReportOptions()) -> list[MetricD
     ]
 
 
-def definitions_markdown(options: ReportOptions = ReportOptions()) -> str:
+def definitions_markdown(options: ReportOptions | None = None) -> str:
     """The same definitions as a Markdown table, for the README."""
     lines = ["| 指标 | 定义 |", "| --- | --- |"]
     for item in metric_definitions(options):

@@ -25,8 +25,10 @@ def wilson_interval(successes: int, n: int, z: float = Z_95) -> tuple[float, flo
     denominator = 1.0 + z2 / n
     centre = (p + z2 / (2 * n)) / denominator
     half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / denominator
-    # Clamp rounding noise so 0/n gives exactly 0 and n/n exactly 1 at the open end.
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # At 0/n and n/n one bound is exactly 0 or 1; floating point would leave 1e-17 of noise.
+    low = 0.0 if successes == 0 else max(0.0, centre - half)
+    high = 1.0 if successes == n else min(1.0, centre + half)
+    return low, high
 
 
 def rate(successes: int, n: int) -> float | None:

@@ -11,6 +11,7 @@ Every step is deterministic: ties break on count, then on the string itself.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -27,9 +28,18 @@ TOPIC_SIMILARITY = 0.3  # cosine between a query and its topic's centroid (TF-ID
 TOPIC_EDGE_SIMILARITY = 0.2  # candidate neighbours considered when choosing a topic
 
 
+# Masking placeholders (〔手机号〕) say that a customer detail was pasted, not what was asked: left
+# in, every 「客户〔手机号〕问…」 would look alike whatever the question.
+_PLACEHOLDER = re.compile(r"〔[^〔〕]{1,8}〕")
+
+
+def strip_placeholders(text: str) -> str:
+    return _PLACEHOLDER.sub("", text)
+
+
 def core_text(text: str) -> str:
     """The string used for similarity: fillers removed, original kept when nothing else is left."""
-    core = text
+    core = strip_placeholders(text)
     for filler in FILLERS:
         core = core.replace(filler, "")
     return core or text
@@ -321,28 +331,40 @@ def cluster_topics(
 ) -> list[Topic]:
     """Topics among (text, count) pairs, heaviest first; `reference_texts` are all queries of the period.
 
-    Features are character bigrams weighted by IDF over the reference texts (so 怎么 weighs
-    little and 网约 a lot), and only bigrams that occur in at least two near-duplicate groups of
-    the clustered texts count at all: a bigram unique to one phrasing (了谁) cannot link two
-    questions, it only dilutes their similarity. Queries arrive most frequent first; each joins
+    Near-duplicate phrasings are merged first (group_near_duplicates) and topics are built over
+    those groups. Features are character bigrams weighted by IDF over the reference texts (so
+    怎么 weighs little and 网约 a lot), and only bigrams shared by at least two groups count at
+    all: a bigram unique to one question (了谁) cannot link two questions, it only dilutes their
+    similarity. Groups arrive most frequent first; each joins
     the topic, among its candidate neighbours', whose centroid it is most similar to (cosine ≥
     min_similarity), else starts a topic. Candidates share a bigram that is not among the most
     common (document frequency above max_df_share), so common words never make all pairs candidates.
     """
-    ordered_idx = sorted(range(len(counts)), key=lambda i: (-counts[i][1], counts[i][0]))
-    texts = [counts[i][0] for i in ordered_idx]
-    weights = [counts[i][1] for i in ordered_idx]
-    n = len(texts)
-    if n == 0:
+    if not counts:
         return []
-    reference = bigram_features(list(dict.fromkeys([*reference_texts, *texts])))
+    index_of = {text: i for i, (text, _) in enumerate(counts)}
+    # Near-duplicate phrasings are one item: a topic is made of *different* questions.
+    groups = group_near_duplicates(counts)
+    texts = [strip_placeholders(g[0][0]) or g[0][0] for g in groups]
+    weights = [sum(c for _, c in g) for g in groups]
+    n = len(groups)
+    reference = bigram_features(list(dict.fromkeys([*(strip_placeholders(t) for t in reference_texts), *texts])))
     vocabulary = reference.vocabulary
     idf = idf_weights(reference)
+    # A group is represented by its most frequent phrasing only: the union of all its phrasings
+    # would let shared follow-ups (…能加急吗, …的问题) link unrelated questions.
+    group_grams = [sorted({vocabulary[g] for g in char_bigrams(text)}) for text in texts]
     group_df = np.zeros(len(idf))
-    for group in group_near_duplicates(list(zip(texts, weights, strict=True))):
-        columns = {vocabulary[g] for text, _ in group for g in char_bigrams(text)}
-        group_df[list(columns)] += 1
-    rows = weighted_rows(texts, vocabulary, idf * (group_df >= 2))
+    for columns in group_grams:
+        group_df[columns] += 1
+    indptr = np.cumsum([0] + [len(c) for c in group_grams])
+    indices = np.asarray([c for cols in group_grams for c in cols], dtype=np.int64)
+    matrix = sparse.csr_matrix((np.ones(len(indices)), indices, indptr), shape=(n, len(idf)))
+    matrix = matrix @ sparse.diags(idf * (group_df >= 2))
+    norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
+    norms[norms == 0] = 1.0
+    rows = sparse.csr_matrix(sparse.diags(1.0 / norms) @ matrix)
+    rows.eliminate_zeros()
     incidence = (rows > 0).astype(np.float32).tocsc()
     df = np.asarray(incidence.sum(axis=0)).ravel()
     cap = max(50.0, max_df_share * n)
@@ -406,7 +428,7 @@ def cluster_topics(
         top = [(f, w) for f, w in ranked if w >= 0.5 * ranked[0][1]] if ranked else []
         topics.append(
             Topic(
-                members=[ordered_idx[i] for i in member_list],
+                members=[index_of[text] for i in member_list for text, _ in groups[i]],
                 weight=sum(weights[i] for i in member_list),
                 keywords=_keywords(texts[member_list[0]], [inverse_vocab[f] for f, _ in top]),
             )

@@ -1,0 +1,45 @@
+"""Analyst report routes: GET /api/reports/{frequency|articles|gaps}?since=&until= (JSON).
+
+Each request builds only the section asked for, straight from the SQLite log (read-only), so
+an analyst's dashboard never waits for the parts it does not show. Access is the analyst role
+of the service API (`require_role("analyst")`); the role check runs before anything else, so an
+unauthenticated caller learns nothing, not even which report names exist.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+
+from .api import ERROR_RESPONSES, require_role
+from .reports import SECTIONS, PeriodError, build_report, load_article_catalog, make_period, report_to_json
+from .settings import Settings
+
+
+def register_report_routes(app: FastAPI, settings: Settings | None = None) -> None:
+    """Add the report routes; `settings` defaults to the app's own (app.state.settings)."""
+    analyst = [Depends(require_role("analyst"))]
+
+    @app.get(
+        "/api/reports/{name}",
+        dependencies=analyst,
+        responses={**ERROR_RESPONSES, 404: {"description": "unknown report name"}},
+        tags=["analyst"],
+        summary="Usage report section as JSON (frequency, articles or gaps)",
+    )
+    def report(
+        request: Request,
+        name: str,
+        since: str | None = Query(None, description="first day, YYYY-MM-DD (Beijing time), or a date-time"),
+        until: str | None = Query(None, description="last day, inclusive, YYYY-MM-DD, or an exclusive date-time"),
+    ) -> dict[str, Any]:
+        if name not in SECTIONS:
+            raise HTTPException(404, f"没有这个报表：{name}（可用：{', '.join(SECTIONS)}）")
+        try:
+            period = make_period(since, until)
+        except PeriodError as exc:
+            raise HTTPException(422, f"日期格式有误：{exc}") from exc
+        current: Settings = settings or request.app.state.settings
+        result = build_report(current.log_db, period, article_catalog=load_article_catalog(current), sections=[name])
+        return report_to_json(result, sections=[name])
