@@ -240,5 +240,9 @@ def report(
     if fmt not in ("html", "csv", "json"):
         raise typer.BadParameter("--format must be html, csv or json")
     settings = _settings(log_db=log_db)
-    for path in run_report_command(settings, since, until, fmt, out):
+    try:
+        paths = run_report_command(settings, since, until, fmt, out)
+    except ValueError as exc:  # bad or inverted dates
+        raise typer.BadParameter(str(exc)) from exc
+    for path in paths:
         print(path)

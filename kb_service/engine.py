@@ -143,7 +143,11 @@ class SearchEngine:
                 return False
             snapshot = load_snapshot(generation, self._lexicon(self.settings))
             warm_up(snapshot)  # pay jieba's and Whoosh's start-up before agents see the new snapshot
-            self._snapshot = snapshot
+            old, self._snapshot = self._snapshot, snapshot
+            # Searches already running finish on the old snapshot; close its files once they are done.
+            timer = threading.Timer(self.settings.snapshot_grace_seconds, old.close)
+            timer.daemon = True
+            timer.start()
             return True
 
     def info(self) -> dict:

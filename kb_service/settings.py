@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     )
     max_query_chars: int = Field(200, description="longer queries are rejected")
 
+    snapshot_grace_seconds: float = Field(30.0, description="how long a replaced index stays open for searches in flight")
+
     # --- service ---
     host: str = "127.0.0.1"
     port: int = 8000

@@ -58,9 +58,11 @@ def percentiles(samples: list[float]) -> str:
     return f"p50 {qs[49]:.1f} ms  p95 {qs[94]:.1f} ms  p99 {qs[98]:.1f} ms"
 
 
-def bench(passages: int, n_queries: int, queries: list[str], sentences: list[str]) -> None:
+def bench(passages: int, n_queries: int, queries: list[str], sentences: list[str], keep: Path | None = None,
+          model: str = "m3e-small") -> None:
     with tempfile.TemporaryDirectory(prefix="kb-bench-") as tmp:
-        root = Path(tmp)
+        root = keep / f"corpus-{passages}" if keep else Path(tmp)
+        root.mkdir(parents=True, exist_ok=True)
         articles = root / "articles"
         articles.mkdir()
         write_corpus(articles, passages, sentences)
@@ -69,11 +71,11 @@ def bench(passages: int, n_queries: int, queries: list[str], sentences: list[str
             text = path.read_text(encoding="utf-8")
             title = re.search(r"^title: (.+)$", text, re.M).group(1)
             path.write_text(re.sub(r"^# .*?(?=## )", f"# {title}\n\n", text, count=1, flags=re.M | re.S), encoding="utf-8")
-        settings = Settings(articles_dir=articles, index_dir=root / "indexes",
+        settings = Settings(articles_dir=articles, index_dir=root / "indexes", embedding_model=model,
                             lexicon_path=PROJECT_ROOT / "articles" / "lexicon.yaml")
         report = build_index(settings)
         per_k = 1000 / report.passages
-        print(f"\n== {report.passages} passages ({report.articles} articles)")
+        print(f"\n== {report.passages} passages ({report.articles} articles), embedder {model}")
         print(f"build: lexical {report.timings['lexical'] * per_k:.2f} s/1k passages, "
               f"embedding+vectors {report.timings['embedding+vectors'] * per_k:.2f} s/1k, total {report.seconds:.0f} s")
         engine = SearchEngine.open(settings)
@@ -101,11 +103,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--passages", type=int, action="append", help="corpus size (repeatable)")
     parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--model", default="m3e-small", help="embedding model (as KB_EMBEDDING_MODEL)")
+    parser.add_argument("--keep", type=Path, help="keep corpus and index here (e.g. to load-test a server on it)")
     args = parser.parse_args()
     queries = [json.loads(line)["query"] for line in (PROJECT_ROOT / "eval" / "queries.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
     sentences = real_sentences(PROJECT_ROOT / "articles")
     for size in args.passages or [10000]:
-        bench(size, args.queries, queries, sentences)
+        bench(size, args.queries, queries, sentences, args.keep, args.model)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,8 @@ import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -129,7 +130,7 @@ HOUR_PROFILE = np.array([0, 0, 0, 0, 0, 0, 0, 0.2, 0.7, 1.0, 1.1, 0.95, 0.55, 0.
                          0.8, 0.55, 0.45, 0.4, 0.3, 0.15, 0.02])
 
 
-@dataclass
+@dataclass(frozen=True)
 class SimArticle:
     article_id: str
     title: str
@@ -146,7 +147,7 @@ class TextEntry:
     kind: str
     true_article: str | None
     weight: float
-    results: list[str] = field(default_factory=list)
+    results: list[str] | None = None  # resolved lazily: only texts some query uses are searched
     confident: bool = True
     gap_topic: str | None = None
 
@@ -178,13 +179,18 @@ class SimConfig:
 
 
 def load_sim_articles(articles_dir: Path) -> list[SimArticle]:
+    return list(_load_sim_articles(Path(articles_dir).resolve()))
+
+
+@lru_cache(maxsize=4)
+def _load_sim_articles(articles_dir: Path) -> tuple[SimArticle, ...]:
     from kb_service.articles import load_articles
 
     loaded = load_articles(articles_dir).articles
     if not loaded:
         raise SystemExit(f"no articles in {articles_dir}")
-    return [SimArticle(a.id, a.title, a.category, a.version, tuple(dict.fromkeys(a.aliases or (a.title,))))
-            for a in sorted(loaded, key=lambda a: a.id)]
+    return tuple(SimArticle(a.id, a.title, a.category, a.version, tuple(dict.fromkeys(a.aliases or (a.title,))))
+                 for a in sorted(loaded, key=lambda a: a.id))
 
 
 # --- the text table ------------------------------------------------------------------------
@@ -217,27 +223,21 @@ def _surface(text: str, rng: random.Random) -> str:
 def _results(rng: random.Random, true_article: str | None, rank_p: tuple[float, ...], pool: list[str],
              same_category: list[str]) -> list[str]:
     others = [a for a in same_category if a != true_article]
-    rng.shuffle(others)
-    rest = [a for a in pool if a != true_article and a not in others[:2]]
-    fill = others[:2] + rng.sample(rest, K)
-    fill = list(dict.fromkeys(fill))[: K]
+    picked = rng.sample(others, min(2, len(others)))
+    extra = [a for a in rng.sample(pool, min(len(pool), K + 4)) if a != true_article and a not in picked]
+    fill = (picked + extra)[:K]
     if true_article is None:
         return fill
     slot = rng.choices(range(K + 1), weights=rank_p)[0]
-    shown = [a for a in fill if a != true_article][: K - 1]
     if slot == 0:
         return fill
+    shown = fill[: K - 1]
     shown.insert(slot - 1, true_article)
-    return shown[:K]
+    return shown
 
 
 def build_text_table(articles: list[SimArticle], cfg: SimConfig) -> list[TextEntry]:
     rng = random.Random(cfg.seed)
-    ids = [a.article_id for a in articles]
-    by_category: dict[str, list[str]] = {}
-    for a in articles:
-        by_category.setdefault(a.category, []).append(a.article_id)
-    category_of = {a.article_id: a.category for a in articles}
     # An article's first alias is its everyday question: those make the head of the distribution.
     intents = [(a.article_id, alias, position) for a in articles for position, alias in enumerate(a.aliases)]
     rng.shuffle(intents)
@@ -279,39 +279,58 @@ def build_text_table(articles: list[SimArticle], cfg: SimConfig) -> list[TextEnt
             add(form, "gap", None, topic.share * x / total, topic.name)
     for text in OUT_OF_SCOPE:
         add(text, "oos", None, OUT_OF_SCOPE_SHARE / len(OUT_OF_SCOPE))
-    table = sorted(entries.values(), key=lambda e: e.text)
+    return sorted(entries.values(), key=lambda e: e.text)
+
+
+Resolver = Callable[[list[TextEntry]], None]
+
+
+def stand_in_resolver(articles: list[SimArticle], cfg: SimConfig) -> Resolver:
+    """Deterministic stand-in for the engine: results depend only on (seed, text), like an index."""
+    ids = [a.article_id for a in articles]
+    by_category: dict[str, list[str]] = {}
+    for a in articles:
+        by_category.setdefault(a.category, []).append(a.article_id)
+    category_of = {a.article_id: a.category for a in articles}
     topic_decoys = {t.name: [d for d in t.decoys if d in category_of] for t in GAP_TOPICS}
-    for entry in table:
-        r = random.Random(f"{cfg.seed}:{entry.text}")  # same text → same results, like an index
-        if entry.kind == "gap":
-            decoys = topic_decoys[entry.gap_topic or ""]
-            rest = [a for a in ids if a not in decoys]
-            entry.results = (decoys + r.sample(rest, K))[:K]
-            r.shuffle(entry.results)
-        elif entry.kind == "oos":
-            entry.results = [] if r.random() < 0.5 else r.sample(ids, K)
-        else:
-            assert entry.true_article is not None
-            entry.results = _results(r, entry.true_article, RANK_P[entry.kind], ids,
-                                     by_category[category_of[entry.true_article]])
-        entry.confident = bool(entry.results) and r.random() < CONFIDENT_P[entry.kind] and (
-            entry.true_article is None or entry.true_article in entry.results)
-    return table
+
+    def resolve(entries: list[TextEntry]) -> None:
+        for entry in entries:
+            r = random.Random(f"{cfg.seed}:{entry.text}")
+            if entry.kind == "gap":
+                decoys = topic_decoys[entry.gap_topic or ""]
+                results = (decoys + [a for a in r.sample(ids, K + 3) if a not in decoys])[:K]
+                r.shuffle(results)
+            elif entry.kind == "oos":
+                results = [] if r.random() < 0.5 else r.sample(ids, K)
+            else:
+                assert entry.true_article is not None
+                results = _results(r, entry.true_article, RANK_P[entry.kind], ids,
+                                   by_category[category_of[entry.true_article]])
+            entry.results = results
+            entry.confident = bool(results) and r.random() < CONFIDENT_P[entry.kind] and (
+                entry.true_article is None or entry.true_article in results)
+
+    return resolve
 
 
-def engine_results(table: list[TextEntry], settings_overrides: dict | None = None) -> None:
-    """Replace the stand-in results with what the real engine returns (slow: one search per text)."""
-    from kb_service.engine import SearchEngine
-    from kb_service.settings import Settings
+def engine_resolver(settings_overrides: dict | None = None) -> Resolver:
+    """Results from the real search engine (slow: one search per distinct text used)."""
 
-    engine = SearchEngine.open(Settings().with_overrides(**(settings_overrides or {})))
-    try:
-        for entry in table:
-            response = engine.search(entry.text.format(phone="13800000000", plate="粤B12345"), k=K)
-            entry.results = [h.article_id for h in response.hits]
-            entry.confident = response.confident
-    finally:
-        engine.close()
+    def resolve(entries: list[TextEntry]) -> None:
+        from kb_service.engine import SearchEngine
+        from kb_service.settings import Settings
+
+        engine = SearchEngine.open(Settings().with_overrides(**(settings_overrides or {})))
+        try:
+            for entry in entries:
+                response = engine.search(entry.text.format(phone="13800000000", plate="粤B12345"), k=K)
+                entry.results = [h.article_id for h in response.hits]
+                entry.confident = response.confident
+        finally:
+            engine.close()
+
+    return resolve
 
 
 # --- truth -----------------------------------------------------------------------------------
@@ -356,10 +375,10 @@ class Chunk:
     feedback: list[tuple]
 
 
-def generate(articles: list[SimArticle], cfg: SimConfig, table: list[TextEntry] | None = None,
+def generate(articles: list[SimArticle], cfg: SimConfig, resolver: Resolver | None = None,
              chunk_size: int = 100_000) -> tuple[Truth, Iterator[Chunk]]:
     """Truth plus a stream of row chunks in the store's column order (masked and normalised)."""
-    table = table or build_text_table(articles, cfg)
+    table = build_text_table(articles, cfg)
     rng = np.random.default_rng(cfg.seed)
     ts_all = _timestamps(rng, cfg, cfg.queries)
     update_ts = float(np.quantile(ts_all, 0.5)) if len(ts_all) else 0.0
@@ -370,10 +389,14 @@ def generate(articles: list[SimArticle], cfg: SimConfig, table: list[TextEntry] 
     category_of = {a.article_id: a.category for a in articles}
     weights = np.array([e.weight for e in table])
     text_idx_all = rng.choice(len(table), size=cfg.queries, p=weights / weights.sum())
+    (resolver or stand_in_resolver(articles, cfg))([table[i] for i in np.unique(text_idx_all).tolist()])
+    for entry in table:
+        if entry.results is None:  # never asked: only needs a shape for the arrays below
+            entry.results, entry.confident = [], False
     agent_w = 1.0 / np.arange(1, cfg.agents + 1) ** 0.35
     agents_all = rng.choice(cfg.agents, size=cfg.queries, p=agent_w / agent_w.sum())
     # Per text, as arrays: results padded to K, whether each result answers the intent.
-    res_ids = [e.results + [""] * (K - len(e.results)) for e in table]
+    res_ids = [(e.results or []) + [""] * (K - len(e.results or [])) for e in table]
     is_true = np.array([[e.true_article is not None and a == e.true_article for a in r]
                         for e, r in zip(table, res_ids, strict=True)])
     has = np.array([[a != "" for a in r] for r in res_ids])
@@ -497,14 +520,11 @@ def write_via_store(path: Path, chunks: Iterator[Chunk], raw_texts: dict[str, st
 
 def simulate(out: Path, cfg: SimConfig, articles_dir: Path, *, writer: str = "fast", use_engine: bool = False,
              truth_out: Path | None = None, progress: Callable[[int], None] | None = None) -> Truth:
-    articles = load_sim_articles(articles_dir)
-    table = build_text_table(articles, cfg)
-    if use_engine:
-        engine_results(table)
-    out.parent.mkdir(parents=True, exist_ok=True)
     if out.exists():
         raise SystemExit(f"{out} exists: the simulator only writes new files")
-    truth, chunks = generate(articles, cfg, table)
+    articles = load_sim_articles(articles_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    truth, chunks = generate(articles, cfg, engine_resolver() if use_engine else None)
     if writer == "store":
         write_via_store(out, chunks)
     else:

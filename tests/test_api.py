@@ -12,7 +12,6 @@ from _service_fixtures import (
     corpus_settings,
     point_current_at,
 )
-from fastapi import Depends
 from fastapi.testclient import TestClient
 
 from kb_service.api import (
@@ -21,7 +20,6 @@ from kb_service.api import (
     check_bind_allowed,
     create_app,
     render_article_html,
-    require_role,
 )
 from kb_service.logstore import SQLiteLogStore
 from kb_service.settings import Settings
@@ -58,15 +56,10 @@ def _rows(path: Path, sql: str, *args: object) -> list[tuple]:
 class Service:
     """One app over the shared engine with a private usage log."""
 
-    def __init__(self, settings: Settings, engine, extra_routes: bool = False) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, settings: Settings, engine) -> None:  # type: ignore[no-untyped-def]
         self.settings = settings
         self.store = SQLiteLogStore(settings.log_db)
         self.app = create_app(settings, engine=engine, store=self.store)
-        if extra_routes:  # what the analyst-reports helper will add through register_report_routes
-
-            @self.app.get("/api/reports/ping", dependencies=[Depends(require_role("analyst"))])
-            def ping() -> dict:
-                return {"ok": True}
 
     def rows(self, sql: str, *args: object) -> list[tuple]:
         return _rows(self.settings.log_db, sql, *args)
@@ -342,7 +335,7 @@ KEYS = {"agent_keys": "agent-key,agent-key-2", "editor_keys": "editor-key", "ana
 @pytest.fixture
 def svc_secured(svc_corpus: BuiltCorpus, svc_engine, tmp_path: Path) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
     service = Service(
-        corpus_settings(svc_corpus, tmp_path / "usage.sqlite3", **KEYS), svc_engine, extra_routes=True
+        corpus_settings(svc_corpus, tmp_path / "usage.sqlite3", **KEYS), svc_engine
     )
     with TestClient(service.app) as client:
         yield client
@@ -367,10 +360,10 @@ def _as(key: str | None) -> dict[str, str]:
         ("POST", "/api/admin/reload", "agent-key", 403),
         ("POST", "/api/admin/reload", "analyst-key", 403),
         ("POST", "/api/admin/reload", "editor-key", 200),
-        ("GET", "/api/reports/ping", None, 401),
-        ("GET", "/api/reports/ping", "agent-key", 403),
-        ("GET", "/api/reports/ping", "editor-key", 403),
-        ("GET", "/api/reports/ping", "analyst-key", 200),
+        ("GET", "/api/reports/frequency", None, 401),
+        ("GET", "/api/reports/frequency", "agent-key", 403),
+        ("GET", "/api/reports/frequency", "editor-key", 403),
+        ("GET", "/api/reports/frequency", "analyst-key", 200),
         ("GET", "/api/health", None, 200),
     ],
 )

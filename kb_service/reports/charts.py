@@ -141,7 +141,8 @@ def resolution_chart(articles: list[ArticleStats], overall: float | None, limit:
 
 
 def category_chart(categories: list[CategoryStats]) -> str:
-    shown = [c for c in categories if c.enough_feedback]
+    # Worst at the top, as in the article chart.
+    shown = sorted((c for c in categories if c.enough_feedback), key=lambda c: -(c.resolution_rate or 0.0))
     with plt.rc_context(_style()):
         fig, ax = plt.subplots(figsize=(10, 0.4 * len(shown) + 1))
         ys = range(len(shown))

@@ -19,7 +19,7 @@ SECTION_FIELDS: dict[str, tuple[str, ...]] = {
 SECTION_DEFINITIONS: dict[str, tuple[str, ...]] = {
     "frequency": ("period", "queries", "normalised", "query_group", "top_queries", "non_confident_share",
                   "no_hit_share", "volume"),
-    "articles": ("period", "impressions", "shown_queries", "open_queries", "ctr", "opens_copies", "feedback",
+    "articles": ("period", "impressions", "shown_queries", "mean_rank", "open_queries", "ctr", "opens_copies", "feedback",
                  "resolution_rate", "never_shown", "low_ctr", "category"),
     "gaps": ("period", "gap_query", "gap_cluster"),
 }

@@ -31,6 +31,7 @@ th,td{border:1px solid #dde1e6;padding:4px 7px;text-align:left;vertical-align:to
 th{background:#eef1f5;position:sticky;top:0}
 td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 tr.flag td{background:#fdf1ef}
+table.defs td:first-child{white-space:nowrap;font-weight:600;width:9em}
 .muted{color:#888}.small{font-size:12px;color:#555}
 .empty{background:#fff3cd;border:1px solid #e0c36b;padding:16px;border-radius:6px;font-size:16px}
 details{margin:6px 0}summary{cursor:pointer;color:#3b6fb6}
@@ -163,13 +164,14 @@ ARTICLE_HEADERS = ["文章", "分类", "展示次数", "展示查询", "平均�
 
 def _articles(report: Report) -> str:
     parts = ["<h2 id='articles'>文章表现</h2>",
-             _notes(report, "impressions", "shown_queries", "open_queries", "ctr", "opens_copies", "feedback",
+             _notes(report, "impressions", "shown_queries", "mean_rank", "open_queries", "ctr", "opens_copies", "feedback",
                     "resolution_rate")]
     ranked = [a for a in report.articles if a.enough_feedback]
     if ranked:
         parts.append(_chart(charts.resolution_chart(report.articles, report.summary.resolution_rate)))
     numeric = set(range(2, 10))
-    parts.append("<h3>每篇文章（有足够反馈的按解决率从低到高；其余按展示查询数）</h3>")
+    parts.append("<h3>每篇文章（有足够反馈的按解决率从低到高；其余按展示查询数）</h3>"
+                 "<p class='note'>粉色底的行 = 常展示但很少被打开（见下一节）。</p>")
     parts.append(_table(ARTICLE_HEADERS, _article_rows(report.articles), numeric,
                         flag=lambda i: report.articles[i].low_ctr))
     parts.append("<h3>常展示但很少被打开</h3>" + _notes(report, "low_ctr"))
@@ -204,7 +206,7 @@ def _categories(report: Report) -> str:
 
 def _definitions(report: Report) -> str:
     rows = [(escape(d.name), escape(d.definition)) for d in report.definitions]
-    return "<h2 id='definitions'>指标定义</h2>" + _table(["指标", "定义"], rows)
+    return "<h2 id='definitions'>指标定义</h2>" + _table(["指标", "定义"], rows).replace("<table>", "<table class='defs'>", 1)
 
 
 def render_html(report: Report) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -114,9 +114,8 @@ def bigram_features(texts: Sequence[str], vocabulary: dict[str, int] | None = No
     return Features(matrix, vocab)
 
 
-def _pairs_from_product(left: sparse.csr_matrix, right: sparse.csr_matrix, chunk: int = 20000) -> np.ndarray:
-    """(i, j) with i < j where rows i of `left` and j of `right` share a column, built in row chunks."""
-    out: list[np.ndarray] = []
+def _pair_blocks(left: sparse.csr_matrix, right: sparse.csr_matrix, chunk: int = 2000) -> Iterator[np.ndarray]:
+    """(i, j) with i < j where rows i of `left` and j of `right` share a column, one row block at a time."""
     right_t = right.T.tocsr()
     for start in range(0, left.shape[0], chunk):
         block = (left[start : start + chunk] @ right_t).tocoo()
@@ -124,11 +123,15 @@ def _pairs_from_product(left: sparse.csr_matrix, right: sparse.csr_matrix, chunk
         cols = block.col.astype(np.int64)
         keep = rows < cols
         if keep.any():
-            out.append(np.stack([rows[keep], cols[keep]], axis=1))
-    return np.concatenate(out) if out else np.empty((0, 2), dtype=np.int64)
+            yield np.stack([rows[keep], cols[keep]], axis=1)
 
 
-def _row_overlap(matrix: sparse.csr_matrix, pairs: np.ndarray, chunk: int = 500_000) -> np.ndarray:
+def _pairs_from_product(left: sparse.csr_matrix, right: sparse.csr_matrix) -> np.ndarray:
+    blocks = list(_pair_blocks(left, right))
+    return np.concatenate(blocks) if blocks else np.empty((0, 2), dtype=np.int64)
+
+
+def _row_overlap(matrix: sparse.csr_matrix, pairs: np.ndarray, chunk: int = 100_000) -> np.ndarray:
     """Number of shared columns for each pair, vectorised in chunks."""
     result = np.empty(len(pairs), dtype=np.float64)
     for start in range(0, len(pairs), chunk):
@@ -139,7 +142,15 @@ def _row_overlap(matrix: sparse.csr_matrix, pairs: np.ndarray, chunk: int = 500_
 
 
 def dice_candidates(features: Features, min_dice: float) -> tuple[np.ndarray, np.ndarray]:
-    """All pairs with bigram Dice ≥ min_dice, found with prefix filtering instead of all pairs.
+    """All pairs with bigram Dice ≥ min_dice, and their Dice (see iter_dice_candidates)."""
+    blocks = list(iter_dice_candidates(features, min_dice))
+    if not blocks:
+        return np.empty((0, 2), dtype=np.int64), np.empty(0)
+    return np.concatenate([p for p, _ in blocks]), np.concatenate([d for _, d in blocks])
+
+
+def iter_dice_candidates(features: Features, min_dice: float) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Blocks of (pairs, Dice) with bigram Dice ≥ min_dice, found with prefix filtering, not all pairs.
 
     Dice ≥ θ needs an overlap of at least θ/(2−θ)·|A| bigrams, so with bigrams ordered rarest
     first, two such strings must share a bigram within each other's first |A| − ⌈θ|A|/(2−θ)⌉ + 1
@@ -149,7 +160,7 @@ def dice_candidates(features: Features, min_dice: float) -> tuple[np.ndarray, np
     matrix = features.matrix
     n = matrix.shape[0]
     if n < 2:
-        return np.empty((0, 2), dtype=np.int64), np.empty(0)
+        return
     df = features.document_frequency
     order_of_column = np.empty(len(df), dtype=np.int64)
     order_of_column[np.lexsort((np.arange(len(df)), df))] = np.arange(len(df))
@@ -162,22 +173,22 @@ def dice_candidates(features: Features, min_dice: float) -> tuple[np.ndarray, np
     rank_in_row = np.arange(len(order), dtype=np.int64) - np.repeat(matrix.indptr[:-1], sizes)
     chosen = order[rank_in_row < prefix_len[row_of[order]]]
     if len(chosen) == 0:
-        return np.empty((0, 2), dtype=np.int64), np.empty(0)
+        return
     r = row_of[chosen]
     c = matrix.indices[chosen].astype(np.int64)
     prefix = sparse.csr_matrix((np.ones(len(r), dtype=np.float32), (r, c)), shape=matrix.shape)
-    pairs = _pairs_from_product(prefix, prefix)
-    if len(pairs) == 0:
-        return pairs, np.empty(0)
-    a, b = sizes[pairs[:, 0]], sizes[pairs[:, 1]]
-    # Length filter before the costlier overlap: Dice ≥ θ needs |B| ≥ θ|A|/(2−θ) both ways.
     ratio = min_dice / (2.0 - min_dice)
-    keep = (b >= ratio * a - 1e-9) & (a >= ratio * b - 1e-9)
-    pairs = pairs[keep]
-    overlap = _row_overlap(matrix, pairs)
-    dice = 2.0 * overlap / (sizes[pairs[:, 0]] + sizes[pairs[:, 1]])
-    keep = dice >= min_dice - 1e-9
-    return pairs[keep], dice[keep]
+    # Filter block by block so only surviving pairs are ever held, not every candidate at once.
+    for block in _pair_blocks(prefix, prefix):
+        a, b = sizes[block[:, 0]], sizes[block[:, 1]]
+        # Length filter before the costlier overlap: Dice ≥ θ needs |B| ≥ θ|A|/(2−θ) both ways.
+        block = block[(b >= ratio * a - 1e-9) & (a >= ratio * b - 1e-9)]
+        if len(block) == 0:
+            continue
+        dice = 2.0 * _row_overlap(matrix, block) / (sizes[block[:, 0]] + sizes[block[:, 1]])
+        keep = dice >= min_dice - 1e-9
+        if keep.any():
+            yield block[keep], dice[keep]
 
 
 def char_counts(texts: Sequence[str]) -> sparse.csr_matrix:
@@ -196,7 +207,7 @@ def char_counts(texts: Sequence[str]) -> sparse.csr_matrix:
 
 
 def lcs_upper_bound_ratio(counts: sparse.csr_matrix, lengths: np.ndarray, pairs: np.ndarray,
-                          chunk: int = 500_000) -> np.ndarray:
+                          chunk: int = 100_000) -> np.ndarray:
     """2·(shared characters with multiplicity)/(len a + len b) ≥ LCS ratio, for all pairs at once.
 
     Strings that share a long common ending (…客户不同意怎么办) pass the bigram blocking but fail
@@ -255,11 +266,13 @@ def group_near_duplicates(
     position = {idx: k for k, idx in enumerate(unique_idx)}
     unique_cores = [cores[i] for i in unique_idx]
     edges: dict[int, list[tuple[int, float]]] = {}
-    pairs, _ = dice_candidates(bigram_features(unique_cores), blocking_dice)
-    if len(pairs):
-        lengths = np.array([len(c) for c in unique_cores], dtype=np.float64)
-        bound = lcs_upper_bound_ratio(char_counts(unique_cores), lengths, pairs)
-        pairs = pairs[bound >= min_similarity - 1e-9]
+    lengths = np.array([len(c) for c in unique_cores], dtype=np.float64)
+    counts_matrix = char_counts(unique_cores)
+    survivors: list[np.ndarray] = []
+    for block, _ in iter_dice_candidates(bigram_features(unique_cores), blocking_dice):
+        bound = lcs_upper_bound_ratio(counts_matrix, lengths, block)
+        survivors.append(block[bound >= min_similarity - 1e-9])
+    pairs = np.concatenate(survivors) if survivors else np.empty((0, 2), dtype=np.int64)
     for a, b in pairs.tolist():
         sim = lcs_ratio(unique_cores[a], unique_cores[b])
         if sim >= min_similarity - 1e-9:
