@@ -22,6 +22,9 @@ from .models import Passage
 
 # Field → boost: an agent's words matching a title, alias or heading say more than a body match.
 TEXT_FIELDS: dict[str, float] = {"title": 3.0, "alias": 3.0, "heading": 2.0, "body": 1.0}
+# Fields whose bigram view is queried. Every field is indexed both ways; querying fewer bigram
+# fields cuts the clause count (the main cost of a Whoosh query) where words already match.
+QUERY_FIELDS: dict[str, tuple[str, ...]] = {"w": tuple(TEXT_FIELDS), "b": tuple(TEXT_FIELDS)}
 
 
 @dataclass(frozen=True)
@@ -114,7 +117,7 @@ class LexicalIndex:
         clauses: list[wq.Query] = []
         for suffix, weighted in (("w", terms.words), ("b", terms.bigrams)):
             for term, weight in weighted:
-                for name in TEXT_FIELDS:
+                for name in QUERY_FIELDS[suffix]:
                     clauses.append(wq.Term(f"{name}_{suffix}", term, boost=weight))
         if not clauses:
             return []

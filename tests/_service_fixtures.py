@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
+import sys
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -179,3 +181,18 @@ def settings_env(settings: Settings) -> dict[str, str]:
         value = getattr(settings, name)
         env[f"KB_{name.upper()}"] = str(value)
     return env
+
+
+def sqlite_rows(path: Path, sql: str, *args: object) -> list[tuple]:
+    """Rows from a real SQLite file, read on a fresh connection as an analyst would."""
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute(sql, args).fetchall()
+    finally:
+        conn.close()
+
+
+def uvicorn_command(port: int, *extra: str) -> list[str]:
+    """The server the end-to-end tests start: the env-configured app factory on loopback."""
+    return [sys.executable, "-m", "uvicorn", "kb_service.api:create_app_from_env", "--factory",
+            "--host", "127.0.0.1", "--port", str(port), *extra]

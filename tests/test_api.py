@@ -1,4 +1,3 @@
-import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -11,6 +10,7 @@ from _service_fixtures import (
     copy_corpus,
     corpus_settings,
     point_current_at,
+    sqlite_rows,
 )
 from fastapi.testclient import TestClient
 
@@ -45,12 +45,7 @@ def svc_engine(svc_corpus: BuiltCorpus, svc_embedder, tmp_path_factory: pytest.T
     return SearchEngine.open(settings, embedder=svc_embedder)
 
 
-def _rows(path: Path, sql: str, *args: object) -> list[tuple]:
-    conn = sqlite3.connect(path)
-    try:
-        return conn.execute(sql, args).fetchall()
-    finally:
-        conn.close()
+_rows = sqlite_rows
 
 
 class Service:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from _service_fixtures import build_corpus_index, corpus_settings, settings_env
+from _service_fixtures import build_corpus_index, corpus_settings, settings_env, uvicorn_command
 
 from kb_service.settings import Settings
 
@@ -64,17 +64,7 @@ def _start(settings: Settings, tmp_path: Path, **extra_env: str) -> Server:
     log_path = tmp_path / "uvicorn.log"
     with open(log_path, "w", encoding="utf-8") as log:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "kb_service.api:create_app_from_env",
-                "--factory",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
+            uvicorn_command(port),
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

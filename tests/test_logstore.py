@@ -4,6 +4,7 @@ import time
 from pathlib import Path
 
 import pytest
+from _service_fixtures import sqlite_rows
 
 from kb_service.logstore import (
     SCHEMA_VERSION,
@@ -38,12 +39,7 @@ def _query(query_id: str, text: str = "三者险赔多少", n: int = 2) -> Query
     )
 
 
-def _rows(path: Path, sql: str, *args: object) -> list[tuple]:
-    conn = sqlite3.connect(path)
-    try:
-        return conn.execute(sql, args).fetchall()
-    finally:
-        conn.close()
+_rows = sqlite_rows
 
 
 def test_store_satisfies_protocol(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from _service_fixtures import uvicorn_command
 
 pytestmark = pytest.mark.browser
 
@@ -200,19 +201,7 @@ class Server:
         self.log_path = tmp / f"server-{self.port}.log"
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "kb_service.api:create_app_from_env",
-                "--factory",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--log-level",
-                "warning",
-            ],
+            uvicorn_command(self.port, "--log-level", "warning"),
             env=_kb_env(tmp),
             cwd=ROOT,
             stdout=self._log,
