@@ -84,23 +84,24 @@ class OnnxEmbedder:
         self._inputs = {i.name for i in self._session.get_inputs()}
         self._tokenizer = Tokenizer.from_file(str(model_path / "tokenizer.json"))
         self._tokenizer.enable_truncation(max_length)
-        self._tokenizer.enable_padding()
         self.name = name or model_path.name
         self.dim = int(self._session.get_outputs()[0].shape[-1])
 
     def encode(self, texts: list[str]) -> np.ndarray:
+        """One text per run: int8 dynamic quantisation scales activations per input tensor, so in a
+        batch a vector would depend on its neighbours and padding; alone it is deterministic, equal
+        to what a query gets, and measured faster here (54 vs 64-74 ms per passage)."""
         out = []
-        for start in range(0, len(texts), 32):
-            batch = self._tokenizer.encode_batch(list(texts[start : start + 32]))
-            ids = np.array([e.ids for e in batch], dtype=np.int64)
-            mask = np.array([e.attention_mask for e in batch], dtype=np.int64)
+        for text in texts:
+            encoding = self._tokenizer.encode(text)
+            ids = np.array([encoding.ids], dtype=np.int64)
+            mask = np.array([encoding.attention_mask], dtype=np.int64)
             feeds = {"input_ids": ids, "attention_mask": mask}
             if "token_type_ids" in self._inputs:
                 feeds["token_type_ids"] = np.zeros_like(ids)
             hidden = self._session.run(None, feeds)[0]
-            weights = mask[..., None].astype(np.float32)
-            out.append((hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9))
-        return _normalise_rows(np.concatenate(out) if out else np.zeros((0, self.dim)))
+            out.append(hidden[0].mean(axis=0))
+        return _normalise_rows(np.stack(out) if out else np.zeros((0, self.dim)))
 
 
 class UniversalSentenceEncoderEmbedder:

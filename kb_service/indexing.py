@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .analysis import DomainTokenizer, words
+from .analysis import DomainTokenizer
 from .embedding import Embedder, load_embedder, model_key
 from .lexical_index import LexicalIndex
 from .lexicon import Lexicon, load_lexicon
@@ -62,11 +62,6 @@ class BuildReport:
 def embedding_text(passage: Passage) -> str:
     """What the embedder sees: the heading path gives a short section its topic."""
     return f"{passage.title}｜{passage.heading}\n{passage.text}" if passage.heading else f"{passage.title}\n{passage.text}"
-
-
-def vocabulary_counts(passage: Passage, tokenizer: DomainTokenizer) -> Counter[str]:
-    text = " ".join((passage.title, passage.heading, passage.text, *passage.aliases))
-    return Counter(words(text, tokenizer))
 
 
 def file_hash(path: Path) -> str:
@@ -282,6 +277,7 @@ def _build_generation(
     else:
         lexical = LexicalIndex.create(staging / "lexical", tokenizer)
         lexical.update(new_passages)
+    counts = lexical.word_counts()
     lexical.close()
     report.timings["lexical"] = time.perf_counter() - clock
     clock = time.perf_counter()
@@ -306,29 +302,16 @@ def _build_generation(
     report.timings["embedding+vectors"] = time.perf_counter() - clock
     clock = time.perf_counter()
 
-    # Passages, articles, vocabulary
+    # Passages, articles, homophone vocabulary
     rows = [row for aid in sorted(keep_ids) for row in prev_by_article.get(aid, [])]
     rows += [{"vid": int(vid), "passage": p.to_dict()} for vid, p in zip(new_ids, new_passages, strict=True)]
     _write_jsonl(staging / "passages.jsonl", rows)
     records = {aid: article_record(a, digests[aid]) for aid, a in current.items()}
-    for aid, rec in kept.items():
-        records[aid] = rec
     prev_records = {r["id"]: r for r in _read_jsonl(previous / "articles.jsonl")} if previous else {}
     for aid in kept:
         records[aid] = prev_records.get(aid, kept[aid])
     _write_jsonl(staging / "articles.jsonl", (records[a] for a in sorted(records)))
 
-    if previous:
-        counts = Counter(json.loads((previous / "vocabulary.json").read_text(encoding="utf-8")))
-        for aid in to_delete:
-            for row in prev_by_article.get(aid, []):
-                counts.subtract(vocabulary_counts(Passage.from_dict(row["passage"]), tokenizer))
-        counts = Counter({w: c for w, c in counts.items() if c > 0})
-    else:
-        counts = Counter()
-    for passage in new_passages:
-        counts.update(vocabulary_counts(passage, tokenizer))
-    (staging / "vocabulary.json").write_text(json.dumps(counts, ensure_ascii=False), encoding="utf-8")
     corrector = HomophoneCorrector.build(counts | Counter({w: 10_000 for w in tokenizer.words}))
     (staging / "spelling.json").write_text(json.dumps(corrector.to_dict(), ensure_ascii=False), encoding="utf-8")
     (staging / "tokenizer.json").write_text(json.dumps(list(tokenizer.words), ensure_ascii=False), encoding="utf-8")

@@ -7,6 +7,7 @@ characters (AND, *, :, quotes, brackets) are just characters.
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,6 +135,20 @@ class LexicalIndex:
         query.matcher_type = wq.Or.ARRAY_MATCHER
         results = self._searcher().search(query, limit=limit, filter=result_filter, optimize=False)
         return [(hit["passage_id"], float(hit.score)) for hit in results]
+
+    def word_counts(self) -> Counter[str]:
+        """Documents per jieba word over all text fields: the knowledge base's own vocabulary.
+
+        Read from the index rather than re-tokenising every passage; terms of deleted documents
+        may linger until segments merge, which is harmless for a vocabulary.
+        """
+        counts: Counter[str] = Counter()
+        with self._ix.reader() as reader:
+            for name in TEXT_FIELDS:
+                for term, info in reader.iter_field(f"{name}_w"):
+                    word = term.decode("utf-8") if isinstance(term, bytes) else term
+                    counts[word] += info.doc_frequency()
+        return counts
 
     @property
     def doc_count(self) -> int:
