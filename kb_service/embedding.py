@@ -90,7 +90,7 @@ class OnnxEmbedder:
     def encode(self, texts: list[str]) -> np.ndarray:
         """One text per run: int8 dynamic quantisation scales activations per input tensor, so in a
         batch a vector would depend on its neighbours and padding; alone it is deterministic, equal
-        to what a query gets, and measured faster here (54 vs 64-74 ms per passage)."""
+        to what a query gets, and no slower per passage (scripts/bench_embedding.py)."""
         out = []
         for text in texts:
             encoding = self._tokenizer.encode(text)

@@ -1,0 +1,46 @@
+"""Query-embedding cost per runtime, passage-embedding cost alone vs batched, and mean in-process
+hybrid search time on the bundled knowledge base (needs `kb index` first).
+
+    python scripts/bench_embedding.py
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from kb_service.embedding import load_embedder
+from kb_service.engine import SearchEngine
+from kb_service.indexing import current_generation, embedding_text
+from kb_service.models import Passage
+from kb_service.settings import PROJECT_ROOT, Settings
+
+
+def main() -> None:
+    settings = Settings()
+    models = Path(settings.index_dir) / "models"
+    queries = [json.loads(line)["query"] for line in (PROJECT_ROOT / "eval" / "queries.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
+    for model, runtime in (("m3e-small", "onnx-int8"), ("m3e-small", "torch"), ("use-multilingual", "")):
+        embedder = load_embedder(model, runtime, models, 1)
+        embedder.encode(queries[:5])
+        start = time.perf_counter()
+        for q in queries:
+            embedder.encode([q])
+        print(f"query embedding {embedder.name}: {(time.perf_counter() - start) / len(queries) * 1000:.1f} ms/query")
+    generation = current_generation(Path(settings.index_dir))
+    rows = [json.loads(line) for line in (generation / "passages.jsonl").read_text(encoding="utf-8").splitlines()]
+    texts = [embedding_text(Passage.from_dict(r["passage"])) for r in rows][:96]
+    onnx = load_embedder("m3e-small", "onnx-int8", models, 1)
+    start = time.perf_counter()
+    onnx.encode(texts)
+    print(f"passage embedding m3e-small int8, one per run: {(time.perf_counter() - start) / len(texts) * 1000:.1f} ms/passage")
+    engine = SearchEngine.open(settings)
+    start = time.perf_counter()
+    for q in queries:
+        engine.search(q)
+    print(f"in-process hybrid search, bundled articles: {(time.perf_counter() - start) / len(queries) * 1000:.1f} ms/query mean")
+
+
+if __name__ == "__main__":
+    main()
