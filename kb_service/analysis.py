@@ -33,6 +33,24 @@ STOP_WORDS = frozenset(
 _STOP_CHARS = frozenset("的了吗呢啊吧呀么嘛哦是在有和与就都也还要会能可怎样什啥咋哪些多少几我你您他她它这那个一下请问得地着过被把给让对从到很太又再该不没久里候话般")
 
 
+_JIEBA_BY_FINGERPRINT: dict[str, jieba.Tokenizer] = {}
+_JIEBA_LOCK = threading.Lock()
+
+
+def _loaded_jieba(words: tuple[str, ...], fingerprint: str) -> jieba.Tokenizer:
+    """One loaded jieba per dictionary per process: loading costs ~1 s, and an index update
+    followed by a reload would otherwise pay it twice while the edited article waits."""
+    with _JIEBA_LOCK:
+        tk = _JIEBA_BY_FINGERPRINT.get(fingerprint)
+        if tk is None:
+            tk = jieba.Tokenizer()
+            tk.initialize()
+            for word in words:
+                tk.add_word(word, freq=max(tk.suggest_freq(word, tune=False), 2000))
+            _JIEBA_BY_FINGERPRINT[fingerprint] = tk
+        return tk
+
+
 class DomainTokenizer:
     """A dedicated jieba instance loaded with the domain dictionary; thread-safe, lazily built."""
 
@@ -49,11 +67,7 @@ class DomainTokenizer:
         if self._jieba is None:
             with self._lock:
                 if self._jieba is None:
-                    tk = jieba.Tokenizer()
-                    tk.initialize()
-                    for word in self.words:
-                        tk.add_word(word, freq=max(tk.suggest_freq(word, tune=False), 2000))
-                    self._jieba = tk
+                    self._jieba = _loaded_jieba(self.words, self.fingerprint)
         return self._jieba
 
     def spans(self, text: str) -> Iterator[tuple[str, int, int]]:

@@ -7,9 +7,12 @@ malformed article is reported and skipped without stopping the others from loadi
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 import yaml
 
@@ -21,12 +24,17 @@ HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 FENCE = re.compile(r"^\s*(```+|~~~+)\s*([\w-]*)\s*$")
 SCRIPT_INFO = "script"
 SKIPPED_FILES = {"readme.md"}
+T = TypeVar("T")
 
 
 @dataclass
 class LoadResult:
     articles: list[Article] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+
+
+# libyaml's loader parses front matter ~10x faster than the pure-Python one (large knowledge bases).
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def article_files(articles_dir: Path) -> list[Path]:
@@ -45,7 +53,7 @@ def _split_front_matter(text: str, path: Path) -> tuple[dict | None, str, int, l
         return None, text, 1, [Problem(path, 1, "front matter is not closed by a '---' line")]
     raw = "\n".join(lines[1:end])
     try:
-        meta = yaml.safe_load(raw) or {}
+        meta = yaml.load(raw, Loader=_YAML_LOADER) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = (mark.line + 2) if mark is not None else 1
@@ -219,11 +227,65 @@ def parse_article(path: Path) -> tuple[Article | None, list[Problem]]:
     return article, problems
 
 
-def load_articles(articles_dir: Path) -> LoadResult:
+class ArticleCache:
+    """Parsed files keyed by path, reused while (mtime, size) is unchanged.
+
+    A long-running watcher (`kb serve --watch`) re-parses only the files an editor touched;
+    parsing every file costs ~0.5 ms each, seconds at tens of thousands of articles, which would
+    otherwise sit between an edit and the moment it is searchable.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[Path, tuple[tuple[int, int], Article | None, list[Problem], str]] = {}
+        self._derived: dict[tuple[Path, str], tuple[Article, Any]] = {}
+
+    def _entry(self, path: Path) -> tuple[tuple[int, int], Article | None, list[Problem], str]:
+        try:
+            st = path.stat()
+            key = (st.st_mtime_ns, st.st_size)
+        except OSError:
+            key = (-1, -1)
+        entry = self._entries.get(path)
+        if entry is None or entry[0] != key or key == (-1, -1):
+            article, problems = parse_article(path)
+            try:
+                digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            except OSError:
+                digest = ""
+            entry = (key, article, problems, digest)
+            self._entries[path] = entry
+        return entry
+
+    def parse(self, path: Path) -> tuple[Article | None, list[Problem]]:
+        _, article, problems, _ = self._entry(Path(path))
+        return article, problems
+
+    def digest(self, path: Path) -> str:
+        return self._entry(Path(path))[3]
+
+    def memo(self, article: Article, name: str, compute: Callable[[], T]) -> T:
+        """A value derived from one parsed version of an article (its passages, its problems)."""
+        key = (article.path, name)
+        cached = self._derived.get(key)
+        if cached is None or cached[0] is not article:
+            cached = (article, compute())
+            self._derived[key] = cached
+        return cached[1]
+
+    def forget_missing(self, present: set[Path]) -> None:
+        for path in [p for p in self._entries if p not in present]:
+            del self._entries[path]
+        self._derived = {k: v for k, v in self._derived.items() if k[0] in present}
+
+
+def load_articles(articles_dir: Path, cache: ArticleCache | None = None) -> LoadResult:
     """Parse every article; unusable files are reported and skipped."""
     result = LoadResult()
-    for path in article_files(articles_dir):
-        article, problems = parse_article(path)
+    paths = article_files(articles_dir)
+    if cache is not None:
+        cache.forget_missing(set(paths))
+    for path in paths:
+        article, problems = cache.parse(path) if cache is not None else parse_article(path)
         result.problems.extend(problems)
         if article is not None:
             result.articles.append(article)

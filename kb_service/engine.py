@@ -15,7 +15,7 @@ import numpy as np
 
 from .analysis import DomainTokenizer
 from .embedding import Embedder, load_embedder, model_key
-from .indexing import MANIFEST, current_generation
+from .indexing import FORMAT, current_generation, read_manifest
 from .lexical_index import LexicalIndex
 from .lexicon import Lexicon, load_lexicon
 from .models import Article, Hit, Passage, SearchResponse
@@ -31,9 +31,10 @@ from .ranking import (
     reciprocal_rank_fusion,
     weighted_score_fusion,
 )
+from .segments import Segment, load_segment
 from .settings import Settings
+from .sparse_lexical import SegmentView, search_segments
 from .spelling import HomophoneCorrector
-from .vector_index import FaissVectorIndex
 
 
 class QueryError(ValueError):
@@ -48,56 +49,95 @@ class IndexNotBuiltError(RuntimeError):
 class Snapshot:
     generation: str
     manifest: dict
-    lexical: LexicalIndex
-    vectors: FaissVectorIndex
+    segments: list[Segment]
+    live: list[np.ndarray]  # per segment: rows whose article version is the live one
     passages: dict[str, Passage]
-    by_vector_id: dict[int, str]
     articles: dict[str, dict]
     analyzer: QueryAnalyzer
     vocabulary: frozenset[str]
+    whoosh: LexicalIndex | None = None
 
     def article_of(self, passage_id: str) -> str:
         return self.passages[passage_id].article_id
 
     def close(self) -> None:
-        self.lexical.close()
+        if self.whoosh is not None:
+            self.whoosh.close()
 
 
-def load_snapshot(generation: Path, lexicon: Lexicon) -> Snapshot:
-    manifest = json.loads((generation / MANIFEST).read_text(encoding="utf-8"))
+def load_snapshot(generation: Path, lexicon: Lexicon, loaded: dict[str, Segment] | None = None,
+                  backend: str = "sparse") -> Snapshot:
+    """Open a generation; segments already in `loaded` (the serving snapshot's) are reused."""
+    manifest = read_manifest(generation)
+    if manifest.get("signature", {}).get("format") != FORMAT:
+        raise IndexNotBuiltError(f"index {generation.name} has an older layout: run `kb index --full`")
+    index_dir = generation.parent
     tokenizer = DomainTokenizer(json.loads((generation / "tokenizer.json").read_text(encoding="utf-8")))
+    loaded = loaded or {}
+    segments = [loaded.get(sid) or load_segment(index_dir, sid) for sid in manifest["segments"]]
+    article_segments = {aid: entry["segment"] for aid, entry in manifest["articles"].items()}
+    live = [segment.live_rows(article_segments) for segment in segments]
     passages: dict[str, Passage] = {}
-    by_vector_id: dict[int, str] = {}
-    with open(generation / "passages.jsonl", encoding="utf-8") as fh:
-        for line in fh:
-            row = json.loads(line)
-            passage = Passage.from_dict(row["passage"])
-            passages[passage.passage_id] = passage
-            by_vector_id[int(row["vid"])] = passage.passage_id
     articles: dict[str, dict] = {}
-    with open(generation / "articles.jsonl", encoding="utf-8") as fh:
-        for line in fh:
-            record = json.loads(line)
-            articles[record["id"]] = record
+    for segment, mask in zip(segments, live, strict=True):
+        for row in np.flatnonzero(mask):
+            passage = segment.passages[row]
+            passages[passage.passage_id] = passage
+        articles.update((aid, r) for aid, r in segment.articles.items() if article_segments.get(aid) == segment.segment_id)
     corrector = HomophoneCorrector.from_dict(json.loads((generation / "spelling.json").read_text(encoding="utf-8")))
     aliases = frozenset(alias for record in articles.values() for alias in record["aliases"])
     analyzer = QueryAnalyzer(tokenizer, lexicon, corrector, aliases)
+    whoosh = None
+    if backend == "whoosh":
+        if not (generation / "lexical").exists():
+            raise IndexNotBuiltError(f"index {generation.name} has no Whoosh index: run `kb index` with KB_LEXICAL_BACKEND=whoosh")
+        whoosh = LexicalIndex.open(generation / "lexical")
     return Snapshot(
         generation=generation.name,
         manifest=manifest,
-        lexical=LexicalIndex.open(generation / "lexical"),
-        vectors=FaissVectorIndex.load(generation / "vectors.faiss"),
+        segments=segments,
+        live=live,
         passages=passages,
-        by_vector_id=by_vector_id,
         articles=articles,
         analyzer=analyzer,
         vocabulary=corrector.vocabulary,
+        whoosh=whoosh,
     )
+
+
+def lexical_search(snap: Snapshot, terms, limit: int, category: str | None = None,  # type: ignore[no-untyped-def]
+                   tags: list[str] | None = None) -> list[tuple[str, float]]:
+    """(passage id, score) best first, from whichever lexical backend the snapshot has."""
+    if snap.whoosh is not None:
+        return [(pid, s) for pid, s in snap.whoosh.search(terms, limit, category, tags) if pid in snap.passages]
+    views = []
+    for segment, live in zip(snap.segments, snap.live, strict=True):
+        allowed = None
+        if category:
+            allowed = segment.categories == category
+        for tag in tags or ():
+            allowed = segment.tag_mask(tag) if allowed is None else allowed & segment.tag_mask(tag)
+        views.append(SegmentView(segment.lexical, live, allowed))
+    return [(snap.segments[i].passages[row].passage_id, score) for i, row, score in search_segments(views, terms, limit)]
+
+
+def semantic_search(snap: Snapshot, vector: np.ndarray, limit: int, allowed) -> list[tuple[str, float]]:  # type: ignore[no-untyped-def]
+    """(passage id, score) best first over every segment's vectors, skipping outdated rows."""
+    hits: list[tuple[float, str]] = []
+    for segment, live in zip(snap.segments, snap.live, strict=True):
+        dead = len(live) - int(np.count_nonzero(live))
+        for row, score in segment.vectors.search(vector, min(limit + dead, len(live))):
+            if live[row]:
+                pid = segment.passages[row].passage_id
+                if allowed(pid):
+                    hits.append((score, pid))
+    hits.sort(key=lambda item: (-item[0], item[1]))
+    return [(pid, score) for score, pid in hits[:limit]]
 
 
 def warm_up(snapshot: Snapshot) -> None:
     analyzed = snapshot.analyzer.analyze("交强险理赔流程")
-    snapshot.lexical.search(analyzed.terms, 5)
+    lexical_search(snapshot, analyzed.terms, 5)
 
 
 class SearchEngine:
@@ -113,7 +153,7 @@ class SearchEngine:
         generation = current_generation(Path(settings.index_dir))
         if generation is None:
             raise IndexNotBuiltError(f"no index in {settings.index_dir}: run `kb index` first")
-        snapshot = load_snapshot(generation, cls._lexicon(settings))
+        snapshot = load_snapshot(generation, cls._lexicon(settings), backend=settings.lexical_backend)
         if embedder is None:
             embedder = load_embedder(settings.embedding_model, settings.embedding_runtime,
                                      Path(settings.index_dir) / "models", settings.threads)
@@ -141,8 +181,9 @@ class SearchEngine:
             generation = current_generation(Path(self.settings.index_dir))
             if generation is None or generation.name == self._snapshot.generation:
                 return False
-            snapshot = load_snapshot(generation, self._lexicon(self.settings))
-            warm_up(snapshot)  # pay jieba's and Whoosh's start-up before agents see the new snapshot
+            loaded = {segment.segment_id: segment for segment in self._snapshot.segments}
+            snapshot = load_snapshot(generation, self._lexicon(self.settings), loaded, self.settings.lexical_backend)
+            warm_up(snapshot)  # pay jieba's start-up (and Whoosh's) before agents see the new snapshot
             old, self._snapshot = self._snapshot, snapshot
             # Searches already running finish on the old snapshot; close its files once they are done.
             timer = threading.Timer(self.settings.snapshot_grace_seconds, old.close)
@@ -173,6 +214,12 @@ class SearchEngine:
     def passages_of(self, article_id: str) -> list[Passage]:
         return [p for p in self._snapshot.passages.values() if p.article_id == article_id]
 
+    def passages(self) -> list[Passage]:
+        return list(self._snapshot.passages.values())
+
+    def passage(self, passage_id: str) -> Passage | None:
+        return self._snapshot.passages.get(passage_id)
+
     def validate_query(self, query: str) -> str:
         text = (query or "").strip()
         if not text:
@@ -201,17 +248,11 @@ class SearchEngine:
             p = snap.passages[pid]
             return (not category or p.category == category) and all(t in p.tags for t in tags or ())
 
-        lexical = snap.lexical.search(analyzed.terms, n, category, tags) if mode != "semantic" else []
-        lexical = [(p, s) for p, s in lexical if p in snap.passages]
+        lexical = lexical_search(snap, analyzed.terms, n, category, tags) if mode != "semantic" else []
         semantic: list[tuple[str, float]] = []
         if mode != "lexical":
-            vector = self._embedder.encode([analyzed.semantic_text])[0]
-            fetch = n if not (category or tags) else n * 8
-            for vid, score in snap.vectors.search(np.asarray(vector), fetch):
-                pid = snap.by_vector_id.get(vid)
-                if pid is not None and allowed(pid):
-                    semantic.append((pid, score))
-            semantic = semantic[:n]
+            vector = np.asarray(self._embedder.encode([analyzed.semantic_text])[0])
+            semantic = semantic_search(snap, vector, n if not (category or tags) else n * 8, allowed)[:n]
         if self.settings.fusion == "weighted":
             fused = weighted_score_fusion(lexical, semantic, self.settings.lexical_weight, self.settings.semantic_weight)
         else:

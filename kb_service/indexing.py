@@ -1,10 +1,14 @@
 """Build the lexical and semantic indexes into a new generation, then switch atomically.
 
-A build never touches the generation that is serving: it writes `indexes/gen-…/`, and only a
-complete generation is named in `indexes/CURRENT` (written with an atomic rename). A crash at
-any point leaves the previous generation serving. After an edit, only changed, added and
-removed articles are re-indexed and re-embedded; an article that fails validation keeps its
-last good version.
+A build never touches the generation that is serving: it writes new segments and a new
+`indexes/gen-…/` manifest, and only a complete generation is named in `indexes/CURRENT`
+(written with an atomic rename). A crash at any point leaves the previous generation serving.
+
+After an edit only changed and added articles are analysed and embedded, into one small new
+segment (see segments.py); the manifest points each article at the segment holding its live
+version. When segments pile up or too many rows are dead, the next build merges: a full build
+that takes unchanged vectors from the embedding cache. An article that fails validation keeps
+its last good version.
 """
 
 from __future__ import annotations
@@ -24,17 +28,33 @@ import numpy as np
 
 from . import __version__
 from .analysis import DomainTokenizer
+from .articles import ArticleCache
 from .embedding import Embedder, load_embedder, model_key
-from .lexical_index import LexicalIndex
+from .lexical_index import TEXT_FIELDS, LexicalIndex
 from .lexicon import Lexicon, load_lexicon
 from .models import Article, Passage, Problem
+from .segments import (
+    SEGMENTS_DIR,
+    new_segment_id,
+    read_segment_articles,
+    read_segment_passages,
+    write_segment,
+)
 from .settings import Settings
+from .sparse_lexical import (
+    BM25FParams,
+    LexicalSegment,
+    analyze_passage,
+    average_lengths,
+    word_document_counts,
+)
 from .spelling import HomophoneCorrector
 from .validation import check_knowledge_base
 from .vector_index import FaissVectorIndex
 
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
+FORMAT = 2  # generation layout: 2 = segments
 KEEP_GENERATIONS = 3
 ProgressFn = Callable[[str, int, int], None]
 
@@ -51,6 +71,7 @@ class BuildReport:
     articles: int = 0
     passages: int = 0
     embedded: int = 0
+    merged: bool = False  # a full build chosen because segments had piled up
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage, for benchmarks
 
@@ -82,6 +103,10 @@ def _write_atomic(path: Path, text: str) -> None:
     with open(tmp, "rb") as fh:
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+def read_manifest(generation: Path) -> dict:
+    return json.loads((generation / MANIFEST).read_text(encoding="utf-8"))
 
 
 def _link_tree(source: Path, target: Path) -> None:
@@ -144,10 +169,6 @@ class EmbeddingCache:
         self.dirty = False
 
 
-def _read_jsonl(path: Path) -> list[dict]:
-    with open(path, encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
-
 
 def _write_jsonl(path: Path, rows: Iterable[dict]) -> None:
     with open(path, "w", encoding="utf-8") as fh:
@@ -172,16 +193,34 @@ def article_record(article: Article, digest: str) -> dict:
     }
 
 
+def bm25f_params(settings: Settings) -> BM25FParams:
+    return BM25FParams(k1=settings.bm25_k1, b=settings.bm25_b, boosts=tuple(TEXT_FIELDS.items()))
+
+
 def index_signature(settings: Settings, lexicon: Lexicon) -> dict:
     """Everything that, when it changes, invalidates the whole index."""
     tokenizer = DomainTokenizer(lexicon.dictionary_words)
+    params = bm25f_params(settings)
     return {
-        "format": 1,
+        "format": FORMAT,
         "embedding_model": model_key(settings.embedding_model, settings.embedding_runtime),
         "vector_index": settings.vector_index,
         "tokenizer": tokenizer.fingerprint,
         "max_passage_chars": settings.max_passage_chars,
+        "bm25f": {"k1": params.k1, "b": params.b, "boosts": dict(params.boosts)},
+        "whoosh": settings.lexical_backend == "whoosh",
     }
+
+
+@dataclass
+class _Plan:
+    """What one build writes: the new segment's passages and records, and the live map."""
+
+    passages: list[Passage]
+    records: dict[str, dict]
+    entries: dict[str, dict]  # manifest article entries carried over unchanged
+    segments: list[str]  # previous segments still referenced
+    delete_from_whoosh: list[str]
 
 
 def build_index(
@@ -190,53 +229,107 @@ def build_index(
     full: bool = False,
     embedder: Embedder | None = None,
     progress: ProgressFn | None = None,
+    cache: ArticleCache | None = None,
 ) -> BuildReport:
-    """Build or update the indexes; returns what changed. Raises only on real failures."""
+    """Build or update the indexes; returns what changed. Raises only on real failures.
+
+    `cache` lets a long-running process (the watcher of `kb serve --watch`) skip re-parsing
+    files that have not changed since its last build.
+    """
     started = time.perf_counter()
     index_dir = Path(settings.index_dir)
     index_dir.mkdir(parents=True, exist_ok=True)
-    check = check_knowledge_base(settings.articles_dir, settings)
+    check = check_knowledge_base(settings.articles_dir, settings, cache=cache)
     lexicon = load_lexicon(settings.lexicon_path) if Path(settings.lexicon_path).exists() else Lexicon()
     tokenizer = DomainTokenizer(lexicon.dictionary_words)
     signature = index_signature(settings, lexicon)
+    timings = {"check": time.perf_counter() - started}
 
     previous = current_generation(index_dir)
-    prev_manifest = json.loads((previous / MANIFEST).read_text(encoding="utf-8")) if previous else None
-    incremental = bool(prev_manifest) and not full and prev_manifest.get("signature") == signature
-    prev_articles: dict[str, dict] = prev_manifest["articles"] if incremental else {}
+    prev_manifest = read_manifest(previous) if previous else None
+    if prev_manifest is not None and prev_manifest.get("signature", {}).get("format") != FORMAT:
+        previous, prev_manifest = None, None  # an older layout: rebuild from the articles
+    known: dict[str, dict] = prev_manifest["articles"] if prev_manifest else {}
+    incremental = bool(prev_manifest) and not full and prev_manifest["signature"] == signature
 
-    digests = {a.id: file_hash(a.path) for a in check.articles}
+    digests = {a.id: (cache.digest(a.path) if cache is not None else file_hash(a.path)) for a in check.articles}
     current = {a.id: a for a in check.articles}
     # A broken file that was indexed before keeps its last good version.
     broken = {str(p) for p in check.broken_paths}
-    kept = {aid: rec for aid, rec in prev_articles.items() if rec["path"] in broken and aid not in current}
-    added = sorted(a for a in current if a not in prev_articles)
-    changed = sorted(a for a in current if a in prev_articles and prev_articles[a]["hash"] != digests[a])
-    removed = sorted(a for a in prev_articles if a not in current and a not in kept)
+    kept = {aid: entry for aid, entry in known.items() if entry["path"] in broken and aid not in current}
+    before = known if incremental else {}
+    added = sorted(a for a in current if a not in before)
+    changed = sorted(a for a in current if a in before and before[a]["hash"] != digests[a])
+    removed = sorted(a for a in before if a not in current and a not in kept)
     report = BuildReport(generation="", full=not incremental, added=added, changed=changed, removed=removed,
                          kept_last_good=sorted(kept), problems=check.problems)
     if incremental and not (added or changed or removed):
         report.generation = previous.name
-        report.articles = len(prev_articles)
+        report.articles = len(known)
         report.passages = prev_manifest["passages"]
         report.seconds = time.perf_counter() - started
         return report
+    if incremental and _needs_merge(settings, prev_manifest, changed + removed):
+        incremental, report.full, report.merged = False, True, True
+        report.added, report.changed, report.removed = sorted(current), [], []
+
+    by_article: dict[str, list[Passage]] = {}
+    for passage in check.passages:
+        by_article.setdefault(passage.article_id, []).append(passage)
+    records = {aid: article_record(current[aid], digests[aid]) for aid in current}
+    if incremental:
+        fresh = added + changed
+        plan = _Plan(
+            passages=[p for aid in fresh for p in by_article.get(aid, [])],
+            records={aid: records[aid] for aid in fresh},
+            entries={aid: e for aid, e in known.items() if aid not in set(fresh) | set(removed)},
+            segments=list(prev_manifest["segments"]),
+            delete_from_whoosh=changed + removed,
+        )
+    else:
+        plan = _Plan(passages=[p for aid in sorted(current) for p in by_article.get(aid, [])],
+                     records=dict(records), entries={}, segments=[], delete_from_whoosh=[])
+        _carry_kept_articles(index_dir, kept, plan)
 
     generation = index_dir / f"gen-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
     staging = index_dir / f".building-{generation.name}"
+    segment_id = new_segment_id()
     try:
         _build_generation(settings, staging, previous if incremental else None, prev_manifest if incremental else None,
-                          check.passages, current, digests, kept, added + changed, changed + removed,
-                          tokenizer, signature, embedder, progress, report)
+                          plan, segment_id, tokenizer, signature, embedder, progress, report, timings)
         os.replace(staging, generation)
         _write_atomic(index_dir / CURRENT, generation.name)
+    except BaseException:
+        shutil.rmtree(index_dir / SEGMENTS_DIR / segment_id, ignore_errors=True)
+        raise
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
     report.generation = generation.name
-    _prune_generations(index_dir, keep=KEEP_GENERATIONS)
+    _prune(index_dir, keep=KEEP_GENERATIONS)
     report.seconds = time.perf_counter() - started
+    report.timings = timings
     return report
+
+
+def _needs_merge(settings: Settings, manifest: dict, replaced: list[str]) -> bool:
+    """Merge when queries would visit too many segments or skip too many dead rows."""
+    if len(manifest["segments"]) + 1 > settings.max_segments:
+        return True
+    rows = manifest["rows"]
+    dead = rows - manifest["passages"] + sum(manifest["articles"][aid]["passages"] for aid in replaced)
+    return rows > 0 and dead / rows > settings.max_dead_fraction
+
+
+def _carry_kept_articles(index_dir: Path, kept: dict[str, dict], plan: _Plan) -> None:
+    """A full build copies a broken article's last good version out of its old segment."""
+    by_segment: dict[str, list[str]] = {}
+    for aid, entry in kept.items():
+        by_segment.setdefault(entry["segment"], []).append(aid)
+    for segment_id, ids in by_segment.items():
+        wanted = set(ids)
+        plan.passages += [p for p in read_segment_passages(index_dir, segment_id) if p.article_id in wanted]
+        plan.records.update({aid: r for aid, r in read_segment_articles(index_dir, segment_id).items() if aid in wanted})
 
 
 def _build_generation(
@@ -244,97 +337,99 @@ def _build_generation(
     staging: Path,
     previous: Path | None,
     prev_manifest: dict | None,
-    passages: list[Passage],
-    current: dict[str, Article],
-    digests: dict[str, str],
-    kept: dict[str, dict],
-    to_add: list[str],
-    to_delete: list[str],
+    plan: _Plan,
+    segment_id: str,
     tokenizer: DomainTokenizer,
     signature: dict,
     embedder: Embedder | None,
     progress: ProgressFn | None,
     report: BuildReport,
+    timings: dict[str, float],
 ) -> None:
     staging.mkdir(parents=True)
-    by_article: dict[str, list[Passage]] = {}
-    for passage in passages:
-        by_article.setdefault(passage.article_id, []).append(passage)
-
-    prev_rows = _read_jsonl(previous / "passages.jsonl") if previous else []
-    prev_by_article: dict[str, list[dict]] = {}
-    for row in prev_rows:
-        prev_by_article.setdefault(row["passage"]["article_id"], []).append(row)
-    keep_ids = set(kept) | {a for a in current if a not in to_add}
-    new_passages = [p for aid in (to_add if previous else list(current)) for p in by_article.get(aid, [])]
+    index_dir = Path(settings.index_dir)
+    passages = plan.passages
 
     clock = time.perf_counter()
-    # Lexical
-    if previous:
-        _link_tree(previous / "lexical", staging / "lexical")
-        lexical = LexicalIndex.open(staging / "lexical")
-        lexical.update(new_passages, delete_articles=to_delete)
-    else:
-        lexical = LexicalIndex.create(staging / "lexical", tokenizer)
-        lexical.update(new_passages)
-    counts = lexical.word_counts()
-    lexical.close()
-    report.timings["lexical"] = time.perf_counter() - clock
+    analyzed = []
+    for n, passage in enumerate(passages, start=1):
+        analyzed.append(analyze_passage(passage, tokenizer))
+        if progress and (n % 500 == 0 or n == len(passages)):
+            progress("analysing", n, len(passages))
+    stats = prev_manifest["lexical_stats"] if prev_manifest else average_lengths(analyzed)
+    lexical = LexicalSegment.build(analyzed, stats, bm25f_params(settings))
+    counts = Counter(_read_counts(previous)) if previous else Counter()
+    counts.update(word_document_counts(analyzed))
+    if settings.lexical_backend == "whoosh":
+        _update_whoosh(staging, previous, passages, plan.delete_from_whoosh, tokenizer)
+    timings["lexical"] = time.perf_counter() - clock
     clock = time.perf_counter()
 
-    # Semantic
     key = signature["embedding_model"]
-    cache = EmbeddingCache(Path(settings.index_dir) / "cache" / f"embeddings-{key}.npz")
+    embedding_cache = EmbeddingCache(index_dir / "cache" / f"embeddings-{key}.npz")
     if embedder is None:
-        embedder = load_embedder(settings.embedding_model, settings.embedding_runtime,
-                                 Path(settings.index_dir) / "models", settings.threads)
-    vectors, report.embedded = cache.embed([embedding_text(p) for p in new_passages], embedder, progress)
-    next_id = prev_manifest["next_vector_id"] if prev_manifest else 0
-    new_ids = np.arange(next_id, next_id + len(new_passages), dtype=np.int64)
-    if previous:
-        vector_index = FaissVectorIndex.load(previous / "vectors.faiss")
-        stale = [row["vid"] for aid in to_delete for row in prev_by_article.get(aid, [])]
-        vector_index.remove(np.array(stale, dtype=np.int64))
-    else:
-        vector_index = FaissVectorIndex.create(embedder.dim, settings.vector_index, settings.hnsw_m)
-    vector_index.add(new_ids, vectors)
-    vector_index.save(staging / "vectors.faiss")
-    report.timings["embedding+vectors"] = time.perf_counter() - clock
+        embedder = load_embedder(settings.embedding_model, settings.embedding_runtime, index_dir / "models",
+                                 settings.threads)
+    vectors, report.embedded = embedding_cache.embed([embedding_text(p) for p in passages], embedder, progress)
+    vector_index = FaissVectorIndex.create(embedder.dim, settings.vector_index, settings.hnsw_m)
+    vector_index.add(np.arange(len(passages), dtype=np.int64), vectors)
+    timings["embedding+vectors"] = time.perf_counter() - clock
     clock = time.perf_counter()
 
-    # Passages, articles, homophone vocabulary
-    rows = [row for aid in sorted(keep_ids) for row in prev_by_article.get(aid, [])]
-    rows += [{"vid": int(vid), "passage": p.to_dict()} for vid, p in zip(new_ids, new_passages, strict=True)]
-    _write_jsonl(staging / "passages.jsonl", rows)
-    records = {aid: article_record(a, digests[aid]) for aid, a in current.items()}
-    prev_records = {r["id"]: r for r in _read_jsonl(previous / "articles.jsonl")} if previous else {}
-    for aid in kept:
-        records[aid] = prev_records.get(aid, kept[aid])
-    _write_jsonl(staging / "articles.jsonl", (records[a] for a in sorted(records)))
-
+    segment_records = [plan.records[aid] for aid in sorted(plan.records)]
+    write_segment(index_dir, segment_id, passages, segment_records, lexical, vector_index)
+    passages_per_article = Counter(p.article_id for p in passages)
+    entries = dict(plan.entries)
+    for record in segment_records:
+        entries[record["id"]] = {
+            "path": record["path"], "version": record["version"], "hash": record["hash"], "title": record["title"],
+            "category": record["category"], "segment": segment_id, "passages": passages_per_article[record["id"]],
+        }
     corrector = HomophoneCorrector.build(counts | Counter({w: 10_000 for w in tokenizer.words}))
     (staging / "spelling.json").write_text(json.dumps(corrector.to_dict(), ensure_ascii=False), encoding="utf-8")
+    (staging / "word_counts.json").write_text(json.dumps(counts, ensure_ascii=False), encoding="utf-8")
     (staging / "tokenizer.json").write_text(json.dumps(list(tokenizer.words), ensure_ascii=False), encoding="utf-8")
-
+    rows = (prev_manifest["rows"] if prev_manifest else 0) + len(passages)
+    live = sum(e["passages"] for e in entries.values())
     manifest = {
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "kb_service_version": __version__,
         "signature": signature,
         "embedding_model": embedder.name,
         "embedding_dim": embedder.dim,
-        "articles": {aid: {"path": rec["path"], "version": rec["version"], "hash": rec["hash"]} for aid, rec in records.items()},
-        "passages": len(rows),
-        "next_vector_id": int(next_id + len(new_passages)),
+        "lexical_stats": stats,
+        "segments": [*plan.segments, segment_id],
+        "articles": {aid: entries[aid] for aid in sorted(entries)},
+        "passages": live,
+        "rows": rows,
     }
     (staging / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
-    report.articles = len(records)
-    report.passages = len(rows)
-    cache.save()
-    report.timings["store+vocabulary"] = time.perf_counter() - clock
+    report.articles = len(entries)
+    report.passages = live
+    embedding_cache.save()
+    timings["store+vocabulary"] = time.perf_counter() - clock
 
 
-def _prune_generations(index_dir: Path, keep: int) -> None:
-    """Keep the newest generations: a server may still be answering from the previous one."""
+def _read_counts(generation: Path) -> dict[str, int]:
+    path = generation / "word_counts.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+
+def _update_whoosh(staging: Path, previous: Path | None, passages: list[Passage], delete: list[str],
+                   tokenizer: DomainTokenizer) -> None:
+    """The Whoosh backend's index: linked from the previous generation and updated, or built."""
+    if previous is not None and (previous / "lexical").exists():
+        _link_tree(previous / "lexical", staging / "lexical")
+        whoosh = LexicalIndex.open(staging / "lexical")
+        whoosh.update(passages, delete_articles=delete)
+    else:
+        whoosh = LexicalIndex.create(staging / "lexical", tokenizer)
+        whoosh.update(passages)
+    whoosh.close()
+
+
+def _prune(index_dir: Path, keep: int) -> None:
+    """Keep the newest generations (a server may still answer from one) and their segments."""
     current = (index_dir / CURRENT).read_text(encoding="utf-8").strip()
     generations = sorted((p for p in index_dir.glob("gen-*") if p.is_dir()), key=lambda p: p.stat().st_mtime, reverse=True)
     for old in generations[keep:]:
@@ -342,3 +437,12 @@ def _prune_generations(index_dir: Path, keep: int) -> None:
             shutil.rmtree(old, ignore_errors=True)
     for stale in index_dir.glob(".building-*"):
         shutil.rmtree(stale, ignore_errors=True)
+    referenced: set[str] = set()
+    for generation in index_dir.glob("gen-*"):
+        try:
+            referenced.update(read_manifest(generation).get("segments", []))
+        except (OSError, ValueError):
+            continue
+    for segment in (index_dir / SEGMENTS_DIR).glob("seg-*"):
+        if segment.name not in referenced:
+            shutil.rmtree(segment, ignore_errors=True)

@@ -41,6 +41,15 @@ class Settings(BaseSettings):
     hnsw_m: int = 32
     threads: int = Field(1, description="threads per query for torch/ONNX/FAISS")
 
+    lexical_backend: Literal["sparse", "whoosh"] = Field(
+        "sparse",
+        description="lexical scorer: 'sparse' (BM25F in numpy, the fast default) or 'whoosh' (Whoosh BM25F on disk)",
+    )
+    bm25_k1: float = Field(1.2, description="BM25F term-frequency saturation")
+    bm25_b: float = Field(0.75, description="BM25F length normalisation")
+    max_segments: int = Field(8, description="an update that would exceed this many index segments merges them")
+    max_dead_fraction: float = Field(0.25, description="merge when this share of indexed rows is outdated")
+
     # --- ranking ---
     top_k: int = 5
     candidates: int = Field(30, description="candidates taken from each index before fusion")

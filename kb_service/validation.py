@@ -11,7 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .articles import load_articles
+from .articles import ArticleCache, load_articles
 from .chunking import chunk_article, display_text
 from .lexicon import load_lexicon
 from .models import Article, Passage, Problem
@@ -51,6 +51,10 @@ class CheckReport:
 
 
 def content_problems(article: Article, settings: Settings, known_files: set[str]) -> list[Problem]:
+    return section_problems(article, settings) + link_problems(article, link_targets(article), known_files)
+
+
+def section_problems(article: Article, settings: Settings) -> list[Problem]:
     problems: list[Problem] = []
     if not article.sections:
         problems.append(Problem(article.path, article.body_line, "article has no sections"))
@@ -76,14 +80,25 @@ def content_problems(article: Article, settings: Settings, known_files: set[str]
                     problems.append(
                         Problem(article.path, script.line + 1 + offset, f"forbidden phrase '{phrase}' in script block")
                     )
+    return problems
+
+
+def link_targets(article: Article) -> list[tuple[int, str, str]]:
+    """(line, target, file name) of every link to another article."""
+    found: list[tuple[int, str, str]] = []
     for number, line in enumerate(article.markdown.splitlines(), start=article.body_line):
         for target in _LINK_TARGET.findall(line):
             if re.match(r"^[a-z]+://|^mailto:|^#", target):
                 continue
             name = target.split("#", 1)[0]
-            if name.endswith(".md") and Path(name).name not in known_files:
-                problems.append(Problem(article.path, number, f"broken link to '{target}'"))
-    return problems
+            if name.endswith(".md"):
+                found.append((number, target, Path(name).name))
+    return found
+
+
+def link_problems(article: Article, links: list[tuple[int, str, str]], known_files: set[str]) -> list[Problem]:
+    return [Problem(article.path, number, f"broken link to '{target}'") for number, target, name in links
+            if name not in known_files]
 
 
 def duplicate_problems(articles: list[Article]) -> list[Problem]:
@@ -108,9 +123,11 @@ def _meta_line(path: Path, name: str) -> int:
     return 1
 
 
-def check_knowledge_base(articles_dir: Path, settings: Settings, lexicon_path: Path | None = None) -> CheckReport:
+def check_knowledge_base(
+    articles_dir: Path, settings: Settings, lexicon_path: Path | None = None, cache: ArticleCache | None = None
+) -> CheckReport:
     """Validate every article; the report's articles/passages are the ones safe to index."""
-    loaded = load_articles(articles_dir)
+    loaded = load_articles(articles_dir, cache)
     report = CheckReport(problems=list(loaded.problems))
     report.broken_paths = {p.path for p in loaded.problems}
     known = {a.path.name for a in loaded.articles} | {p.path.name for p in loaded.problems}
@@ -118,8 +135,13 @@ def check_knowledge_base(articles_dir: Path, settings: Settings, lexicon_path: P
     for problem in duplicate_problems(per_article):
         report.problems.append(problem)
         report.broken_paths.add(problem.path)
+    limits = (settings.min_section_chars, settings.max_passage_chars)
     for article in per_article:
-        found = content_problems(article, settings, known)
+        if cache is not None:
+            found = cache.memo(article, f"sections{limits}", lambda a=article: section_problems(a, settings))
+            found = found + link_problems(article, cache.memo(article, "links", lambda a=article: link_targets(a)), known)
+        else:
+            found = content_problems(article, settings, known)
         report.problems.extend(found)
         if found:
             report.broken_paths.add(article.path)
@@ -128,6 +150,10 @@ def check_knowledge_base(articles_dir: Path, settings: Settings, lexicon_path: P
         report.problems.extend(load_lexicon(Path(lexicon_file)).problems)
     report.articles = [a for a in per_article if a.path not in report.broken_paths]
     for article in report.articles:
-        report.passages.extend(chunk_article(article, settings.max_passage_chars))
+        if cache is not None:
+            report.passages.extend(cache.memo(article, f"passages{settings.max_passage_chars}",
+                                              lambda a=article: chunk_article(a, settings.max_passage_chars)))
+        else:
+            report.passages.extend(chunk_article(article, settings.max_passage_chars))
     report.problems.sort(key=lambda p: (str(p.path), p.line))
     return report

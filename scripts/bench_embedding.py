@@ -12,8 +12,7 @@ from pathlib import Path
 
 from kb_service.embedding import load_embedder
 from kb_service.engine import SearchEngine
-from kb_service.indexing import current_generation, embedding_text
-from kb_service.models import Passage
+from kb_service.indexing import embedding_text
 from kb_service.settings import PROJECT_ROOT, Settings
 
 
@@ -28,14 +27,12 @@ def main() -> None:
         for q in queries:
             embedder.encode([q])
         print(f"query embedding {embedder.name}: {(time.perf_counter() - start) / len(queries) * 1000:.1f} ms/query")
-    generation = current_generation(Path(settings.index_dir))
-    rows = [json.loads(line) for line in (generation / "passages.jsonl").read_text(encoding="utf-8").splitlines()]
-    texts = [embedding_text(Passage.from_dict(r["passage"])) for r in rows][:96]
+    engine = SearchEngine.open(settings)
+    texts = [embedding_text(p) for p in sorted(engine.passages(), key=lambda p: p.passage_id)][:96]
     onnx = load_embedder("m3e-small", "onnx-int8", models, 1)
     start = time.perf_counter()
     onnx.encode(texts)
     print(f"passage embedding m3e-small int8, one per run: {(time.perf_counter() - start) / len(texts) * 1000:.1f} ms/passage")
-    engine = SearchEngine.open(settings)
     start = time.perf_counter()
     for q in queries:
         engine.search(q)

@@ -22,19 +22,14 @@ def load_article_catalog(settings: Any) -> dict[str, dict[str, Any]]:
     The index's list is what agents could actually be shown, so it is preferred; the folder is
     the fallback before the first `kb index`.
     """
-    from ..indexing import current_generation
+    from ..indexing import current_generation, read_manifest
 
     generation = current_generation(Path(settings.index_dir)) if getattr(settings, "index_dir", None) else None
-    records = generation / "articles.jsonl" if generation else None
+    if generation is not None:
+        entries = read_manifest(generation).get("articles", {})
+        return {aid: {"title": e.get("title", aid), "category": e.get("category"), "version": e.get("version")}
+                for aid, e in entries.items()}
     catalog: dict[str, dict[str, Any]] = {}
-    if records is not None and records.exists():
-        with open(records, encoding="utf-8") as fh:
-            for line in fh:
-                if line.strip():
-                    row = json.loads(line)
-                    catalog[row["id"]] = {"title": row.get("title", row["id"]), "category": row.get("category"),
-                                          "version": row.get("version")}
-        return catalog
     articles_dir = Path(settings.articles_dir)
     if articles_dir.is_dir():
         from ..articles import load_articles

@@ -257,7 +257,7 @@ def metric_definitions(options: ReportOptions | None = None) -> list[MetricDefin
           "「样本不足」且不参与排名。文章版本取同一查询中该文章展示时的版本；反馈指名的文章未在该查询中展示时"
           "版本记为「未知」。"),
         d("overall_resolution", "整体解决率", "全部反馈（含「都没帮上」即未指名文章的反馈）中 resolved = 1 的比例，附 Wilson 95% 区间。"),
-        d("never_shown", "期间从未展示的文章", "文章目录（索引当前版本的 articles.jsonl 或文章目录）中、在时间段内展示次数为 0 的文章。"),
+        d("never_shown", "期间从未展示的文章", "文章目录（索引当前版本的 manifest 或文章目录）中、在时间段内展示次数为 0 的文章。"),
         d("low_ctr", "常展示但很少被打开",
           f"展示查询数 ≥ {o.low_ctr_min_shown} 且 CTR < 全部文章整体 CTR 的 {o.low_ctr_factor:.0%} 的文章，"
           "按展示查询数降序。整体 CTR = Σ打开查询数 / Σ展示查询数。"),

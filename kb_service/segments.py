@@ -1,0 +1,129 @@
+"""Immutable index segments: the unit an index build writes and a reload reuses.
+
+An edit does not rewrite the index. It writes one small segment holding the edited articles'
+passages (their term weights, vectors, text and records), and the new generation's manifest
+says, per article, which segment holds its live version; rows of older versions are simply
+not live any more. A reload loads only segments it has not seen, so making an edit searchable
+costs the size of the edit, not of the knowledge base (Lucene's design, at our scale).
+
+    indexes/segments/seg-…/segment.json     row count, build time
+                          passages.jsonl   one passage per row (row = vector id)
+                          articles.jsonl   records of the articles whose versions are here
+                          lexical.npz      BM25F term weights (sparse_lexical.LexicalSegment)
+                          vectors.faiss    FAISS index over the rows' embeddings
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .models import Passage
+from .sparse_lexical import LexicalSegment
+from .vector_index import FaissVectorIndex
+
+SEGMENTS_DIR = "segments"
+
+
+def new_segment_id() -> str:
+    return f"seg-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
+
+
+def _write_jsonl(path: Path, rows: Sequence[dict]) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False))
+            fh.write("\n")
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def write_segment(
+    index_dir: Path,
+    segment_id: str,
+    passages: Sequence[Passage],
+    article_records: Sequence[dict],
+    lexical: LexicalSegment,
+    vectors: FaissVectorIndex,
+) -> Path:
+    """Write into a hidden folder, then rename: a segment on disk is always complete."""
+    root = Path(index_dir) / SEGMENTS_DIR
+    root.mkdir(parents=True, exist_ok=True)
+    staging = root / f".building-{segment_id}"
+    staging.mkdir()
+    try:
+        _write_jsonl(staging / "passages.jsonl", [p.to_dict() for p in passages])
+        _write_jsonl(staging / "articles.jsonl", list(article_records))
+        lexical.save(staging / "lexical.npz")
+        vectors.save(staging / "vectors.faiss")
+        (staging / "segment.json").write_text(
+            json.dumps({"id": segment_id, "passages": len(passages), "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}),
+            encoding="utf-8",
+        )
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    target = root / segment_id
+    os.replace(staging, target)
+    return target
+
+
+@dataclass
+class Segment:
+    """A loaded segment; shared, read-only, between the snapshots that include it."""
+
+    segment_id: str
+    passages: list[Passage]
+    articles: dict[str, dict]
+    lexical: LexicalSegment
+    vectors: FaissVectorIndex
+    article_ids: list[str] = field(init=False)
+    categories: np.ndarray = field(init=False)
+    _tag_masks: dict[str, np.ndarray] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        self.article_ids = [p.article_id for p in self.passages]
+        self.categories = np.array([p.category for p in self.passages], dtype=str)
+
+    def tag_mask(self, tag: str) -> np.ndarray:
+        mask = self._tag_masks.get(tag)
+        if mask is None:
+            mask = np.array([tag in p.tags for p in self.passages], dtype=bool)
+            self._tag_masks[tag] = mask
+        return mask
+
+    def live_rows(self, article_segments: dict[str, str]) -> np.ndarray:
+        """Rows whose article's live version is in this segment."""
+        return np.fromiter((article_segments.get(a) == self.segment_id for a in self.article_ids), dtype=bool,
+                           count=len(self.article_ids))
+
+
+def segment_path(index_dir: Path, segment_id: str) -> Path:
+    return Path(index_dir) / SEGMENTS_DIR / segment_id
+
+
+def load_segment(index_dir: Path, segment_id: str) -> Segment:
+    path = segment_path(index_dir, segment_id)
+    passages = [Passage.from_dict(row) for row in _read_jsonl(path / "passages.jsonl")]
+    articles = {row["id"]: row for row in _read_jsonl(path / "articles.jsonl")}
+    return Segment(segment_id, passages, articles, LexicalSegment.load(path / "lexical.npz"),
+                   FaissVectorIndex.load(path / "vectors.faiss"))
+
+
+def read_segment_passages(index_dir: Path, segment_id: str) -> list[Passage]:
+    return [Passage.from_dict(row) for row in _read_jsonl(segment_path(index_dir, segment_id) / "passages.jsonl")]
+
+
+def read_segment_articles(index_dir: Path, segment_id: str) -> dict[str, dict]:
+    return {row["id"]: row for row in _read_jsonl(segment_path(index_dir, segment_id) / "articles.jsonl")}
