@@ -36,6 +36,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from .articles import ArticleCache
 from .logstore import Impression, QueryLog, SQLiteLogStore, UsageLogStore
 from .models import CATEGORIES, SearchResponse
 from .settings import Settings
@@ -46,7 +47,6 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 MAX_K = 20
 MAX_ID_CHARS = 128
 MAX_COMMENT_CHARS = 1000
-WATCH_INTERVAL_SECONDS = 2.0
 
 Role = Literal["agent", "editor", "analyst"]
 # Which key roles may use a route of a given role: editors and analysts are staff and may also
@@ -582,12 +582,12 @@ class ArticleWatcher(threading.Thread):
     """
 
     def __init__(
-        self, settings: Settings, on_change: Callable[[], None], interval: float = WATCH_INTERVAL_SECONDS
+        self, settings: Settings, on_change: Callable[[], None], interval: float | None = None
     ):
         super().__init__(name="kb-article-watcher", daemon=True)
         self.settings = settings
         self.on_change = on_change
-        self.interval = interval
+        self.interval = settings.watch_interval_seconds if interval is None else interval
         self._stop_event = threading.Event()
 
     def run(self) -> None:
@@ -608,11 +608,11 @@ class ArticleWatcher(threading.Thread):
         self._stop_event.set()
 
 
-def rebuild_index(settings: Settings) -> bool:
+def rebuild_index(settings: Settings, cache: ArticleCache | None = None) -> bool:
     """Build after an article edit; True when a new index generation was written."""
     from .indexing import build_index
 
-    report = build_index(settings)
+    report = build_index(settings, cache=cache)
     for problem in report.problems:
         log.warning("article problem: %s", problem)
     log.info(
@@ -661,8 +661,10 @@ def serve(
             app = create_app(settings)
             if watch:
 
+                parsed = ArticleCache()  # the watcher re-parses only the files an editor touched
+
                 def rebuild_and_reload() -> None:
-                    if rebuild_index(settings):
+                    if rebuild_index(settings, parsed):
                         app.state.engine.reload()
 
                 watcher = ArticleWatcher(settings, rebuild_and_reload)
@@ -674,8 +676,10 @@ def serve(
                 # Until uvicorn installs its own handler, a change must not kill the process.
                 signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
+                parsed = ArticleCache()
+
                 def rebuild_and_restart_workers() -> None:
-                    if rebuild_index(settings):
+                    if rebuild_index(settings, parsed):
                         os.kill(os.getpid(), signal.SIGHUP)
 
                 watcher = ArticleWatcher(settings, rebuild_and_restart_workers)

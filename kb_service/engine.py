@@ -34,7 +34,9 @@ from .ranking import (
 from .segments import Segment, load_segment
 from .settings import Settings
 from .sparse_lexical import SegmentView, search_segments
-from .spelling import HomophoneCorrector
+from .spelling import HomophoneCorrector, sound_table
+
+LEXICON_WORD_COUNT = 10_000  # lexicon terms win a sound over any word merely frequent in the articles
 
 
 class QueryError(ValueError):
@@ -84,7 +86,11 @@ def load_snapshot(generation: Path, lexicon: Lexicon, loaded: dict[str, Segment]
             passage = segment.passages[row]
             passages[passage.passage_id] = passage
         articles.update((aid, r) for aid, r in segment.articles.items() if article_segments.get(aid) == segment.segment_id)
-    corrector = HomophoneCorrector.from_dict(json.loads((generation / "spelling.json").read_text(encoding="utf-8")))
+    # Words of outdated rows stay in the typo vocabulary until the next merge: harmless, and it
+    # keeps a reload from re-reading every live passage's words.
+    lexicon_words = {w: LEXICON_WORD_COUNT for w in tokenizer.words}
+    corrector = HomophoneCorrector.merged([*(s.sounds for s in segments), sound_table(lexicon_words)],
+                                          [*(s.vocabulary for s in segments), lexicon_words])
     aliases = frozenset(alias for record in articles.values() for alias in record["aliases"])
     analyzer = QueryAnalyzer(tokenizer, lexicon, corrector, aliases)
     whoosh = None

@@ -20,7 +20,7 @@ import shutil
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +30,7 @@ from . import __version__
 from .analysis import DomainTokenizer
 from .articles import ArticleCache
 from .embedding import Embedder, load_embedder, model_key
+from .embedding_cache import EmbeddingCache
 from .lexical_index import TEXT_FIELDS, LexicalIndex
 from .lexicon import Lexicon, load_lexicon
 from .models import Article, Passage, Problem
@@ -48,13 +49,12 @@ from .sparse_lexical import (
     average_lengths,
     word_document_counts,
 )
-from .spelling import HomophoneCorrector
 from .validation import check_knowledge_base
 from .vector_index import FaissVectorIndex
 
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
-FORMAT = 2  # generation layout: 2 = segments
+FORMAT = 3  # generation layout: 3 = segments with their own vocabulary
 KEEP_GENERATIONS = 3
 ProgressFn = Callable[[str, int, int], None]
 
@@ -118,63 +118,6 @@ def _link_tree(source: Path, target: Path) -> None:
                 os.link(item, target / item.name)
             except OSError:
                 shutil.copy2(item, target / item.name)
-
-
-class EmbeddingCache:
-    """Vectors by passage-text hash, so a rebuild re-embeds only what changed."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._vectors: dict[str, np.ndarray] = {}
-        if path.exists():
-            with np.load(path) as data:
-                for key, row in zip(data["keys"], data["vectors"], strict=True):
-                    self._vectors[str(key)] = row
-        self.dirty = False
-
-    @staticmethod
-    def key(text: str) -> str:
-        return hashlib.sha1(text.encode("utf-8")).hexdigest()
-
-    def embed(self, texts: list[str], embedder: Embedder, progress: ProgressFn | None = None, batch: int = 64) -> tuple[np.ndarray, int]:
-        keys = [self.key(t) for t in texts]
-        # Similar lengths in one batch: padding to the longest text is wasted compute.
-        missing = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in self._vectors}.items(),
-                         key=lambda item: len(item[1]))
-        for start in range(0, len(missing), batch):
-            chunk = missing[start : start + batch]
-            vectors = embedder.encode([t for _, t in chunk])
-            for (k, _), v in zip(chunk, vectors, strict=True):
-                self._vectors[k] = v.astype(np.float32)
-            if progress:
-                progress("embedding", min(start + batch, len(missing)), len(missing))
-        if missing:
-            self.dirty = True
-        dim = getattr(embedder, "dim", 0)
-        matrix = np.stack([self._vectors[k] for k in keys]) if keys else np.zeros((0, dim), dtype=np.float32)
-        return matrix, len(missing)
-
-    def save(self, keep: Iterable[str] | None = None) -> None:
-        if not self.dirty:
-            return
-        if keep is not None:
-            wanted = set(keep)
-            self._vectors = {k: v for k, v in self._vectors.items() if k in wanted}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.stem}.{uuid.uuid4().hex[:8]}.npz")
-        keys = np.array(list(self._vectors), dtype="U40")
-        vectors = np.stack(list(self._vectors.values())) if self._vectors else np.zeros((0, 1), np.float32)
-        np.savez(tmp, keys=keys, vectors=vectors)
-        os.replace(tmp, self.path)
-        self.dirty = False
-
-
-
-def _write_jsonl(path: Path, rows: Iterable[dict]) -> None:
-    with open(path, "w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False))
-            fh.write("\n")
 
 
 def article_record(article: Article, digest: str) -> dict:
@@ -358,26 +301,28 @@ def _build_generation(
             progress("analysing", n, len(passages))
     stats = prev_manifest["lexical_stats"] if prev_manifest else average_lengths(analyzed)
     lexical = LexicalSegment.build(analyzed, stats, bm25f_params(settings))
-    counts = Counter(_read_counts(previous)) if previous else Counter()
-    counts.update(word_document_counts(analyzed))
+    counts = word_document_counts(analyzed)
     if settings.lexical_backend == "whoosh":
         _update_whoosh(staging, previous, passages, plan.delete_from_whoosh, tokenizer)
     timings["lexical"] = time.perf_counter() - clock
     clock = time.perf_counter()
 
     key = signature["embedding_model"]
-    embedding_cache = EmbeddingCache(index_dir / "cache" / f"embeddings-{key}.npz")
     if embedder is None:
         embedder = load_embedder(settings.embedding_model, settings.embedding_runtime, index_dir / "models",
                                  settings.threads)
-    vectors, report.embedded = embedding_cache.embed([embedding_text(p) for p in passages], embedder, progress)
+    embedding_cache = EmbeddingCache(index_dir / "cache" / f"embeddings-{key}.sqlite3")
+    try:
+        vectors, report.embedded = embedding_cache.embed([embedding_text(p) for p in passages], embedder, progress)
+    finally:
+        embedding_cache.close()
     vector_index = FaissVectorIndex.create(embedder.dim, settings.vector_index, settings.hnsw_m)
     vector_index.add(np.arange(len(passages), dtype=np.int64), vectors)
     timings["embedding+vectors"] = time.perf_counter() - clock
     clock = time.perf_counter()
 
     segment_records = [plan.records[aid] for aid in sorted(plan.records)]
-    write_segment(index_dir, segment_id, passages, segment_records, lexical, vector_index)
+    write_segment(index_dir, segment_id, passages, segment_records, lexical, vector_index, counts)
     passages_per_article = Counter(p.article_id for p in passages)
     entries = dict(plan.entries)
     for record in segment_records:
@@ -385,9 +330,6 @@ def _build_generation(
             "path": record["path"], "version": record["version"], "hash": record["hash"], "title": record["title"],
             "category": record["category"], "segment": segment_id, "passages": passages_per_article[record["id"]],
         }
-    corrector = HomophoneCorrector.build(counts | Counter({w: 10_000 for w in tokenizer.words}))
-    (staging / "spelling.json").write_text(json.dumps(corrector.to_dict(), ensure_ascii=False), encoding="utf-8")
-    (staging / "word_counts.json").write_text(json.dumps(counts, ensure_ascii=False), encoding="utf-8")
     (staging / "tokenizer.json").write_text(json.dumps(list(tokenizer.words), ensure_ascii=False), encoding="utf-8")
     rows = (prev_manifest["rows"] if prev_manifest else 0) + len(passages)
     live = sum(e["passages"] for e in entries.values())
@@ -406,13 +348,7 @@ def _build_generation(
     (staging / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
     report.articles = len(entries)
     report.passages = live
-    embedding_cache.save()
     timings["store+vocabulary"] = time.perf_counter() - clock
-
-
-def _read_counts(generation: Path) -> dict[str, int]:
-    path = generation / "word_counts.json"
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
 
 
 def _update_whoosh(staging: Path, previous: Path | None, passages: list[Passage], delete: list[str],

@@ -11,6 +11,7 @@ costs the size of the edit, not of the knowledge base (Lucene's design, at our s
                           articles.jsonl   records of the articles whose versions are here
                           lexical.npz      BM25F term weights (sparse_lexical.LexicalSegment)
                           vectors.faiss    FAISS index over the rows' embeddings
+                          vocabulary.json  the rows' jieba words and their sounds (typo correction)
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import numpy as np
 
 from .models import Passage
 from .sparse_lexical import LexicalSegment
+from .spelling import sound_table
 from .vector_index import FaissVectorIndex
 
 SEGMENTS_DIR = "segments"
@@ -56,6 +58,7 @@ def write_segment(
     article_records: Sequence[dict],
     lexical: LexicalSegment,
     vectors: FaissVectorIndex,
+    word_counts: dict[str, int],
 ) -> Path:
     """Write into a hidden folder, then rename: a segment on disk is always complete."""
     root = Path(index_dir) / SEGMENTS_DIR
@@ -67,6 +70,8 @@ def write_segment(
         _write_jsonl(staging / "articles.jsonl", list(article_records))
         lexical.save(staging / "lexical.npz")
         vectors.save(staging / "vectors.faiss")
+        vocabulary = {"counts": word_counts, "sounds": sound_table(word_counts)}
+        (staging / "vocabulary.json").write_text(json.dumps(vocabulary, ensure_ascii=False), encoding="utf-8")
         (staging / "segment.json").write_text(
             json.dumps({"id": segment_id, "passages": len(passages), "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}),
             encoding="utf-8",
@@ -88,6 +93,8 @@ class Segment:
     articles: dict[str, dict]
     lexical: LexicalSegment
     vectors: FaissVectorIndex
+    vocabulary: frozenset[str]  # jieba words of these passages: the typo corrector's dictionary
+    sounds: dict[str, tuple[int, str]]  # spelling.sound_table of those words
     article_ids: list[str] = field(init=False)
     categories: np.ndarray = field(init=False)
     _tag_masks: dict[str, np.ndarray] = field(default_factory=dict, init=False)
@@ -117,8 +124,10 @@ def load_segment(index_dir: Path, segment_id: str) -> Segment:
     path = segment_path(index_dir, segment_id)
     passages = [Passage.from_dict(row) for row in _read_jsonl(path / "passages.jsonl")]
     articles = {row["id"]: row for row in _read_jsonl(path / "articles.jsonl")}
+    vocabulary = json.loads((path / "vocabulary.json").read_text(encoding="utf-8"))
     return Segment(segment_id, passages, articles, LexicalSegment.load(path / "lexical.npz"),
-                   FaissVectorIndex.load(path / "vectors.faiss"))
+                   FaissVectorIndex.load(path / "vectors.faiss"), frozenset(vocabulary["counts"]),
+                   {key: (count, word) for key, (count, word) in vocabulary["sounds"].items()})
 
 
 def read_segment_passages(index_dir: Path, segment_id: str) -> list[Passage]:

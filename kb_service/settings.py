@@ -71,6 +71,7 @@ class Settings(BaseSettings):
     # --- service ---
     host: str = "127.0.0.1"
     port: int = 8000
+    watch_interval_seconds: float = Field(0.5, description="how often `kb serve --watch` looks for edited articles")
     log_db: Path = Field(PROJECT_ROOT / "var" / "usage.sqlite3", description="SQLite usage log")
     agent_keys: str = Field("", description="comma-separated API keys for the agent role")
     editor_keys: str = Field("", description="comma-separated API keys for the editor role")

@@ -40,6 +40,18 @@ def sound_key(word: str) -> str:
     return " ".join(fuzzy_syllable(ch) for ch in word)
 
 
+def sound_table(word_counts: Counter[str] | dict[str, int], min_len: int = 2, max_len: int = 4) -> dict[str, tuple[int, str]]:
+    """Sound key → (passage count, word) of the most frequent CJK word with that sound."""
+    table: dict[str, tuple[int, str]] = {}
+    for word, count in word_counts.items():
+        if not (min_len <= len(word) <= max_len) or not _CJK_RUN.fullmatch(word):
+            continue
+        key = sound_key(word)
+        if key not in table or count > table[key][0]:
+            table[key] = (count, word)
+    return table
+
+
 class HomophoneCorrector:
     """Maps sound keys to the most frequent vocabulary word with that sound."""
 
@@ -48,15 +60,19 @@ class HomophoneCorrector:
         self.vocabulary = frozenset(vocabulary)
 
     @classmethod
-    def build(cls, word_counts: Counter[str], min_len: int = 2, max_len: int = 4) -> HomophoneCorrector:
-        by_sound: dict[str, tuple[int, str]] = {}
-        for word, count in word_counts.items():
-            if not (min_len <= len(word) <= max_len) or not _CJK_RUN.fullmatch(word):
-                continue
-            key = sound_key(word)
-            if key not in by_sound or count > by_sound[key][0]:
-                by_sound[key] = (count, word)
-        return cls({k: w for k, (_, w) in by_sound.items()}, word_counts)
+    def build(cls, word_counts: Counter[str] | dict[str, int]) -> HomophoneCorrector:
+        return cls.merged([sound_table(word_counts)], [word_counts])
+
+    @classmethod
+    def merged(cls, tables: Iterable[dict[str, tuple[int, str]]], vocabularies: Iterable[Iterable[str]]) -> HomophoneCorrector:
+        """Combine per-segment tables: for each sound, the word seen in the most passages wins."""
+        best: dict[str, tuple[int, str]] = {}
+        for table in tables:
+            for key, (count, word) in table.items():
+                if key not in best or count > best[key][0]:
+                    best[key] = (count, word)
+        vocabulary = frozenset().union(*(frozenset(v) for v in vocabularies))
+        return cls({k: w for k, (_, w) in best.items()}, vocabulary)
 
     def corrections(self, query: str, max_len: int = 4) -> list[tuple[str, str]]:
         """(typed, meant) pairs: vocabulary words the query probably meant but did not type."""

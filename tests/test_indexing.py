@@ -85,6 +85,7 @@ def test_crash_mid_build_leaves_previous_index_serving(corpus_settings: Settings
         build_index(corpus_settings)
     assert (corpus_settings.index_dir / CURRENT).read_text() == before
     assert not list(corpus_settings.index_dir.glob(".building-*"))
+    assert not list((corpus_settings.index_dir / "segments").glob(".building-*"))
     assert _top_articles(engine, "三者险赔什么")[0] == "third-party"
     assert _top_articles(SearchEngine.open(corpus_settings), "三者险赔什么")[0] == "third-party"
     monkeypatch.undo()
@@ -102,3 +103,87 @@ def test_broken_article_keeps_its_last_good_version(corpus_settings: Settings) -
     engine = SearchEngine.open(corpus_settings)
     assert _top_articles(engine, "二级投诉多久解决")[0] == "complaint-grading"
     assert _top_articles(engine, "玻璃碎了")[0] == "glass"
+
+
+def _segment_dirs(settings: Settings) -> set[str]:
+    return {p.name for p in (settings.index_dir / "segments").iterdir()}
+
+
+def test_an_edit_writes_one_small_segment_and_reload_reuses_the_rest(corpus_settings: Settings) -> None:
+    build_index(corpus_settings)
+    engine = SearchEngine.open(corpus_settings)
+    base = engine._snapshot.segments[0]
+    write_article(corpus_settings.articles_dir, "theft-claim", "车辆盗抢理赔",
+                  {"盗抢理赔材料": "车辆被盗后先报警，理赔需要报警证明和行驶证原件，满60天未找回再赔付。"}, version=2)
+    report = build_index(corpus_settings)
+    manifest = json.loads((current_generation(corpus_settings.index_dir) / "manifest.json").read_text(encoding="utf-8"))
+    assert len(manifest["segments"]) == 2 and manifest["segments"][0] == base.segment_id
+    assert manifest["articles"]["theft-claim"]["segment"] == manifest["segments"][1]
+    assert manifest["articles"]["third-party"]["segment"] == base.segment_id
+    assert report.passages == manifest["passages"] == manifest["rows"] - 1  # the old theft-claim row is dead
+    assert engine.reload()
+    snapshot = engine._snapshot
+    assert snapshot.segments[0] is base  # loaded once, shared by both snapshots
+    assert snapshot.live[0].sum() == len(base.passages) - 1 and snapshot.live[1].tolist() == [True]
+    hits = engine.search("丢车要什么材料").hits
+    assert hits[0].article_id == "theft-claim" and hits[0].version == 2
+    assert [h.article_id for h in hits].count("theft-claim") == 1
+
+
+def _edit_theft_claim(settings: Settings, version: int):  # type: ignore[no-untyped-def]
+    write_article(settings.articles_dir, "theft-claim", "车辆盗抢理赔",
+                  {"盗抢理赔材料": f"第{version}版：车辆被盗后先报警，理赔需要报警证明和未找回证明。"}, version=version)
+    return build_index(settings)
+
+
+def test_updates_merge_when_too_many_rows_are_outdated(corpus_settings: Settings) -> None:
+    settings = corpus_settings.with_overrides(max_segments=100, max_dead_fraction=0.25)
+    build_index(settings)  # 5 passages
+    assert not _edit_theft_claim(settings, 2).merged  # 1 outdated row of 6
+    assert _edit_theft_claim(settings, 3).merged  # would be 2 of 7
+
+
+def test_updates_merge_when_segments_pile_up(corpus_settings: Settings) -> None:
+    settings = corpus_settings.with_overrides(max_segments=3, max_dead_fraction=1.0)
+    build_index(settings)
+    reports = [_edit_theft_claim(settings, version) for version in (2, 3, 4)]
+    assert [r.merged for r in reports] == [False, False, True]
+    report = reports[-1]
+    assert report.full and report.embedded == 1
+    manifest = json.loads((current_generation(settings.index_dir) / "manifest.json").read_text(encoding="utf-8"))
+    assert len(manifest["segments"]) == 1 and manifest["rows"] == manifest["passages"]
+    engine = SearchEngine.open(settings)
+    assert engine.search("盗抢理赔材料").hits[0].version == 4
+    # Segments no kept generation refers to are deleted.
+    referenced = set()
+    for generation in settings.index_dir.glob("gen-*"):
+        referenced |= set(json.loads((generation / "manifest.json").read_text(encoding="utf-8"))["segments"])
+    assert _segment_dirs(settings) == referenced
+
+
+def test_a_merge_keeps_the_last_good_version_of_a_broken_article(corpus_settings: Settings) -> None:
+    settings = corpus_settings.with_overrides(max_segments=1)
+    build_index(settings)
+    path = settings.articles_dir / "complaint-grading.md"
+    path.write_text(path.read_text(encoding="utf-8").replace("version: 1", "version: zwei"), encoding="utf-8")
+    write_article(settings.articles_dir, "glass", "玻璃单独破碎险", {"玻璃": "玻璃单独破碎险只赔玻璃单独破碎的损失，车身其他损失不赔。"})
+    report = build_index(settings)
+    assert report.merged and report.kept_last_good == ["complaint-grading"]
+    engine = SearchEngine.open(settings)
+    assert _top_articles(engine, "二级投诉多久解决")[0] == "complaint-grading"
+    assert _top_articles(engine, "玻璃碎了")[0] == "glass"
+
+
+def test_whoosh_backend_serves_and_updates(corpus_settings: Settings) -> None:
+    settings = corpus_settings.with_overrides(lexical_backend="whoosh")
+    build_index(settings)
+    assert (current_generation(settings.index_dir) / "lexical").is_dir()
+    engine = SearchEngine.open(settings)
+    assert engine._snapshot.whoosh is not None
+    assert [h.article_id for h in engine.search("三者险赔什么", mode="lexical").hits][0] == "third-party"
+    (settings.articles_dir / "theft-claim.md").unlink()
+    build_index(settings)
+    assert engine.reload()
+    assert "theft-claim" not in [h.article_id for h in engine.search("车被偷了", mode="lexical", k=5).hits]
+    sparse = SearchEngine.open(corpus_settings.with_overrides(index_dir=settings.index_dir))
+    assert sparse._snapshot.whoosh is None  # the same index serves the default backend too
