@@ -38,7 +38,7 @@ _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def article_files(articles_dir: Path) -> list[Path]:
-    return sorted(p for p in Path(articles_dir).glob("*.md") if p.name.lower() not in SKIPPED_FILES)
+    return sorted((p for p in Path(articles_dir).glob("*.md") if p.name.lower() not in SKIPPED_FILES), key=lambda p: p.name)
 
 
 def _split_front_matter(text: str, path: Path) -> tuple[dict | None, str, int, list[Problem]]:
@@ -257,11 +257,13 @@ class ArticleCache:
         return entry
 
     def parse(self, path: Path) -> tuple[Article | None, list[Problem]]:
-        _, article, problems, _ = self._entry(Path(path))
+        _, article, problems, _ = self._entry(path)
         return article, problems
 
     def digest(self, path: Path) -> str:
-        return self._entry(Path(path))[3]
+        """The content hash recorded when `path` was last parsed (no second stat)."""
+        entry = self._entries.get(path)
+        return entry[3] if entry is not None else self._entry(path)[3]
 
     def memo(self, article: Article, name: str, compute: Callable[[], T]) -> T:
         """A value derived from one parsed version of an article (its passages, its problems)."""
@@ -273,9 +275,11 @@ class ArticleCache:
         return cached[1]
 
     def forget_missing(self, present: set[Path]) -> None:
-        for path in [p for p in self._entries if p not in present]:
+        gone = [p for p in self._entries if p not in present]
+        for path in gone:
             del self._entries[path]
-        self._derived = {k: v for k, v in self._derived.items() if k[0] in present}
+        if gone:
+            self._derived = {k: v for k, v in self._derived.items() if k[0] in present}
 
 
 def load_articles(articles_dir: Path, cache: ArticleCache | None = None) -> LoadResult:

@@ -102,7 +102,9 @@ def _open_and_search(settings: Settings, queries: list[str]) -> float:
     for q in queries:
         engine.search(q)
     engine.close()
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM, not ru_maxrss: a spawned child inherits its parent's ru_maxrss across exec.
+    status = Path("/proc/self/status").read_text(encoding="utf-8")
+    return int(re.search(r"^VmHWM:\s+(\d+) kB", status, re.M).group(1)) / 1024
 
 
 def bench(passages: int, n_queries: int, queries: list[str], sentences: list[str], keep: Path | None = None,
