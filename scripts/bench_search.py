@@ -108,7 +108,7 @@ def _open_and_search(settings: Settings, queries: list[str]) -> float:
 
 
 def bench(passages: int, n_queries: int, queries: list[str], sentences: list[str], keep: Path | None = None,
-          model: str = "m3e-small", approx: bool = False, vector_index: str = "flat") -> None:
+          model: str = "m3e-small", approx: bool = False, vector_index: str = "flat", lexical_backend: str = "sparse") -> None:
     with tempfile.TemporaryDirectory(prefix="kb-bench-") as tmp:
         root = keep / f"corpus-{passages}" if keep else Path(tmp)
         root.mkdir(parents=True, exist_ok=True)
@@ -123,7 +123,8 @@ def bench(passages: int, n_queries: int, queries: list[str], sentences: list[str
             title = re.search(r"^title: (.+)$", text, re.M).group(1)
             path.write_text(re.sub(r"^# .*?(?=## )", f"# {title}\n\n", text, count=1, flags=re.M | re.S), encoding="utf-8")
         settings = Settings(articles_dir=articles, index_dir=root / "indexes", embedding_model=model,
-                            lexicon_path=PROJECT_ROOT / "articles" / "lexicon.yaml", vector_index=vector_index)
+                            lexicon_path=PROJECT_ROOT / "articles" / "lexicon.yaml", vector_index=vector_index,
+                            lexical_backend=lexical_backend)
         embedder = None
         if approx:
             from kb_service.embedding import load_embedder
@@ -134,7 +135,7 @@ def bench(passages: int, n_queries: int, queries: list[str], sentences: list[str
         report = build_index(settings, embedder=embedder, cache=parsed)
         note = " (index vectors: mean of real sentence embeddings)" if approx else ""
         print(f"\n== {report.passages} passages ({report.articles} articles), embedder {model}{note}, "
-              f"FAISS {vector_index}")
+              f"FAISS {vector_index}, lexical backend {lexical_backend}")
         if report.timings:
             per_k = 1000 / report.passages
             embedding = (f"embedding {report.timings['embedding+vectors'] * 1000 / report.embedded:.2f} s/1k passages embedded"
@@ -178,12 +179,14 @@ def main() -> None:
     parser.add_argument("--approx-embeddings", action="store_true",
                         help="index vectors as means of real sentence embeddings (for 100k-scale runs)")
     parser.add_argument("--vector-index", choices=("flat", "hnsw"), default="flat", help="as KB_VECTOR_INDEX")
+    parser.add_argument("--lexical-backend", choices=("sparse", "whoosh"), default="sparse", help="as KB_LEXICAL_BACKEND")
     parser.add_argument("--keep", type=Path, help="keep corpus and index here (e.g. to load-test a server on it)")
     args = parser.parse_args()
     queries = [json.loads(line)["query"] for line in (PROJECT_ROOT / "eval" / "queries.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
     sentences = real_sentences(PROJECT_ROOT / "articles")
     for size in args.passages or [10000]:
-        bench(size, args.queries, queries, sentences, args.keep, args.model, args.approx_embeddings, args.vector_index)
+        bench(size, args.queries, queries, sentences, args.keep, args.model, args.approx_embeddings, args.vector_index,
+              args.lexical_backend)
 
 
 if __name__ == "__main__":

@@ -41,3 +41,14 @@ def test_homophone_corrector_maps_input_method_typos_to_known_words() -> None:
     assert corrector.corrections("到抢要等多久") == [("到抢", "盗抢")]
     assert corrector.corrections("定顺多久") == [("定顺", "定损")]  # fuzzy s/sh
     assert corrector.corrections("投诉怎么报案") == []  # correct words are left alone
+
+
+def test_corrector_tables_merge_by_passage_count() -> None:
+    from kb_service.spelling import sound_table
+
+    base = sound_table({"理赔": 50, "投诉": 40})
+    update = sound_table({"理赔": 3, "里培": 9, "盗抢": 2})  # 里培 sounds like 理赔 but is rarer overall
+    corrector = HomophoneCorrector.merged([base, update], [{"理赔": 50, "投诉": 40}, {"理赔": 3, "里培": 9, "盗抢": 2}])
+    assert corrector.corrections("理陪流程") == [("理陪", "理赔")]
+    assert corrector.corrections("到抢") == [("到抢", "盗抢")]  # words only the update has count too
+    assert {"里培", "盗抢", "投诉"} <= corrector.vocabulary

@@ -48,3 +48,27 @@ def test_malformed_article_is_reported_and_skipped_while_the_rest_load(tmp_path:
 def test_readme_is_not_an_article(tmp_path: Path) -> None:
     (tmp_path / "README.md").write_text("# 编写规范\n", encoding="utf-8")
     assert load_articles(tmp_path).problems == []
+
+
+def test_cache_reparses_only_touched_files(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import os
+
+    from kb_service import articles
+
+    first = write_article(tmp_path, "a-one", "甲文章", {"小节": "这是第一篇文章的正文内容，足够长。"})
+    write_article(tmp_path, "b-two", "乙文章", {"小节": "这是第二篇文章的正文内容，足够长。"})
+    cache = articles.ArticleCache()
+    before = load_articles(tmp_path, cache)
+    parsed: list[str] = []
+    real_parse = articles.parse_article
+    monkeypatch.setattr(articles, "parse_article", lambda p: parsed.append(p.name) or real_parse(p))
+    again = load_articles(tmp_path, cache)
+    assert parsed == [] and [a.id for a in again.articles] == [a.id for a in before.articles]
+    digest = cache.digest(first)
+    write_article(tmp_path, "a-one", "甲文章", {"小节": "这是第一篇文章修改后的正文内容。"})
+    os.utime(first, ns=(1, 1))  # a new mtime even on filesystems with coarse timestamps
+    after = load_articles(tmp_path, cache)
+    assert parsed == ["a-one.md"] and cache.digest(first) != digest
+    assert "修改后" in after.articles[0].markdown
+    (tmp_path / "b-two.md").unlink()
+    assert [a.id for a in load_articles(tmp_path, cache).articles] == ["a-one"]
