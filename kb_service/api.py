@@ -608,11 +608,20 @@ class ArticleWatcher(threading.Thread):
         self._stop_event.set()
 
 
-def rebuild_index(settings: Settings, cache: ArticleCache | None = None) -> bool:
-    """Build after an article edit; True when a new index generation was written."""
+def rebuild_index(settings: Settings, cache: ArticleCache | None = None, on_switch: Callable[[], None] | None = None) -> bool:
+    """Build after an article edit; True when a new index generation was written.
+
+    `on_switch` runs as soon as the edit is in the index (so it can be served), before a full
+    merge that the update may have made due.
+    """
     from .indexing import build_index
 
     report = build_index(settings, cache=cache)
+    if report.full_merge_due:
+        if on_switch is not None:
+            on_switch()
+        log.info("merging index segments: many outdated rows")
+        report = build_index(settings, full=True, cache=cache)
     for problem in report.problems:
         log.warning("article problem: %s", problem)
     log.info(
@@ -664,7 +673,7 @@ def serve(
                 parsed = ArticleCache()  # the watcher re-parses only the files an editor touched
 
                 def rebuild_and_reload() -> None:
-                    if rebuild_index(settings, parsed):
+                    if rebuild_index(settings, parsed, on_switch=app.state.engine.reload):
                         app.state.engine.reload()
 
                 watcher = ArticleWatcher(settings, rebuild_and_reload)

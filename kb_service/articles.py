@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -236,60 +237,76 @@ class ArticleCache:
     """
 
     def __init__(self) -> None:
-        self._entries: dict[Path, tuple[tuple[int, int], Article | None, list[Problem], str]] = {}
-        self._derived: dict[tuple[Path, str], tuple[Article, Any]] = {}
+        # Keyed by path string: at tens of thousands of files, Path hashing alone is measurable.
+        self._entries: dict[str, tuple[tuple[int, int], Article | None, list[Problem], str]] = {}
+        self._derived: dict[int, tuple[Article, dict[str, Any]]] = {}  # id(article) → values
 
-    def _entry(self, path: Path) -> tuple[tuple[int, int], Article | None, list[Problem], str]:
-        try:
-            st = path.stat()
-            key = (st.st_mtime_ns, st.st_size)
-        except OSError:
-            key = (-1, -1)
-        entry = self._entries.get(path)
+    def load(self, articles_dir: Path) -> LoadResult:
+        """Like load_articles, with one stat per file and a parse only for changed files."""
+        result = LoadResult()
+        with os.scandir(articles_dir) as found:
+            entries = sorted((e for e in found if e.name.endswith(".md") and e.name.lower() not in SKIPPED_FILES
+                              and e.is_file()), key=lambda e: e.name)
+        present = {e.path for e in entries}
+        for gone in [p for p in self._entries if p not in present]:
+            self._drop(gone)
+        for entry in entries:
+            try:
+                st = entry.stat()
+                key = (st.st_mtime_ns, st.st_size)
+            except OSError:
+                key = (-1, -1)
+            _, article, problems, _ = self._entry(Path(entry.path), entry.path, key)
+            result.problems.extend(problems)
+            if article is not None:
+                result.articles.append(article)
+        return result
+
+    def _entry(self, path: Path, name: str, key: tuple[int, int]) -> tuple[tuple[int, int], Article | None, list[Problem], str]:
+        entry = self._entries.get(name)
         if entry is None or entry[0] != key or key == (-1, -1):
+            self._drop(name)
             article, problems = parse_article(path)
             try:
                 digest = hashlib.sha256(path.read_bytes()).hexdigest()
             except OSError:
                 digest = ""
             entry = (key, article, problems, digest)
-            self._entries[path] = entry
+            self._entries[name] = entry
         return entry
 
-    def parse(self, path: Path) -> tuple[Article | None, list[Problem]]:
-        _, article, problems, _ = self._entry(path)
-        return article, problems
+    def _drop(self, name: str) -> None:
+        old = self._entries.pop(name, None)
+        if old is not None and old[1] is not None:
+            self._derived.pop(id(old[1]), None)
 
     def digest(self, path: Path) -> str:
-        """The content hash recorded when `path` was last parsed (no second stat)."""
-        entry = self._entries.get(path)
-        return entry[3] if entry is not None else self._entry(path)[3]
+        """The content hash recorded when `path` was last parsed."""
+        entry = self._entries.get(str(path))
+        if entry is None:
+            st = path.stat()
+            entry = self._entry(path, str(path), (st.st_mtime_ns, st.st_size))
+        return entry[3]
 
     def memo(self, article: Article, name: str, compute: Callable[[], T]) -> T:
         """A value derived from one parsed version of an article (its passages, its problems)."""
-        key = (article.path, name)
-        cached = self._derived.get(key)
-        if cached is None or cached[0] is not article:
-            cached = (article, compute())
-            self._derived[key] = cached
-        return cached[1]
-
-    def forget_missing(self, present: set[Path]) -> None:
-        gone = [p for p in self._entries if p not in present]
-        for path in gone:
-            del self._entries[path]
-        if gone:
-            self._derived = {k: v for k, v in self._derived.items() if k[0] in present}
+        slot = self._derived.get(id(article))
+        if slot is None or slot[0] is not article:
+            slot = (article, {})
+            self._derived[id(article)] = slot
+        values = slot[1]
+        if name not in values:
+            values[name] = compute()
+        return values[name]
 
 
 def load_articles(articles_dir: Path, cache: ArticleCache | None = None) -> LoadResult:
     """Parse every article; unusable files are reported and skipped."""
-    result = LoadResult()
-    paths = article_files(articles_dir)
     if cache is not None:
-        cache.forget_missing(set(paths))
-    for path in paths:
-        article, problems = cache.parse(path) if cache is not None else parse_article(path)
+        return cache.load(articles_dir)
+    result = LoadResult()
+    for path in article_files(articles_dir):
+        article, problems = parse_article(path)
         result.problems.extend(problems)
         if article is not None:
             result.articles.append(article)

@@ -73,6 +73,10 @@ def index(
             bar.update(tasks[stage], completed=done, total=total)
 
         report = build_index(settings, full=full, progress=progress)
+        if report.full_merge_due:  # the update is already live; this only reclaims outdated rows
+            console.print("many outdated rows: merging everything into one segment (vectors from the cache)")
+            merged = build_index(settings, full=True, progress=progress)
+            report.generation, report.seconds = merged.generation, report.seconds + merged.seconds
     for problem in report.problems:
         print(problem)
     if report.kept_last_good:
@@ -80,7 +84,7 @@ def index(
     if report.unchanged:
         print(f"index {report.generation} is up to date ({report.articles} articles, {report.passages} passages)")
         return
-    kind = "full build" if report.full else "incremental update"
+    kind = "full build" if report.full else ("incremental update, small segments merged" if report.merged else "incremental update")
     print(f"{kind} → {report.generation}: {report.articles} articles, {report.passages} passages; "
           f"added {len(report.added)}, changed {len(report.changed)}, removed {len(report.removed)}; "
           f"embedded {report.embedded} passages in {report.seconds:.1f}s")

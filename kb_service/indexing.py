@@ -55,7 +55,7 @@ from .vector_index import FaissVectorIndex
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
 SEGMENT_LIST = "segments.json"  # the manifest's segment ids alone, for pruning
-FORMAT = 3  # generation layout: 3 = segments with their own vocabulary
+FORMAT = 4  # generation layout: 4 = segments with their own vocabulary, rows per segment
 KEEP_GENERATIONS = 3
 ProgressFn = Callable[[str, int, int], None]
 
@@ -72,7 +72,8 @@ class BuildReport:
     articles: int = 0
     passages: int = 0
     embedded: int = 0
-    merged: bool = False  # a full build chosen because segments had piled up
+    merged: bool = False  # the small segments were folded into this build's segment
+    full_merge_due: bool = False  # too many outdated rows: run a full build (from the cache) next
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage, for benchmarks
 
@@ -165,6 +166,7 @@ class _Plan:
     entries: dict[str, dict]  # manifest article entries carried over unchanged
     segments: list[str]  # previous segments still referenced
     delete_from_whoosh: list[str]
+    add_to_whoosh: list[Passage] | None = None  # None: all of `passages`
 
 
 def build_index(
@@ -213,33 +215,34 @@ def build_index(
         report.passages = prev_manifest["passages"]
         report.seconds = time.perf_counter() - started
         return report
-    if incremental and _needs_merge(settings, prev_manifest, changed + removed):
-        incremental, report.full, report.merged = False, True, True
-        report.added, report.changed, report.removed = sorted(current), [], []
 
     by_article: dict[str, list[Passage]] = {}
     for passage in check.passages:
         by_article.setdefault(passage.article_id, []).append(passage)
-    records = {aid: article_record(current[aid], digests[aid]) for aid in current}
     if incremental:
         fresh = added + changed
         plan = _Plan(
             passages=[p for aid in fresh for p in by_article.get(aid, [])],
-            records={aid: records[aid] for aid in fresh},
+            records={aid: article_record(current[aid], digests[aid]) for aid in fresh},
             entries={aid: e for aid, e in known.items() if aid not in set(fresh) | set(removed)},
             segments=list(prev_manifest["segments"]),
             delete_from_whoosh=changed + removed,
         )
+        plan.add_to_whoosh = list(plan.passages)  # folded articles are in the Whoosh index already
+        if len(plan.segments) + 1 > settings.max_segments:
+            _fold_small_segments(index_dir, prev_manifest, plan)
+            report.merged = True
     else:
         plan = _Plan(passages=[p for aid in sorted(current) for p in by_article.get(aid, [])],
-                     records=dict(records), entries={}, segments=[], delete_from_whoosh=[])
+                     records={aid: article_record(current[aid], digests[aid]) for aid in current},
+                     entries={}, segments=[], delete_from_whoosh=[])
         _carry_kept_articles(index_dir, kept, plan)
 
     generation = index_dir / f"gen-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
     staging = index_dir / f".building-{generation.name}"
     segment_id = new_segment_id()
     try:
-        _build_generation(settings, staging, previous if incremental else None, prev_manifest if incremental else None,
+        manifest = _build_generation(settings, staging, previous if incremental else None, prev_manifest if incremental else None,
                           plan, segment_id, tokenizer, signature, embedder, progress, report, timings)
         os.replace(staging, generation)
         _write_atomic(index_dir / CURRENT, generation.name)
@@ -250,19 +253,38 @@ def build_index(
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
     report.generation = generation.name
+    report.full_merge_due = full_merge_due(settings, manifest)
     _prune(index_dir, keep=KEEP_GENERATIONS)
     report.seconds = time.perf_counter() - started
     report.timings = timings
     return report
 
 
-def _needs_merge(settings: Settings, manifest: dict, replaced: list[str]) -> bool:
-    """Merge when queries would visit too many segments or skip too many dead rows."""
-    if len(manifest["segments"]) + 1 > settings.max_segments:
-        return True
+def full_merge_due(settings: Settings, manifest: dict) -> bool:
+    """Too many outdated rows: queries skip them and idf ignores them, but they cost memory."""
     rows = manifest["rows"]
-    dead = rows - manifest["passages"] + sum(manifest["articles"][aid]["passages"] for aid in replaced)
-    return rows > 0 and dead / rows > settings.max_dead_fraction
+    return rows > 0 and (rows - manifest["passages"]) / rows > settings.max_dead_fraction
+
+
+def _fold_small_segments(index_dir: Path, manifest: dict, plan: _Plan) -> None:
+    """Tiered merge: the live articles of every segment but the largest move into the new one.
+
+    The cost is the size of the small segments, not of the knowledge base, so a merge never
+    delays an edit by a full rebuild; the large segment is rebuilt only by a full build.
+    """
+    sizes = manifest["segment_rows"]
+    base = max(plan.segments, key=lambda sid: sizes.get(sid, 0))
+    folded = [sid for sid in plan.segments if sid != base]
+    moving: dict[str, set[str]] = {sid: set() for sid in folded}
+    for aid, entry in list(plan.entries.items()):
+        if entry["segment"] in moving:
+            moving[entry["segment"]].add(aid)
+            del plan.entries[aid]
+    for sid, ids in moving.items():
+        if ids:
+            plan.passages += [p for p in read_segment_passages(index_dir, sid) if p.article_id in ids]
+            plan.records.update({aid: r for aid, r in read_segment_articles(index_dir, sid).items() if aid in ids})
+    plan.segments = [base]
 
 
 def _carry_kept_articles(index_dir: Path, kept: dict[str, dict], plan: _Plan) -> None:
@@ -289,7 +311,7 @@ def _build_generation(
     progress: ProgressFn | None,
     report: BuildReport,
     timings: dict[str, float],
-) -> None:
+) -> dict:
     staging.mkdir(parents=True)
     index_dir = Path(settings.index_dir)
     passages = plan.passages
@@ -304,7 +326,8 @@ def _build_generation(
     lexical = LexicalSegment.build(analyzed, stats, bm25f_params(settings))
     counts = word_document_counts(analyzed)
     if settings.lexical_backend == "whoosh":
-        _update_whoosh(staging, previous, passages, plan.delete_from_whoosh, tokenizer)
+        whoosh_add = passages if plan.add_to_whoosh is None else plan.add_to_whoosh
+        _update_whoosh(staging, previous, whoosh_add, plan.delete_from_whoosh, tokenizer)
     timings["lexical"] = time.perf_counter() - clock
     clock = time.perf_counter()
 
@@ -332,7 +355,9 @@ def _build_generation(
             "category": record["category"], "segment": segment_id, "passages": passages_per_article[record["id"]],
         }
     (staging / "tokenizer.json").write_text(json.dumps(list(tokenizer.words), ensure_ascii=False), encoding="utf-8")
-    rows = (prev_manifest["rows"] if prev_manifest else 0) + len(passages)
+    segment_rows = {sid: n for sid, n in (prev_manifest or {}).get("segment_rows", {}).items() if sid in plan.segments}
+    segment_rows[segment_id] = len(passages)
+    rows = sum(segment_rows.values())
     live = sum(e["passages"] for e in entries.values())
     manifest = {
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -345,6 +370,7 @@ def _build_generation(
         "articles": {aid: entries[aid] for aid in sorted(entries)},
         "passages": live,
         "rows": rows,
+        "segment_rows": segment_rows,
     }
     # No indent: json's C encoder only runs without one (1 s vs 50 ms for 25k articles).
     (staging / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
@@ -352,6 +378,7 @@ def _build_generation(
     report.articles = len(entries)
     report.passages = live
     timings["store+vocabulary"] = time.perf_counter() - clock
+    return manifest
 
 
 def _update_whoosh(staging: Path, previous: Path | None, passages: list[Passage], delete: list[str],

@@ -98,10 +98,15 @@ class Segment:
     article_ids: list[str] = field(init=False)
     categories: np.ndarray = field(init=False)
     _tag_masks: dict[str, np.ndarray] = field(default_factory=dict, init=False)
+    _article_list: list[str] = field(init=False)
+    _article_codes: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
         self.article_ids = [p.article_id for p in self.passages]
         self.categories = np.array([p.category for p in self.passages], dtype=str)
+        self._article_list = list(dict.fromkeys(self.article_ids))
+        index = {aid: i for i, aid in enumerate(self._article_list)}
+        self._article_codes = np.fromiter((index[a] for a in self.article_ids), dtype=np.int64, count=len(self.article_ids))
 
     def tag_mask(self, tag: str) -> np.ndarray:
         mask = self._tag_masks.get(tag)
@@ -112,8 +117,9 @@ class Segment:
 
     def live_rows(self, article_segments: dict[str, str]) -> np.ndarray:
         """Rows whose article's live version is in this segment."""
-        return np.fromiter((article_segments.get(a) == self.segment_id for a in self.article_ids), dtype=bool,
-                           count=len(self.article_ids))
+        live_articles = np.fromiter((article_segments.get(a) == self.segment_id for a in self._article_list), dtype=bool,
+                                    count=len(self._article_list))
+        return live_articles[self._article_codes]
 
 
 def segment_path(index_dir: Path, segment_id: str) -> Path:

@@ -136,24 +136,35 @@ def _edit_theft_claim(settings: Settings, version: int):  # type: ignore[no-unty
     return build_index(settings)
 
 
-def test_updates_merge_when_too_many_rows_are_outdated(corpus_settings: Settings) -> None:
+def test_too_many_outdated_rows_make_a_full_merge_due(corpus_settings: Settings) -> None:
     settings = corpus_settings.with_overrides(max_segments=100, max_dead_fraction=0.25)
     build_index(settings)  # 5 passages
-    assert not _edit_theft_claim(settings, 2).merged  # 1 outdated row of 6
-    assert _edit_theft_claim(settings, 3).merged  # would be 2 of 7
+    assert not _edit_theft_claim(settings, 2).full_merge_due  # 1 outdated row of 6
+    assert _edit_theft_claim(settings, 3).full_merge_due  # 2 of 7
+    merged = build_index(settings, full=True)
+    manifest = json.loads((current_generation(settings.index_dir) / "manifest.json").read_text(encoding="utf-8"))
+    assert merged.embedded == 0 and manifest["rows"] == manifest["passages"] == 5  # vectors from the cache
 
 
-def test_updates_merge_when_segments_pile_up(corpus_settings: Settings) -> None:
+def test_small_segments_are_folded_when_they_pile_up(corpus_settings: Settings) -> None:
     settings = corpus_settings.with_overrides(max_segments=3, max_dead_fraction=1.0)
     build_index(settings)
-    reports = [_edit_theft_claim(settings, version) for version in (2, 3, 4)]
-    assert [r.merged for r in reports] == [False, False, True]
-    report = reports[-1]
-    assert report.full and report.embedded == 1
-    manifest = json.loads((current_generation(settings.index_dir) / "manifest.json").read_text(encoding="utf-8"))
-    assert len(manifest["segments"]) == 1 and manifest["rows"] == manifest["passages"]
     engine = SearchEngine.open(settings)
-    assert engine.search("盗抢理赔材料").hits[0].version == 4
+    write_article(settings.articles_dir, "glass", "玻璃单独破碎险", {"玻璃": "玻璃单独破碎险只赔玻璃单独破碎的损失，车身其他损失不赔。"})
+    build_index(settings)
+    reports = [_edit_theft_claim(settings, version) for version in (2, 3)]
+    assert [r.merged for r in reports] == [False, True]
+    report = reports[-1]
+    assert not report.full and report.embedded == 1  # glass moved over with its cached vector
+    manifest = json.loads((current_generation(settings.index_dir) / "manifest.json").read_text(encoding="utf-8"))
+    base = manifest["segments"][0]
+    assert len(manifest["segments"]) == 2 and manifest["articles"]["third-party"]["segment"] == base
+    assert manifest["articles"]["glass"]["segment"] == manifest["articles"]["theft-claim"]["segment"] == manifest["segments"][1]
+    assert manifest["segment_rows"][manifest["segments"][1]] == 2
+    assert engine.reload()
+    assert engine.search("盗抢理赔材料").hits[0].version == 3
+    assert _top_articles(engine, "挡风玻璃碎了")[0] == "glass"
+    assert len(engine.passages_of("glass")) == 1
     # Segments no kept generation refers to are deleted.
     referenced = set()
     for generation in settings.index_dir.glob("gen-*"):
@@ -162,13 +173,16 @@ def test_updates_merge_when_segments_pile_up(corpus_settings: Settings) -> None:
 
 
 def test_a_merge_keeps_the_last_good_version_of_a_broken_article(corpus_settings: Settings) -> None:
-    settings = corpus_settings.with_overrides(max_segments=1)
-    build_index(settings)
-    path = settings.articles_dir / "complaint-grading.md"
+    build_index(corpus_settings)
+    path = corpus_settings.articles_dir / "complaint-grading.md"
     path.write_text(path.read_text(encoding="utf-8").replace("version: 1", "version: zwei"), encoding="utf-8")
-    write_article(settings.articles_dir, "glass", "玻璃单独破碎险", {"玻璃": "玻璃单独破碎险只赔玻璃单独破碎的损失，车身其他损失不赔。"})
-    report = build_index(settings)
-    assert report.merged and report.kept_last_good == ["complaint-grading"]
+    write_article(corpus_settings.articles_dir, "glass", "玻璃单独破碎险", {"玻璃": "玻璃单独破碎险只赔玻璃单独破碎的损失，车身其他损失不赔。"})
+    build_index(corpus_settings)
+    settings = corpus_settings.with_overrides(max_segments=1)  # the next update folds, then a full merge
+    write_article(settings.articles_dir, "theft-claim", "车辆盗抢理赔", {"盗抢": "车辆被盗后先报警，满60天未找回再赔付，需要报警证明。"}, version=2)
+    assert build_index(settings).merged
+    report = build_index(settings, full=True)
+    assert report.full and report.kept_last_good == ["complaint-grading"]
     engine = SearchEngine.open(settings)
     assert _top_articles(engine, "二级投诉多久解决")[0] == "complaint-grading"
     assert _top_articles(engine, "玻璃碎了")[0] == "glass"
