@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -201,24 +200,26 @@ def best_passages(
 def highlight_terms(query: AnalyzedQuery, text: str, limit: int = 8) -> list[str]:
     """The stretches of `text` that the query matched, for <mark> in the panel."""
     haystack = normalise(text)
+    if len(haystack) != len(text):  # NFKC changed the length: offsets would not map back
+        haystack = text.lower()
     needles = {t for t, _ in query.terms.words if len(t) >= 2} | {g for g, _ in query.terms.bigrams if len(g) >= 2}
     needles |= {a for a in query.additions if len(a) >= 2}
-    covered = [False] * len(haystack)
-    for needle in needles:
-        for match in re.finditer(re.escape(needle), haystack):
-            for i in range(match.start(), match.end()):
-                covered[i] = True
+    covered = bytearray(len(haystack))
+    for needle in needles:  # str.find, not a regex per needle: this runs for every hit of every query
+        start = haystack.find(needle)
+        while start >= 0:
+            covered[start : start + len(needle)] = b"\x01" * len(needle)
+            start = haystack.find(needle, start + 1)
     spans: list[str] = []
     i = 0
-    while i < len(haystack):
-        if covered[i]:
-            j = i
-            while j < len(haystack) and covered[j]:
-                j += 1
-            spans.append(text[i:j])
-            i = j
-        else:
-            i += 1
+    while True:
+        i = covered.find(1, i)
+        if i < 0:
+            break
+        j = covered.find(0, i)
+        j = len(covered) if j < 0 else j
+        spans.append(text[i:j])
+        i = j
     unique = list(dict.fromkeys(s for s in spans if s.strip()))
     return sorted(unique, key=len, reverse=True)[:limit]
 
