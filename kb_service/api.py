@@ -37,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from .articles import ArticleCache
+from .embedding import Embedder
 from .logstore import Impression, QueryLog, SQLiteLogStore, UsageLogStore
 from .models import CATEGORIES, SearchResponse
 from .settings import Settings
@@ -608,7 +609,12 @@ class ArticleWatcher(threading.Thread):
         self._stop_event.set()
 
 
-def rebuild_index(settings: Settings, cache: ArticleCache | None = None, on_switch: Callable[[], None] | None = None) -> bool:
+def rebuild_index(
+    settings: Settings,
+    cache: ArticleCache | None = None,
+    on_switch: Callable[[], None] | None = None,
+    embedder: Embedder | None = None,
+) -> bool:
     """Build after an article edit; True when a new index generation was written.
 
     `on_switch` runs as soon as the edit is in the index (so it can be served), before a full
@@ -616,12 +622,12 @@ def rebuild_index(settings: Settings, cache: ArticleCache | None = None, on_swit
     """
     from .indexing import build_index
 
-    report = build_index(settings, cache=cache)
+    report = build_index(settings, cache=cache, embedder=embedder)
     if report.full_merge_due:
         if on_switch is not None:
             on_switch()
         log.info("merging index segments: many outdated rows")
-        report = build_index(settings, full=True, cache=cache)
+        report = build_index(settings, full=True, cache=cache, embedder=embedder)
     for problem in report.problems:
         log.warning("article problem: %s", problem)
     log.info(
@@ -673,7 +679,8 @@ def serve(
                 parsed = ArticleCache()  # the watcher re-parses only the files an editor touched
 
                 def rebuild_and_reload() -> None:
-                    if rebuild_index(settings, parsed, on_switch=app.state.engine.reload):
+                    engine = app.state.engine
+                    if rebuild_index(settings, parsed, on_switch=engine.reload, embedder=engine.embedder):
                         app.state.engine.reload()
 
                 watcher = ArticleWatcher(settings, rebuild_and_reload)

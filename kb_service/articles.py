@@ -256,16 +256,17 @@ class ArticleCache:
                 key = (st.st_mtime_ns, st.st_size)
             except OSError:
                 key = (-1, -1)
-            _, article, problems, _ = self._entry(Path(entry.path), entry.path, key)
+            _, article, problems, _ = self._entry(entry.path, key)
             result.problems.extend(problems)
             if article is not None:
                 result.articles.append(article)
         return result
 
-    def _entry(self, path: Path, name: str, key: tuple[int, int]) -> tuple[tuple[int, int], Article | None, list[Problem], str]:
+    def _entry(self, name: str, key: tuple[int, int]) -> tuple[tuple[int, int], Article | None, list[Problem], str]:
         entry = self._entries.get(name)
         if entry is None or entry[0] != key or key == (-1, -1):
             self._drop(name)
+            path = Path(name)  # only on a miss: building 25k Paths per check costs ~0.2 s
             article, problems = parse_article(path)
             try:
                 digest = hashlib.sha256(path.read_bytes()).hexdigest()
@@ -285,7 +286,7 @@ class ArticleCache:
         entry = self._entries.get(str(path))
         if entry is None:
             st = path.stat()
-            entry = self._entry(path, str(path), (st.st_mtime_ns, st.st_size))
+            entry = self._entry(str(path), (st.st_mtime_ns, st.st_size))
         return entry[3]
 
     def memo(self, article: Article, name: str, compute: Callable[[], T]) -> T:

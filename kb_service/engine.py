@@ -26,9 +26,9 @@ from .ranking import (
     QueryAnalyzer,
     best_passages,
     confidence_features,
+    coverage_scorer,
     group_by_article,
     highlight_terms,
-    passage_coverage,
     reciprocal_rank_fusion,
     weighted_score_fusion,
 )
@@ -211,6 +211,11 @@ class SearchEngine:
             timer.start()
             return True
 
+    @property
+    def embedder(self) -> Embedder:
+        """The loaded query embedder; an index update in this process can reuse it."""
+        return self._embedder
+
     def info(self) -> dict:
         snap = self._snapshot
         return {
@@ -281,9 +286,10 @@ class SearchEngine:
         grouped = group_by_article(fused, snap.article_of, k)
         specificity = snap.analyzer.tokenizer.specificity
         if self.settings.passage_coverage_weight > 0:
+            coverage = coverage_scorer(analyzed, specificity)
             grouped = best_passages(
                 grouped, fused, snap.article_of,
-                lambda pid: passage_coverage(analyzed, snap.passages[pid], specificity),
+                lambda pid: coverage(snap.passages[pid]),
                 self.settings.passage_coverage_weight,
             )
         top: Candidate | None = grouped[0] if grouped else None

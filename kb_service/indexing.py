@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import orjson
 
 from . import __version__
 from .analysis import DomainTokenizer
@@ -108,7 +109,8 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 def read_manifest(generation: Path) -> dict:
-    return json.loads((generation / MANIFEST).read_text(encoding="utf-8"))
+    # orjson: at 25k articles the manifest is ~5 MB, read and written on every update.
+    return orjson.loads((generation / MANIFEST).read_bytes())
 
 
 def _link_tree(source: Path, target: Path) -> None:
@@ -372,8 +374,7 @@ def _build_generation(
         "rows": rows,
         "segment_rows": segment_rows,
     }
-    # No indent: json's C encoder only runs without one (1 s vs 50 ms for 25k articles).
-    (staging / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
+    (staging / MANIFEST).write_bytes(orjson.dumps(manifest))
     (staging / SEGMENT_LIST).write_text(json.dumps(manifest["segments"]), encoding="utf-8")
     report.articles = len(entries)
     report.passages = live

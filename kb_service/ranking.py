@@ -159,13 +159,22 @@ def group_by_article(candidates: Sequence[Candidate], article_of: Callable[[str]
 
 def passage_coverage(query: AnalyzedQuery, passage: Passage, specificity: Callable[[str], float]) -> float:
     """Specificity-weighted share of the query's words and bigrams that this passage contains."""
-    haystack = normalise(" ".join((passage.heading, passage.text)))
+    return coverage_scorer(query, specificity)(passage)
+
+
+def coverage_scorer(query: AnalyzedQuery, specificity: Callable[[str], float]) -> Callable[[Passage], float]:
+    """passage_coverage with the query's side computed once, for scoring many candidates."""
     weights = {w: specificity(w) for w in query.content_words}
     total = sum(weights.values())
-    words_part = sum(v for w, v in weights.items() if w in haystack) / total if total else 0.0
     grams = list(dict.fromkeys(bigrams(query.corrected)))
-    grams_part = sum(1 for g in grams if g in haystack) / len(grams) if grams else 0.0
-    return 0.5 * words_part + 0.5 * grams_part
+
+    def score(passage: Passage) -> float:
+        haystack = normalise(" ".join((passage.heading, passage.text)))
+        words_part = sum(v for w, v in weights.items() if w in haystack) / total if total else 0.0
+        grams_part = sum(1 for g in grams if g in haystack) / len(grams) if grams else 0.0
+        return 0.5 * words_part + 0.5 * grams_part
+
+    return score
 
 
 def best_passages(

@@ -157,7 +157,7 @@ def bench(passages: int, n_queries: int, queries: list[str], sentences: list[str
         target = articles / "syn-000000.md"
         start = time.perf_counter()
         target.write_text(target.read_text(encoding="utf-8").replace("## 第1节", "## 第1节 独角鲸保障条款"), encoding="utf-8")
-        update = build_index(settings, embedder=embedder, cache=parsed)
+        update = build_index(settings, embedder=embedder or engine.embedder, cache=parsed)  # as the watcher does
         built = time.perf_counter()
         engine.reload()
         found = engine.search("独角鲸保障条款").hits[0].article_id == "syn-000000"
