@@ -91,10 +91,3 @@ class HomophoneCorrector:
                         seen.add(word)
                         found.append((window, word))
         return found
-
-    def to_dict(self) -> dict:
-        return {"by_sound": self.by_sound, "vocabulary": sorted(self.vocabulary)}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> HomophoneCorrector:
-        return cls(dict(data["by_sound"]), data["vocabulary"])

@@ -1,9 +1,9 @@
 """FAISS vector index behind a small protocol.
 
-Vectors carry stable int64 ids so an incremental build only removes and adds what changed.
-Exact inner product (`flat`) is the default: at knowledge-base sizes it is fast and loses
-nothing; `hnsw` is for very large corpora, where removed ids become tombstones filtered at
-query time (HNSW cannot delete) until the next full build.
+One index per segment, over the segment's rows (vector id = row). Deletions never reach FAISS:
+a row whose article has a newer version elsewhere is skipped by the snapshot's live mask, so
+HNSW, which cannot delete, works the same as exact inner product (`flat`, the default: at
+knowledge-base sizes it is fast and loses nothing). `hnsw` is for very large corpora.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import numpy as np
 
 class VectorIndex(Protocol):
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None: ...
-    def remove(self, ids: np.ndarray) -> None: ...
     def search(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]: ...
     def save(self, path: Path) -> None: ...
     @property
@@ -26,10 +25,9 @@ class VectorIndex(Protocol):
 
 
 class FaissVectorIndex:
-    def __init__(self, index: faiss.Index, kind: str, tombstones: set[int] | None = None) -> None:
+    def __init__(self, index: faiss.Index, kind: str) -> None:
         self._index = index
         self.kind = kind
-        self._tombstones = tombstones or set()
 
     @classmethod
     def create(cls, dim: int, kind: str = "flat", hnsw_m: int = 32) -> FaissVectorIndex:
@@ -44,31 +42,21 @@ class FaissVectorIndex:
         if len(ids):
             self._index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64))
 
-    def remove(self, ids: np.ndarray) -> None:
-        if not len(ids):
-            return
-        if self.kind == "hnsw":
-            self._tombstones.update(int(i) for i in ids)
-        else:
-            self._index.remove_ids(np.asarray(ids, dtype=np.int64))
-
     def search(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
-        if self._index.ntotal == 0:
+        if self._index.ntotal == 0 or k <= 0:
             return []
-        extra = min(len(self._tombstones), 4 * k)
-        scores, ids = self._index.search(np.asarray(vector, dtype=np.float32).reshape(1, -1), k + extra)
-        hits = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0 and int(i) not in self._tombstones]
-        return hits[:k]
+        scores, ids = self._index.search(np.asarray(vector, dtype=np.float32).reshape(1, -1), k)
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
 
     @property
     def size(self) -> int:
-        return int(self._index.ntotal) - len(self._tombstones)
+        return int(self._index.ntotal)
 
     def save(self, path: Path) -> None:
         faiss.write_index(self._index, str(path))
-        Path(f"{path}.meta.json").write_text(json.dumps({"kind": self.kind, "tombstones": sorted(self._tombstones)}))
+        Path(f"{path}.meta.json").write_text(json.dumps({"kind": self.kind}))
 
     @classmethod
     def load(cls, path: Path) -> FaissVectorIndex:
         meta = json.loads(Path(f"{path}.meta.json").read_text())
-        return cls(faiss.read_index(str(path)), meta["kind"], set(meta["tombstones"]))
+        return cls(faiss.read_index(str(path)), meta["kind"])

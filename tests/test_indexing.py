@@ -201,3 +201,14 @@ def test_whoosh_backend_serves_and_updates(corpus_settings: Settings) -> None:
     assert "theft-claim" not in [h.article_id for h in engine.search("车被偷了", mode="lexical", k=5).hits]
     sparse = SearchEngine.open(corpus_settings.with_overrides(index_dir=settings.index_dir))
     assert sparse._snapshot.whoosh is None  # the same index serves the default backend too
+
+
+def test_hnsw_segments_skip_outdated_rows(corpus_settings: Settings) -> None:
+    settings = corpus_settings.with_overrides(vector_index="hnsw")
+    build_index(settings)
+    engine = SearchEngine.open(settings)
+    _edit_theft_claim(settings, 2)
+    assert engine.reload()
+    hits = engine.search("车被偷了要什么材料", mode="semantic", k=5).hits
+    assert [h.article_id for h in hits].count("theft-claim") == 1
+    assert next(h for h in hits if h.article_id == "theft-claim").version == 2
