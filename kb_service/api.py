@@ -308,8 +308,22 @@ def _split_tags(tags: list[str] | None) -> list[str] | None:
     return found or None
 
 
-def _known_query(store: UsageLogStore, query_id: str) -> None:
-    if not store.has_query(query_id):
+def _query_logged(store: UsageLogStore, query_id: str, wait_seconds: float) -> bool:
+    """Whether the search `query_id` is in the log, waiting a little for it to arrive.
+
+    With several workers the search may have been answered by another process whose background
+    writer has not committed it yet; an agent's click must not be refused for that.
+    """
+    deadline = time.monotonic() + wait_seconds
+    while not store.has_query(query_id):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def _known_query(request: Request, store: UsageLogStore, query_id: str) -> None:
+    if not _query_logged(store, query_id, request.app.state.settings.query_id_wait_seconds):
         raise HTTPException(404, f"未知的 query_id：{query_id}（请先搜索，再记录打开、复制或反馈）")
 
 
@@ -468,7 +482,7 @@ def create_app(settings: Settings, engine: Any = None, store: UsageLogStore | No
         art = _known_article(_engine(request), article_id)
         store = _store(request)
         recorded = False
-        if query_id and store.has_query(query_id):
+        if query_id and _query_logged(store, query_id, request.app.state.settings.query_id_wait_seconds):
             store.record_event(query_id, art.id, "open")
             recorded = True
         return {
@@ -496,7 +510,7 @@ def create_app(settings: Settings, engine: Any = None, store: UsageLogStore | No
     def event(request: Request, body: EventIn) -> RecordedOut:
         """An agent opened an article or copied a script from it."""
         store = _store(request)
-        _known_query(store, body.query_id)
+        _known_query(request, store, body.query_id)
         _known_article(_engine(request), body.article_id)
         store.record_event(body.query_id, body.article_id, body.type)
         return RecordedOut()
@@ -511,7 +525,7 @@ def create_app(settings: Settings, engine: Any = None, store: UsageLogStore | No
     def feedback(request: Request, body: FeedbackIn) -> RecordedOut:
         """Did an article (or, with article_id null, the search as a whole) resolve the customer's question?"""
         store = _store(request)
-        _known_query(store, body.query_id)
+        _known_query(request, store, body.query_id)
         if body.article_id is not None:
             _known_article(_engine(request), body.article_id)
         comment = (body.comment or "").strip() or None

@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     # --- service ---
     host: str = "127.0.0.1"
     port: int = 8000
+    query_id_wait_seconds: float = Field(
+        2.0, description="how long an event or feedback waits for its search to reach the log (another worker may be writing it)"
+    )
     watch_interval_seconds: float = Field(0.5, description="how often `kb serve --watch` looks for edited articles")
     log_db: Path = Field(PROJECT_ROOT / "var" / "usage.sqlite3", description="SQLite usage log")
     agent_keys: str = Field("", description="comma-separated API keys for the agent role")

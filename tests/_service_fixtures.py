@@ -141,6 +141,7 @@ def corpus_settings(corpus: BuiltCorpus, log_db: Path, **overrides: object) -> S
         "agent_keys": "",
         "editor_keys": "",
         "analyst_keys": "",
+        "query_id_wait_seconds": 0.2,  # unknown ids are refused after this; keeps error tests fast
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

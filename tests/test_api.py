@@ -491,3 +491,25 @@ def test_watcher_notices_article_changes(tmp_path: Path) -> None:
     finally:
         watcher.stop()
         watcher.join()
+
+
+def test_event_waits_for_a_search_another_worker_is_still_logging(svc_corpus: BuiltCorpus, svc_engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Two workers share one log file; worker A's writer commits the search after B sees the click."""
+    from kb_service.logstore import QueryLog
+
+    db = tmp_path / "usage.sqlite3"
+    worker_a = Service(corpus_settings(svc_corpus, db), svc_engine)
+    worker_b = Service(corpus_settings(svc_corpus, db, query_id_wait_seconds=2.0), svc_engine)
+    search = QueryLog(query_id="q-from-a", ts=time.time(), agent_id=None, session_id=None, query_text="三者险赔多少",
+                      confident=True, n_hits=1, latency_ms=5.0, index_version="test")
+    late_commit = threading.Timer(0.3, worker_a.store.record_query, args=(search,))
+    with TestClient(worker_b.app) as client:
+        late_commit.start()
+        response = client.post("/api/events", json={"query_id": "q-from-a", "article_id": "third-party", "type": "copy"})
+        late_commit.join()
+        assert response.status_code == 200, response.text
+        assert client.post("/api/events", json={"query_id": "never-searched", "article_id": "third-party",
+                                                "type": "copy"}).status_code == 404
+    worker_b.store.close()
+    worker_a.store.close()
+    assert worker_b.rows("SELECT type, article_id FROM events WHERE query_id = ?", "q-from-a") == [("copy", "third-party")]
