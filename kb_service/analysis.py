@@ -14,13 +14,36 @@ import math
 import re
 import threading
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
 import jieba
 from whoosh.analysis import Token, Tokenizer
 
 from .lexicon import normalise
+from .models import Passage
 
 jieba.setLogLevel(logging.WARNING)
+
+# Field → boost: an agent's words matching a title, alias or heading say more than a body match.
+TEXT_FIELDS: dict[str, float] = {"title": 3.0, "alias": 3.0, "heading": 2.0, "body": 1.0}
+
+
+@dataclass(frozen=True)
+class QueryTerms:
+    """Weighted index terms for one query: jieba words and bigrams."""
+
+    words: tuple[tuple[str, float], ...]
+    bigrams: tuple[tuple[str, float], ...]
+
+
+def passage_fields(passage: Passage) -> dict[str, str]:
+    """The text of each indexed field (aliases and tags are searched as one field)."""
+    return {
+        "title": passage.title,
+        "alias": " ".join(passage.aliases + passage.tags),
+        "heading": passage.heading,
+        "body": passage.text,
+    }
 
 _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _SEGMENT = re.compile(rf"[{_CJK}]+|[a-z0-9]+(?:[.\-][a-z0-9]+)*")

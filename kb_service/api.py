@@ -39,7 +39,7 @@ from starlette.concurrency import run_in_threadpool
 from .articles import ArticleCache
 from .embedding import Embedder
 from .logstore import Impression, QueryLog, SQLiteLogStore, UsageLogStore
-from .models import CATEGORIES, SearchResponse
+from .models import CATEGORIES, Hit, SearchResponse
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -67,25 +67,12 @@ class ErrorOut(BaseModel):
     detail: str
 
 
-class HitOut(BaseModel):
-    article_id: str
-    title: str
-    heading: str
-    text: str
-    score: float
-    category: str
-    version: int
-    highlights: list[str] = []
-    passage_id: str = ""
-    scripts: list[str] = []
-
-
 class SearchOut(BaseModel):
     query_id: str = Field(description="pass back to /api/articles, /api/events and /api/feedback")
     query: str
     confident: bool = Field(description="false: show 'no confident answer' and ask for feedback")
     confidence: float
-    hits: list[HitOut]
+    hits: list[Hit] = Field(description="one per article, best first (kb_service.models.Hit)")
     took_ms: float
 
 

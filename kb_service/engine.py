@@ -121,7 +121,7 @@ def lexical_search(snap: Snapshot, terms, limit: int, category: str | None = Non
     for segment, live in zip(snap.segments, snap.live, strict=True):
         allowed = None
         if category:
-            allowed = segment.categories == category
+            allowed = segment.category_mask(category)
         for tag in tags or ():
             allowed = segment.tag_mask(tag) if allowed is None else allowed & segment.tag_mask(tag)
         views.append(SegmentView(segment.lexical, live, allowed))
@@ -242,8 +242,6 @@ class SearchEngine:
     def passages(self) -> list[Passage]:
         return list(self._snapshot.passages.values())
 
-    def passage(self, passage_id: str) -> Passage | None:
-        return self._snapshot.passages.get(passage_id)
 
     def validate_query(self, query: str) -> str:
         text = (query or "").strip()

@@ -32,7 +32,7 @@ from .analysis import DomainTokenizer
 from .articles import ArticleCache
 from .embedding import Embedder, load_embedder, model_key
 from .embedding_cache import EmbeddingCache
-from .lexical_index import TEXT_FIELDS, LexicalIndex
+from .lexical_index import LexicalIndex
 from .lexicon import Lexicon, load_lexicon
 from .models import Article, Passage, Problem
 from .segments import (
@@ -141,7 +141,7 @@ def article_record(article: Article, digest: str) -> dict:
 
 
 def bm25f_params(settings: Settings) -> BM25FParams:
-    return BM25FParams(k1=settings.bm25_k1, b=settings.bm25_b, boosts=tuple(TEXT_FIELDS.items()))
+    return BM25FParams(k1=settings.bm25_k1, b=settings.bm25_b)
 
 
 def index_signature(settings: Settings, lexicon: Lexicon) -> dict:
@@ -264,7 +264,7 @@ def build_index(
 
 def full_merge_due(settings: Settings, manifest: dict) -> bool:
     """Too many outdated rows: queries skip them and idf ignores them, but they cost memory."""
-    rows = manifest["rows"]
+    rows = sum(manifest["segment_rows"].values())
     return rows > 0 and (rows - manifest["passages"]) / rows > settings.max_dead_fraction
 
 
@@ -359,7 +359,6 @@ def _build_generation(
     (staging / "tokenizer.json").write_text(json.dumps(list(tokenizer.words), ensure_ascii=False), encoding="utf-8")
     segment_rows = {sid: n for sid, n in (prev_manifest or {}).get("segment_rows", {}).items() if sid in plan.segments}
     segment_rows[segment_id] = len(passages)
-    rows = sum(segment_rows.values())
     live = sum(e["passages"] for e in entries.values())
     manifest = {
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -371,7 +370,6 @@ def _build_generation(
         "segments": [*plan.segments, segment_id],
         "articles": {aid: entries[aid] for aid in sorted(entries)},
         "passages": live,
-        "rows": rows,
         "segment_rows": segment_rows,
     }
     (staging / MANIFEST).write_bytes(orjson.dumps(manifest))

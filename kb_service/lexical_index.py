@@ -7,9 +7,7 @@ characters (AND, *, :, quotes, brackets) are just characters.
 from __future__ import annotations
 
 import threading
-from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 from whoosh import index as whoosh_index
@@ -18,22 +16,19 @@ from whoosh.analysis import Analyzer
 from whoosh.fields import ID, KEYWORD, TEXT, Schema
 from whoosh.scoring import BM25F
 
-from .analysis import CJKBigramTokenizer, DomainTokenizer, JiebaWordTokenizer
+from .analysis import (
+    TEXT_FIELDS,
+    CJKBigramTokenizer,
+    DomainTokenizer,
+    JiebaWordTokenizer,
+    QueryTerms,
+    passage_fields,
+)
 from .models import Passage
 
-# Field → boost: an agent's words matching a title, alias or heading say more than a body match.
-TEXT_FIELDS: dict[str, float] = {"title": 3.0, "alias": 3.0, "heading": 2.0, "body": 1.0}
 # Fields whose bigram view is queried. Every field is indexed both ways; querying fewer bigram
 # fields cuts the clause count (the main cost of a Whoosh query) where words already match.
 QUERY_FIELDS: dict[str, tuple[str, ...]] = {"w": tuple(TEXT_FIELDS), "b": tuple(TEXT_FIELDS)}
-
-
-@dataclass(frozen=True)
-class QueryTerms:
-    """Weighted index terms for one query: jieba words and bigrams."""
-
-    words: tuple[tuple[str, float], ...]
-    bigrams: tuple[tuple[str, float], ...]
 
 
 def build_schema(tokenizer: DomainTokenizer) -> Schema:
@@ -52,19 +47,13 @@ def build_schema(tokenizer: DomainTokenizer) -> Schema:
 
 
 def _document(passage: Passage) -> dict[str, str]:
-    values = {
-        "title": passage.title,
-        "alias": " ".join(passage.aliases + passage.tags),
-        "heading": passage.heading,
-        "body": passage.text,
-    }
     doc = {
         "passage_id": passage.passage_id,
         "article_id": passage.article_id,
         "category": passage.category,
         "tags": ",".join(passage.tags),
     }
-    for name, value in values.items():
+    for name, value in passage_fields(passage).items():
         doc[f"{name}_w"] = value
         doc[f"{name}_b"] = value
     return doc
@@ -135,20 +124,6 @@ class LexicalIndex:
         query.matcher_type = wq.Or.ARRAY_MATCHER
         results = self._searcher().search(query, limit=limit, filter=result_filter, optimize=False)
         return [(hit["passage_id"], float(hit.score)) for hit in results]
-
-    def word_counts(self) -> Counter[str]:
-        """Documents per jieba word over all text fields: the knowledge base's own vocabulary.
-
-        Read from the index rather than re-tokenising every passage; terms of deleted documents
-        may linger until segments merge, which is harmless for a vocabulary.
-        """
-        counts: Counter[str] = Counter()
-        with self._ix.reader() as reader:
-            for name in TEXT_FIELDS:
-                for term, info in reader.iter_field(f"{name}_w"):
-                    word = term.decode("utf-8") if isinstance(term, bytes) else term
-                    counts[word] += info.doc_frequency()
-        return counts
 
     @property
     def doc_count(self) -> int:

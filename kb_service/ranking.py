@@ -12,8 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .analysis import DomainTokenizer, bigrams, words
-from .lexical_index import QueryTerms
+from .analysis import DomainTokenizer, QueryTerms, bigrams, words
 from .lexicon import Lexicon, normalise
 from .models import Passage
 from .spelling import HomophoneCorrector

@@ -98,6 +98,7 @@ class Segment:
     article_ids: list[str] = field(init=False)
     categories: np.ndarray = field(init=False)
     _tag_masks: dict[str, np.ndarray] = field(default_factory=dict, init=False)
+    _category_masks: dict[str, np.ndarray] = field(default_factory=dict, init=False)
     _article_list: list[str] = field(init=False)
     _article_codes: np.ndarray = field(init=False)
 
@@ -107,6 +108,13 @@ class Segment:
         self._article_list = list(dict.fromkeys(self.article_ids))
         index = {aid: i for i, aid in enumerate(self._article_list)}
         self._article_codes = np.fromiter((index[a] for a in self.article_ids), dtype=np.int64, count=len(self.article_ids))
+
+    def category_mask(self, category: str) -> np.ndarray:
+        mask = self._category_masks.get(category)
+        if mask is None:
+            mask = self.categories == category
+            self._category_masks[category] = mask
+        return mask
 
     def tag_mask(self, tag: str) -> np.ndarray:
         mask = self._tag_masks.get(tag)

@@ -23,20 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .analysis import DomainTokenizer, bigrams, words
-from .lexical_index import TEXT_FIELDS, QueryTerms
+from .analysis import TEXT_FIELDS, DomainTokenizer, QueryTerms, bigrams, passage_fields, words
 from .models import Passage
 
 VIEWS = ("w", "b")  # jieba words, character bigrams: term keys are "w:理赔", "b:理赔"
-
-
-def passage_fields(passage: Passage) -> dict[str, str]:
-    return {
-        "title": passage.title,
-        "alias": " ".join(passage.aliases + passage.tags),
-        "heading": passage.heading,
-        "body": passage.text,
-    }
 
 
 @dataclass(frozen=True)

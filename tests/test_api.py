@@ -309,7 +309,7 @@ def test_openapi_schema_is_complete(svc) -> None:  # type: ignore[no-untyped-def
     components = schema["components"]["schemas"]
     assert {
         "SearchOut",
-        "HitOut",
+        "Hit",
         "ArticleOut",
         "EventIn",
         "FeedbackIn",

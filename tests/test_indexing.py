@@ -120,7 +120,7 @@ def test_an_edit_writes_one_small_segment_and_reload_reuses_the_rest(corpus_sett
     assert len(manifest["segments"]) == 2 and manifest["segments"][0] == base.segment_id
     assert manifest["articles"]["theft-claim"]["segment"] == manifest["segments"][1]
     assert manifest["articles"]["third-party"]["segment"] == base.segment_id
-    assert report.passages == manifest["passages"] == manifest["rows"] - 1  # the old theft-claim row is dead
+    assert report.passages == manifest["passages"] == sum(manifest["segment_rows"].values()) - 1  # the old theft-claim row is dead
     assert engine.reload()
     snapshot = engine._snapshot
     assert snapshot.segments[0] is base  # loaded once, shared by both snapshots
@@ -143,7 +143,7 @@ def test_too_many_outdated_rows_make_a_full_merge_due(corpus_settings: Settings)
     assert _edit_theft_claim(settings, 3).full_merge_due  # 2 of 7
     merged = build_index(settings, full=True)
     manifest = json.loads((current_generation(settings.index_dir) / "manifest.json").read_text(encoding="utf-8"))
-    assert merged.embedded == 0 and manifest["rows"] == manifest["passages"] == 5  # vectors from the cache
+    assert merged.embedded == 0 and sum(manifest["segment_rows"].values()) == manifest["passages"] == 5  # vectors from the cache
 
 
 def test_small_segments_are_folded_when_they_pile_up(corpus_settings: Settings) -> None:

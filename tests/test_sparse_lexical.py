@@ -7,8 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kb_service.analysis import DomainTokenizer
-from kb_service.lexical_index import QueryTerms
+from kb_service.analysis import DomainTokenizer, QueryTerms
 from kb_service.models import Passage
 from kb_service.sparse_lexical import (
     BM25FParams,
