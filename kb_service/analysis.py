@@ -97,6 +97,10 @@ class DomainTokenizer:
         """(word, start, end) in search mode: whole words plus their dictionary sub-words."""
         yield from self._instance().tokenize(text, mode="search")
 
+    def dictionary_count(self, word: str) -> int:
+        """How often jieba's general dictionary (plus the domain words) has seen `word`; 0 if never."""
+        return int(self._instance().FREQ.get(word) or 0)
+
     def specificity(self, word: str) -> float:
         """-log P(word) in general Chinese (jieba's dictionary): rare words say more about a query."""
         tk = self._instance()

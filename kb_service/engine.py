@@ -69,7 +69,7 @@ class Snapshot:
 
 
 def load_snapshot(generation: Path, lexicon: Lexicon, loaded: dict[str, Segment] | None = None,
-                  backend: str = "sparse") -> Snapshot:
+                  backend: str = "sparse", intended_word_count: int = 20) -> Snapshot:
     """Open a generation; segments already in `loaded` (the serving snapshot's) are reused."""
     manifest = read_manifest(generation)
     if manifest.get("signature", {}).get("format") != FORMAT:
@@ -93,7 +93,7 @@ def load_snapshot(generation: Path, lexicon: Lexicon, loaded: dict[str, Segment]
     corrector = HomophoneCorrector.merged([*(s.sounds for s in segments), sound_table(lexicon_words)],
                                           [*(s.vocabulary for s in segments), lexicon_words])
     aliases = frozenset(alias for record in articles.values() for alias in record["aliases"])
-    analyzer = QueryAnalyzer(tokenizer, lexicon, corrector, aliases)
+    analyzer = QueryAnalyzer(tokenizer, lexicon, corrector, aliases, intended_word_count)
     whoosh = None
     if backend == "whoosh":
         if not (generation / "lexical").exists():
@@ -171,7 +171,8 @@ class SearchEngine:
         generation = current_generation(Path(settings.index_dir))
         if generation is None:
             raise IndexNotBuiltError(f"no index in {settings.index_dir}: run `kb index` first")
-        snapshot = load_snapshot(generation, cls._lexicon(settings), backend=settings.lexical_backend)
+        snapshot = load_snapshot(generation, cls._lexicon(settings), backend=settings.lexical_backend,
+                                 intended_word_count=settings.intended_word_count)
         if embedder is None:
             embedder = load_embedder(settings.embedding_model, settings.embedding_runtime,
                                      Path(settings.index_dir) / "models", settings.threads)
@@ -201,7 +202,8 @@ class SearchEngine:
             if generation is None or generation.name == self._snapshot.generation:
                 return False
             loaded = {segment.segment_id: segment for segment in self._snapshot.segments}
-            snapshot = load_snapshot(generation, self._lexicon(self.settings), loaded, self.settings.lexical_backend)
+            snapshot = load_snapshot(generation, self._lexicon(self.settings), loaded, self.settings.lexical_backend,
+                                     self.settings.intended_word_count)
             warm_up(snapshot)  # pay jieba's start-up (and Whoosh's) before agents see the new snapshot
             old, self._snapshot = self._snapshot, snapshot
             _settle_heap()

@@ -7,7 +7,9 @@ articles use, and it feeds jieba the domain words it would otherwise cut apart.
 
 from __future__ import annotations
 
+import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,15 +51,26 @@ class Lexicon:
                 text = text.replace(wrong, self._typos[wrong])
         return text
 
-    def expansions(self, text: str) -> list[str]:
-        """Canonical terms for the colloquial forms found in `text` (typos already corrected)."""
+    def expansions(self, text: str, enclosing: Sequence[tuple[int, int]] = ()) -> list[str]:
+        """Canonical terms for the colloquial forms found in `text` (typos already corrected).
+
+        `enclosing`: (start, end) spans of other words; a form found only inside one of them is
+        part of that word, not the form (续费 in 手续费 is not about 续保).
+        """
         text = normalise(text)
         found: list[str] = []
         for variant in sorted(self._variant_to_canonical, key=len, reverse=True):
             canonical = self._variant_to_canonical[variant]
-            if variant in text and canonical not in text and canonical not in found:
+            if canonical in text or canonical in found:
+                continue
+            if any(not _enclosed(m.start(), m.start() + len(variant), enclosing)
+                   for m in re.finditer(re.escape(variant), text)):
                 found.append(canonical)
         return found
+
+
+def _enclosed(start: int, end: int, spans: Sequence[tuple[int, int]]) -> bool:
+    return any(s <= start and end <= e and e - s > end - start for s, e in spans)
 
 
 def _line_of(lines: list[str], needle: str) -> int:

@@ -40,10 +40,12 @@ class QueryAnalyzer:
         lexicon: Lexicon,
         corrector: HomophoneCorrector | None,
         domain_terms: frozenset[str] = frozenset(),
+        intended_word_count: int = 20,
     ) -> None:
         self.tokenizer = tokenizer
         self.lexicon = lexicon
         self.corrector = corrector
+        self.intended_word_count = intended_word_count
         # Lexicon words and article aliases: words that only this domain's questions contain.
         self.domain_terms = frozenset(normalise(t) for t in domain_terms | lexicon.dictionary_words if len(t) >= 2)
 
@@ -51,11 +53,13 @@ class QueryAnalyzer:
         corrected = self.lexicon.correct_typos(normalise(query).strip())
         semantic_text = corrected
         additions: list[str] = []
+        intended = self.intended_words(corrected)
         if self.corrector is not None:
-            for typed, meant in self.corrector.corrections(corrected):
+            for typed, meant in self.corrector.corrections(corrected, intended=[(s, e) for _, s, e in intended]):
                 additions.append(meant)
                 semantic_text = semantic_text.replace(typed, meant)
-        for canonical in self.lexicon.expansions(" ".join([corrected, *additions])):
+        general = [(s, e) for word, s, e in intended if word not in self.domain_terms]
+        for canonical in self.lexicon.expansions(" ".join([corrected, *additions]), enclosing=general):
             if canonical not in additions:
                 additions.append(canonical)
         if additions:
@@ -76,6 +80,12 @@ class QueryAnalyzer:
         haystack = " ".join([corrected, *additions])
         domain = tuple(t for t in self.domain_terms if t in haystack)
         return AnalyzedQuery(query, corrected, semantic_text, tuple(additions), terms, content, domain)
+
+    def intended_words(self, text: str) -> list[tuple[str, int, int]]:
+        """Words of `text` typed on purpose: common in general Chinese, or words the articles use."""
+        known = self.corrector.vocabulary if self.corrector is not None else frozenset()
+        return [(w, s, e) for w, s, e in self.tokenizer.spans(text)
+                if len(w) >= 2 and (w in known or self.tokenizer.dictionary_count(w) >= self.intended_word_count)]
 
 
 def whole_words(tokens: Sequence[str]) -> tuple[str, ...]:

@@ -64,6 +64,9 @@ class Settings(BaseSettings):
         PROJECT_ROOT / "kb_service" / "resources" / "confidence.json",
         description="fitted confidence model per embedder (written by `kb calibrate`)",
     )
+    intended_word_count: int = Field(
+        20, description="a query word jieba's dictionary has seen this often was typed on purpose: no typo correction in or across it"
+    )
     max_query_chars: int = Field(200, description="longer queries are rejected")
 
     snapshot_grace_seconds: float = Field(30.0, description="how long a replaced index stays open for searches in flight")

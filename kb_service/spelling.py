@@ -5,13 +5,17 @@ a known word but sounds like one of the knowledge base's own words (with the usu
 initials/finals: z/zh, c/ch, s/sh, l/n, an/ang, en/eng, in/ing) is taken to mean that word.
 The vocabulary comes from the articles themselves, so it follows the content without a hand-kept
 typo list.
+
+Words the agent evidently typed on purpose are never rewritten: a stretch that is, or cuts through,
+a common Chinese word (出事, 晚上, 比例|是, 多少) is left alone. Without that guard, 出事 became 促使,
+比例是 grew 历史 and 一晚上 grew 以往, and those words went into the query's embedding.
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
 from pypinyin import lazy_pinyin
@@ -74,10 +78,15 @@ class HomophoneCorrector:
         vocabulary = frozenset().union(*(frozenset(v) for v in vocabularies))
         return cls({k: w for k, (_, w) in best.items()}, vocabulary)
 
-    def corrections(self, query: str, max_len: int = 4) -> list[tuple[str, str]]:
-        """(typed, meant) pairs: vocabulary words the query probably meant but did not type."""
+    def corrections(self, query: str, max_len: int = 4, intended: Sequence[tuple[int, int]] = ()) -> list[tuple[str, str]]:
+        """(typed, meant) pairs: vocabulary words the query probably meant but did not type.
+
+        `intended`: (start, end) spans of the normalised query holding words typed on purpose;
+        a stretch equal to one, or cutting through one, is not a typo.
+        """
         found: list[tuple[str, str]] = []
         seen: set[str] = set()
+        corrected: list[tuple[int, int]] = []
         for match in _CJK_RUN.finditer(normalise(query)):
             run = match.group(0)
             keys = [fuzzy_syllable(ch) for ch in run]
@@ -86,8 +95,14 @@ class HomophoneCorrector:
                     window = run[i : i + size]
                     if window in self.vocabulary:
                         continue
+                    start, end = match.start() + i, match.start() + i + size
+                    if any(s < end and start < e and not (start <= s and e <= end and e - s < size) for s, e in intended):
+                        continue  # is, or cuts through, a word typed on purpose (a larger stretch may hold one)
+                    if any(s < end and start < e for s, e in corrected):
+                        continue  # already inside a longer correction: 附加险 does not also yield 家乡 from 加险
                     word = self.by_sound.get(" ".join(keys[i : i + size]))
                     if word and word != window and word not in seen and word not in run:
                         seen.add(word)
+                        corrected.append((start, end))
                         found.append((window, word))
         return found

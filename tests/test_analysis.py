@@ -52,3 +52,33 @@ def test_corrector_tables_merge_by_passage_count() -> None:
     assert corrector.corrections("理陪流程") == [("理陪", "理赔")]
     assert corrector.corrections("到抢") == [("到抢", "盗抢")]  # words only the update has count too
     assert {"里培", "盗抢", "投诉"} <= corrector.vocabulary
+
+
+def test_corrector_leaves_words_typed_on_purpose_alone() -> None:
+    corrector = HomophoneCorrector.build(Counter({"促使": 5, "历史": 5, "盗抢险": 5, "盗抢": 5}))
+    # 出事 is a word the agent meant; 例是 cuts through 比例: neither is a typo.
+    assert corrector.corrections("出事了", intended=[(0, 2)]) == []
+    assert corrector.corrections("比例是多少", intended=[(0, 2), (3, 5)]) == []
+    assert corrector.corrections("出事了") == [("出事", "促使")]  # what the guard prevents
+    # A longer stretch may contain an intended word: 到抢险 → 盗抢险 although 抢险 is a word.
+    assert ("到抢险", "盗抢险") in corrector.corrections("到抢险要等多久", intended=[(1, 3)])
+
+
+def test_query_analyzer_guards_common_words_from_typo_correction() -> None:
+    from kb_service.ranking import QueryAnalyzer
+
+    tokenizer = DomainTokenizer(["理赔", "盗抢险"])
+    corrector = HomophoneCorrector.build(Counter({"理赔": 50, "促使": 3, "盗抢险": 5}))
+    analyzer = QueryAnalyzer(tokenizer, load_lexicon(Path("/nonexistent")), corrector)
+    assert analyzer.analyze("出事好几天了还能报吗").additions == ()  # 出事 is common Chinese
+    assert analyzer.analyze("理陪多久").additions == ("理赔",)
+    assert "盗抢险" in analyzer.analyze("到抢险为啥要等那么久").additions
+
+
+def test_lexicon_form_inside_a_longer_word_is_not_that_form(tmp_path: Path) -> None:
+    path = tmp_path / "lexicon.yaml"
+    path.write_text("synonyms:\n  续保: [续费]\n", encoding="utf-8")
+    lexicon = load_lexicon(path)
+    assert lexicon.expansions("手续费要多少", enclosing=[(0, 3)]) == []  # 续费 sits inside 手续费
+    assert lexicon.expansions("续费要多少", enclosing=[(0, 2)]) == ["续保"]  # the form itself is fine
+    assert lexicon.expansions("手续费要多少") == ["续保"]  # without word spans: plain substring match
