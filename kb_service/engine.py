@@ -59,6 +59,7 @@ class Snapshot:
     analyzer: QueryAnalyzer
     vocabulary: frozenset[str]
     whoosh: LexicalIndex | None = None
+    vector_mean: np.ndarray | None = None  # mean of the live passages' vectors: the query's baseline cosine
 
     def article_of(self, passage_id: str) -> str:
         return self.passages[passage_id].article_id
@@ -99,7 +100,12 @@ def load_snapshot(generation: Path, lexicon: Lexicon, loaded: dict[str, Segment]
         if not (generation / "lexical").exists():
             raise IndexNotBuiltError(f"index {generation.name} has no Whoosh index: run `kb index` with KB_LEXICAL_BACKEND=whoosh")
         whoosh = LexicalIndex.open(generation / "lexical")
+    live_count = sum(int(np.count_nonzero(mask)) for mask in live)
+    vector_mean = None
+    if live_count:
+        vector_mean = (sum(s.live_vector_sum(m) for s, m in zip(segments, live, strict=True)) / live_count).astype(np.float32)
     return Snapshot(
+        vector_mean=vector_mean,
         generation=generation.name,
         manifest=manifest,
         segments=segments,
@@ -275,9 +281,12 @@ class SearchEngine:
 
         lexical = lexical_search(snap, analyzed.terms, n, category, tags) if mode != "semantic" else []
         semantic: list[tuple[str, float]] = []
+        baseline: float | None = None
         if mode != "lexical":
             vector = np.asarray(self._embedder.encode([analyzed.semantic_text])[0])
             semantic = semantic_search(snap, vector, n if not (category or tags) else n * 8, allowed)[:n]
+            if snap.vector_mean is not None:
+                baseline = float(np.dot(vector, snap.vector_mean))
         if self.settings.fusion == "weighted":
             fused = weighted_score_fusion(lexical, semantic, self.settings.lexical_weight, self.settings.semantic_weight)
         else:
@@ -295,7 +304,7 @@ class SearchEngine:
         top: Candidate | None = grouped[0] if grouped else None
         features = confidence_features(
             analyzed, top, snap.passages[top.passage_id] if top else None, semantic, lexical, snap.article_of,
-            lambda w: w in snap.vocabulary, specificity,
+            lambda w: w in snap.vocabulary, specificity, baseline,
         )
         model = self.confidence[mode]
         probability = model.probability(features)

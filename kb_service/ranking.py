@@ -245,7 +245,9 @@ def highlight_terms(query: AnalyzedQuery, text: str, limit: int = 8) -> list[str
 # ---------------------------------------------------------------- confidence
 
 FEATURES = ("semantic_top", "semantic_margin", "word_coverage", "bigram_coverage", "known_ratio", "domain_terms",
-            "agreement", "lexical_strength")
+            "agreement", "lexical_strength", "semantic_density")
+
+DENSITY_NEIGHBOURS = 10
 
 
 @dataclass
@@ -258,6 +260,10 @@ class ConfidenceFeatures:
     domain_terms: float  # lexicon words or article aliases in the query (0, 0.5, 1)
     agreement: float  # top article among the top 3 of each list
     lexical_strength: float  # BM25 of the best lexical hit per query term (log)
+    # Mean cosine of the nearest passages minus the mean cosine to all passages. Short queries
+    # are similar to everything (0.7+ with m3e); what separates a question the knowledge base
+    # answers is how far its neighbourhood stands above that baseline.
+    semantic_density: float = 0.0
 
     def vector(self) -> list[float]:
         return [getattr(self, name) for name in FEATURES]
@@ -272,9 +278,11 @@ def confidence_features(
     article_of: Callable[[str], str],
     known: Callable[[str], bool],
     specificity: Callable[[str], float] = lambda word: 1.0,
+    baseline_cosine: float | None = None,
 ) -> ConfidenceFeatures:
+    """`baseline_cosine`: the query's mean cosine to every passage (None in lexical mode)."""
     if top is None or top_passage is None:
-        return ConfidenceFeatures(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+        return ConfidenceFeatures(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
     haystack = normalise(" ".join((top_passage.title, top_passage.heading, top_passage.text, *top_passage.aliases)))
     # Words weighted by how specific they are in general Chinese: an unmatched 年检 or 公积金
     # says far more about being out of scope than an unmatched 晚上.
@@ -294,14 +302,16 @@ def confidence_features(
     rest = [score for _, score in semantic[1:]]
     margin = semantic_top - sum(rest) / len(rest) if rest else 0.0
     domain = min(1.0, len(query.domain_terms) / 2)
-    return ConfidenceFeatures(semantic_top, margin, word_cov, gram_cov, known_ratio, domain, agreement, strength)
+    near = [score for _, score in semantic[:DENSITY_NEIGHBOURS]]
+    density = sum(near) / len(near) - baseline_cosine if near and baseline_cosine is not None else 0.0
+    return ConfidenceFeatures(semantic_top, margin, word_cov, gram_cov, known_ratio, domain, agreement, strength, density)
 
 
 @dataclass
 class ConfidenceModel:
     """Logistic model over ConfidenceFeatures, fitted on labelled queries (`kb calibrate`)."""
 
-    weights: list[float] = field(default_factory=lambda: [4.0, 10.0, 2.0, 2.0, 2.0, 1.0, 1.0, 1.0])
+    weights: list[float] = field(default_factory=lambda: [4.0, 10.0, 2.0, 2.0, 2.0, 1.0, 1.0, 1.0, 20.0])
     bias: float = -8.0
     threshold: float = 0.5
     fitted_on: str = "defaults"

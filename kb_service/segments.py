@@ -101,6 +101,7 @@ class Segment:
     _category_masks: dict[str, np.ndarray] = field(default_factory=dict, init=False)
     _article_list: list[str] = field(init=False)
     _article_codes: np.ndarray = field(init=False)
+    _vector_sum: np.ndarray | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.article_ids = [p.article_id for p in self.passages]
@@ -122,6 +123,17 @@ class Segment:
             mask = np.array([tag in p.tags for p in self.passages], dtype=bool)
             self._tag_masks[tag] = mask
         return mask
+
+    def live_vector_sum(self, live: np.ndarray) -> np.ndarray:
+        """Sum of the live rows' vectors: the full sum is read once, outdated rows are subtracted."""
+        if self._vector_sum is None:
+            self._vector_sum = self.vectors.vector_sum()
+        dead = np.flatnonzero(~live)
+        if len(dead) == 0:
+            return self._vector_sum
+        if len(dead) > 4096:  # many outdated rows (a merge is due): one chunked pass over the live ones
+            return self.vectors.vector_sum(live)
+        return self._vector_sum - self.vectors.vectors_of(dead).sum(axis=0, dtype=np.float64)
 
     def live_rows(self, article_segments: dict[str, str]) -> np.ndarray:
         """Rows whose article's live version is in this segment."""

@@ -19,6 +19,8 @@ import numpy as np
 class VectorIndex(Protocol):
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None: ...
     def search(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]: ...
+    def vector_sum(self, rows: np.ndarray | None = None, chunk: int = 8192) -> np.ndarray: ...
+    def vectors_of(self, ids: np.ndarray) -> np.ndarray: ...
     def save(self, path: Path) -> None: ...
     @property
     def size(self) -> int: ...
@@ -47,6 +49,24 @@ class FaissVectorIndex:
             return []
         scores, ids = self._index.search(np.asarray(vector, dtype=np.float32).reshape(1, -1), k)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+
+    def vector_sum(self, rows: np.ndarray | None = None, chunk: int = 8192) -> np.ndarray:
+        """Sum of the stored vectors of `rows` (a boolean mask by id; all when None), read in chunks
+        so that a 100k-row index never has to be copied out whole."""
+        inner = faiss.downcast_index(self._index.index)
+        ids = faiss.vector_to_array(self._index.id_map)
+        total = np.zeros(self._index.d, dtype=np.float64)
+        for start in range(0, len(ids), chunk):
+            block = inner.reconstruct_n(start, min(chunk, len(ids) - start))
+            if rows is not None:
+                block = block[rows[ids[start : start + len(block)]]]
+            total += block.sum(axis=0, dtype=np.float64)
+        return total
+
+    def vectors_of(self, ids: np.ndarray) -> np.ndarray:
+        if len(ids) == 0:
+            return np.zeros((0, self._index.d), dtype=np.float32)
+        return np.stack([self._index.reconstruct(int(i)) for i in ids])
 
     @property
     def size(self) -> int:

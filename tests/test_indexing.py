@@ -212,3 +212,15 @@ def test_hnsw_segments_skip_outdated_rows(corpus_settings: Settings) -> None:
     hits = engine.search("车被偷了要什么材料", mode="semantic", k=5).hits
     assert [h.article_id for h in hits].count("theft-claim") == 1
     assert next(h for h in hits if h.article_id == "theft-claim").version == 2
+
+
+def test_snapshot_vector_mean_counts_only_live_rows(corpus_settings: Settings) -> None:
+    import numpy as np
+
+    build_index(corpus_settings)
+    _edit_theft_claim(corpus_settings, 2)  # the first segment's theft-claim row is now outdated
+    engine = SearchEngine.open(corpus_settings)
+    snap = engine._snapshot
+    live_vectors = np.concatenate([s.vectors.vectors_of(np.flatnonzero(live)) for s, live in zip(snap.segments, snap.live, strict=True)])
+    assert len(live_vectors) == len(snap.passages)
+    assert np.allclose(snap.vector_mean, live_vectors.mean(axis=0), atol=1e-5)

@@ -48,3 +48,20 @@ def test_best_passages_keeps_article_order_but_shows_the_covering_section() -> N
     assert [c.score for c in chosen] == [1.0, 0.9]  # the article keeps its fused score and rank
     unchanged = best_passages(grouped, fused, lambda pid: pid.split("#")[0], coverage.__getitem__, weight=0.0)
     assert [c.passage_id for c in unchanged] == ["a#0", "b#0"]
+
+
+def test_semantic_density_is_the_neighbourhood_above_the_query_baseline() -> None:
+    from kb_service.analysis import QueryTerms
+    from kb_service.models import Passage
+    from kb_service.ranking import DENSITY_NEIGHBOURS, AnalyzedQuery, Candidate, confidence_features
+
+    query = AnalyzedQuery("玻璃险", "玻璃险", "玻璃险", (), QueryTerms((("玻璃险", 1.0),), (("玻璃", 1.0),)), ("玻璃险",))
+    passage = Passage("a#0", "a", "玻璃险", "h", "玻璃险只赔玻璃", "coverage", (), (), 1, 1)
+    semantic = [(f"p{i}", 0.9 - 0.01 * i) for i in range(DENSITY_NEIGHBOURS + 5)]
+    near = [score for _, score in semantic[:DENSITY_NEIGHBOURS]]
+    features = confidence_features(query, Candidate("a#0"), passage, semantic, [], lambda pid: pid.split("#")[0],
+                                   lambda word: True, baseline_cosine=0.7)
+    assert features.semantic_density == pytest.approx(sum(near) / len(near) - 0.7)
+    lexical_only = confidence_features(query, Candidate("a#0"), passage, [], [("a#0", 3.0)], lambda pid: pid.split("#")[0],
+                                       lambda word: True)
+    assert lexical_only.semantic_density == 0.0
