@@ -114,8 +114,12 @@ class DomainTokenizer:
 
 
 def word_spans(text: str, tokenizer: DomainTokenizer) -> Iterator[tuple[str, int, int]]:
-    text = normalise(text)
-    for word, start, end in tokenizer.spans(text):
+    yield from index_words(tokenizer.spans(normalise(text)))
+
+
+def index_words(spans: Iterable[tuple[str, int, int]]) -> Iterator[tuple[str, int, int]]:
+    """The tokenizer's spans that are indexed as words: no punctuation, no stop words."""
+    for word, start, end in spans:
         word = word.strip()
         if word and _WORDLIKE.search(word) and word not in STOP_WORDS:
             yield word, start, end

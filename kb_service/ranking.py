@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .analysis import DomainTokenizer, QueryTerms, bigrams, words
+from .analysis import DomainTokenizer, QueryTerms, bigrams, index_words, words
 from .lexicon import Lexicon, normalise
 from .models import Passage
 from .spelling import HomophoneCorrector
@@ -53,7 +53,8 @@ class QueryAnalyzer:
         corrected = self.lexicon.correct_typos(normalise(query).strip())
         semantic_text = corrected
         additions: list[str] = []
-        intended = self.intended_words(corrected)
+        spans = list(self.tokenizer.spans(corrected))  # one jieba pass serves the typo guard and the terms
+        intended = self.intended_words(spans)
         if self.corrector is not None:
             for typed, meant in self.corrector.corrections(corrected, intended=[(s, e) for _, s, e in intended]):
                 additions.append(meant)
@@ -66,7 +67,8 @@ class QueryAnalyzer:
             semantic_text = f"{semantic_text}（{'、'.join(a for a in additions if a not in semantic_text)}）".replace("（）", "")
         word_weights: dict[str, float] = {}
         gram_weights: dict[str, float] = {}
-        for term in words(corrected, self.tokenizer):
+        typed_words = [word for word, _, _ in index_words(spans)]
+        for term in typed_words:
             word_weights[term] = 1.0
         for gram in bigrams(corrected):
             gram_weights[gram] = 1.0
@@ -76,15 +78,15 @@ class QueryAnalyzer:
             for gram in bigrams(extra):
                 gram_weights.setdefault(gram, EXPANSION_WEIGHT * 0.7)
         terms = QueryTerms(tuple(word_weights.items()), tuple(gram_weights.items()))
-        content = whole_words(words(corrected, self.tokenizer))
+        content = whole_words(typed_words)
         haystack = " ".join([corrected, *additions])
         domain = tuple(t for t in self.domain_terms if t in haystack)
         return AnalyzedQuery(query, corrected, semantic_text, tuple(additions), terms, content, domain)
 
-    def intended_words(self, text: str) -> list[tuple[str, int, int]]:
-        """Words of `text` typed on purpose: common in general Chinese, or words the articles use."""
+    def intended_words(self, spans: Sequence[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
+        """The query's words typed on purpose: common in general Chinese, or words the articles use."""
         known = self.corrector.vocabulary if self.corrector is not None else frozenset()
-        return [(w, s, e) for w, s, e in self.tokenizer.spans(text)
+        return [(w, s, e) for w, s, e in spans
                 if len(w) >= 2 and (w in known or self.tokenizer.dictionary_count(w) >= self.intended_word_count)]
 
 
