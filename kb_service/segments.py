@@ -124,14 +124,14 @@ class Segment:
             self._tag_masks[tag] = mask
         return mask
 
-    def live_vector_sum(self, live: np.ndarray) -> np.ndarray:
+    def live_vector_sum(self, live: np.ndarray, max_subtracted: int = 4096) -> np.ndarray:
         """Sum of the live rows' vectors: the full sum is read once, outdated rows are subtracted."""
         if self._vector_sum is None:
             self._vector_sum = self.vectors.vector_sum()
         dead = np.flatnonzero(~live)
         if len(dead) == 0:
             return self._vector_sum
-        if len(dead) > 4096:  # many outdated rows (a merge is due): one chunked pass over the live ones
+        if len(dead) > max_subtracted:  # many outdated rows (a merge is due): one chunked pass over the live ones
             return self.vectors.vector_sum(live)
         return self._vector_sum - self.vectors.vectors_of(dead).sum(axis=0, dtype=np.float64)
 

@@ -224,3 +224,6 @@ def test_snapshot_vector_mean_counts_only_live_rows(corpus_settings: Settings) -
     live_vectors = np.concatenate([s.vectors.vectors_of(np.flatnonzero(live)) for s, live in zip(snap.segments, snap.live, strict=True)])
     assert len(live_vectors) == len(snap.passages)
     assert np.allclose(snap.vector_mean, live_vectors.mean(axis=0), atol=1e-5)
+    first, live = snap.segments[0], snap.live[0]
+    assert not live.all()  # both ways of summing a segment with outdated rows agree
+    assert np.allclose(first.live_vector_sum(live), first.live_vector_sum(live, max_subtracted=0), atol=1e-5)
