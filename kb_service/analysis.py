@@ -103,8 +103,7 @@ class DomainTokenizer:
 
     def specificity(self, word: str) -> float:
         """-log P(word) in general Chinese (jieba's dictionary): rare words say more about a query."""
-        tk = self._instance()
-        return -math.log((tk.FREQ.get(word, 0) + 1) / tk.total)
+        return -math.log((self.dictionary_count(word) + 1) / self._instance().total)
 
     def __getstate__(self) -> dict:
         return {"words": self.words}

@@ -188,11 +188,19 @@ def parse_sections(body: str, body_line: int, title: str) -> tuple[list[Section]
     return sections, problems, h1
 
 
-def parse_article(path: Path) -> tuple[Article | None, list[Problem]]:
-    """Parse one file; return (None, problems) when it cannot be used at all."""
+def content_digest(raw: bytes) -> str:
+    """The content hash the index manifest records per article file."""
+    return hashlib.sha256(raw).hexdigest()
+
+
+def parse_article(path: Path, raw: bytes | None = None) -> tuple[Article | None, list[Problem]]:
+    """Parse one file (or its already-read bytes); return (None, problems) when it cannot be used at all."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        if raw is None:
+            raw = path.read_bytes()
+        # As read_text would: UTF-8, universal newlines.
+        text = raw.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
     except UnicodeDecodeError as exc:
         return None, [Problem(path, 1, f"file is not valid UTF-8 ({exc.reason})")]
     except OSError as exc:
@@ -267,12 +275,13 @@ class ArticleCache:
         if entry is None or entry[0] != key or key == (-1, -1):
             self._drop(name)
             path = Path(name)  # only on a miss: building 25k Paths per check costs ~0.2 s
-            article, problems = parse_article(path)
             try:
-                digest = hashlib.sha256(path.read_bytes()).hexdigest()
-            except OSError:
-                digest = ""
-            entry = (key, article, problems, digest)
+                raw = path.read_bytes()  # read once: parsed and hashed from the same bytes
+            except OSError as exc:
+                entry = (key, None, [Problem(path, 1, f"cannot read file: {exc.strerror}")], "")
+            else:
+                article, problems = parse_article(path, raw)
+                entry = (key, article, problems, content_digest(raw))
             self._entries[name] = entry
         return entry
 

@@ -105,7 +105,6 @@ def load_snapshot(generation: Path, lexicon: Lexicon, loaded: dict[str, Segment]
     if live_count:
         vector_mean = (sum(s.live_vector_sum(m) for s, m in zip(segments, live, strict=True)) / live_count).astype(np.float32)
     return Snapshot(
-        vector_mean=vector_mean,
         generation=generation.name,
         manifest=manifest,
         segments=segments,
@@ -115,6 +114,7 @@ def load_snapshot(generation: Path, lexicon: Lexicon, loaded: dict[str, Segment]
         analyzer=analyzer,
         vocabulary=corrector.vocabulary,
         whoosh=whoosh,
+        vector_mean=vector_mean,
     )
 
 
@@ -249,7 +249,6 @@ class SearchEngine:
 
     def passages(self) -> list[Passage]:
         return list(self._snapshot.passages.values())
-
 
     def validate_query(self, query: str) -> str:
         text = (query or "").strip()

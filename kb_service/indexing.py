@@ -13,7 +13,6 @@ its last good version.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -29,7 +28,7 @@ import orjson
 
 from . import __version__
 from .analysis import DomainTokenizer
-from .articles import ArticleCache
+from .articles import ArticleCache, content_digest
 from .embedding import Embedder, load_embedder, model_key
 from .embedding_cache import EmbeddingCache
 from .lexical_index import LexicalIndex
@@ -89,7 +88,7 @@ def embedding_text(passage: Passage) -> str:
 
 
 def file_hash(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return content_digest(path.read_bytes())
 
 
 def current_generation(index_dir: Path) -> Path | None:
@@ -283,21 +282,24 @@ def _fold_small_segments(index_dir: Path, manifest: dict, plan: _Plan) -> None:
             moving[entry["segment"]].add(aid)
             del plan.entries[aid]
     for sid, ids in moving.items():
-        if ids:
-            plan.passages += [p for p in read_segment_passages(index_dir, sid) if p.article_id in ids]
-            plan.records.update({aid: r for aid, r in read_segment_articles(index_dir, sid).items() if aid in ids})
+        _copy_articles(index_dir, sid, ids, plan)
     plan.segments = [base]
 
 
 def _carry_kept_articles(index_dir: Path, kept: dict[str, dict], plan: _Plan) -> None:
     """A full build copies a broken article's last good version out of its old segment."""
-    by_segment: dict[str, list[str]] = {}
+    by_segment: dict[str, set[str]] = {}
     for aid, entry in kept.items():
-        by_segment.setdefault(entry["segment"], []).append(aid)
+        by_segment.setdefault(entry["segment"], set()).add(aid)
     for segment_id, ids in by_segment.items():
-        wanted = set(ids)
-        plan.passages += [p for p in read_segment_passages(index_dir, segment_id) if p.article_id in wanted]
-        plan.records.update({aid: r for aid, r in read_segment_articles(index_dir, segment_id).items() if aid in wanted})
+        _copy_articles(index_dir, segment_id, ids, plan)
+
+
+def _copy_articles(index_dir: Path, segment_id: str, ids: set[str], plan: _Plan) -> None:
+    """Add these articles' passages and records, as stored in an older segment, to the new one."""
+    if ids:
+        plan.passages += [p for p in read_segment_passages(index_dir, segment_id) if p.article_id in ids]
+        plan.records.update({aid: r for aid, r in read_segment_articles(index_dir, segment_id).items() if aid in ids})
 
 
 def _build_generation(

@@ -168,13 +168,9 @@ def group_by_article(candidates: Sequence[Candidate], article_of: Callable[[str]
     return grouped
 
 
-def passage_coverage(query: AnalyzedQuery, passage: Passage, specificity: Callable[[str], float]) -> float:
-    """Specificity-weighted share of the query's words and bigrams that this passage contains."""
-    return coverage_scorer(query, specificity)(passage)
-
-
 def coverage_scorer(query: AnalyzedQuery, specificity: Callable[[str], float]) -> Callable[[Passage], float]:
-    """passage_coverage with the query's side computed once, for scoring many candidates."""
+    """Specificity-weighted share of the query's words and bigrams that a passage contains
+    (the query's side computed once, for scoring many candidates)."""
     weights = {w: specificity(w) for w in query.content_words}
     total = sum(weights.values())
     grams = list(dict.fromkeys(bigrams(query.corrected)))

@@ -95,7 +95,6 @@ class Segment:
     vectors: FaissVectorIndex
     vocabulary: frozenset[str]  # jieba words of these passages: the typo corrector's dictionary
     sounds: dict[str, tuple[int, str]]  # spelling.sound_table of those words
-    article_ids: list[str] = field(init=False)
     categories: np.ndarray = field(init=False)
     _tag_masks: dict[str, np.ndarray] = field(default_factory=dict, init=False)
     _category_masks: dict[str, np.ndarray] = field(default_factory=dict, init=False)
@@ -104,11 +103,11 @@ class Segment:
     _vector_sum: np.ndarray | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
-        self.article_ids = [p.article_id for p in self.passages]
+        article_ids = [p.article_id for p in self.passages]
         self.categories = np.array([p.category for p in self.passages], dtype=str)
-        self._article_list = list(dict.fromkeys(self.article_ids))
+        self._article_list = list(dict.fromkeys(article_ids))
         index = {aid: i for i, aid in enumerate(self._article_list)}
-        self._article_codes = np.fromiter((index[a] for a in self.article_ids), dtype=np.int64, count=len(self.article_ids))
+        self._article_codes = np.fromiter((index[a] for a in article_ids), dtype=np.int64, count=len(article_ids))
 
     def category_mask(self, category: str) -> np.ndarray:
         mask = self._category_masks.get(category)
@@ -148,8 +147,8 @@ def segment_path(index_dir: Path, segment_id: str) -> Path:
 
 def load_segment(index_dir: Path, segment_id: str) -> Segment:
     path = segment_path(index_dir, segment_id)
-    passages = [Passage.from_dict(row) for row in _read_jsonl(path / "passages.jsonl")]
-    articles = {row["id"]: row for row in _read_jsonl(path / "articles.jsonl")}
+    passages = read_segment_passages(index_dir, segment_id)
+    articles = read_segment_articles(index_dir, segment_id)
     vocabulary = json.loads((path / "vocabulary.json").read_text(encoding="utf-8"))
     return Segment(segment_id, passages, articles, LexicalSegment.load(path / "lexical.npz"),
                    FaissVectorIndex.load(path / "vectors.faiss"), frozenset(vocabulary["counts"]),

@@ -61,7 +61,7 @@ def test_cache_reparses_only_touched_files(tmp_path: Path, monkeypatch) -> None:
     before = load_articles(tmp_path, cache)
     parsed: list[str] = []
     real_parse = articles.parse_article
-    monkeypatch.setattr(articles, "parse_article", lambda p: parsed.append(p.name) or real_parse(p))
+    monkeypatch.setattr(articles, "parse_article", lambda p, raw=None: parsed.append(p.name) or real_parse(p, raw))
     again = load_articles(tmp_path, cache)
     assert parsed == [] and [a.id for a in again.articles] == [a.id for a in before.articles]
     digest = cache.digest(first)
