@@ -287,7 +287,8 @@ class SearchEngine:
             if snap.vector_mean is not None:
                 baseline = float(np.dot(vector, snap.vector_mean))
         if self.settings.fusion == "weighted":
-            fused = weighted_score_fusion(lexical, semantic, self.settings.lexical_weight, self.settings.semantic_weight)
+            fused = weighted_score_fusion(lexical, semantic, self.settings.lexical_weight, self.settings.semantic_weight,
+                                          baseline)
         else:
             fused = reciprocal_rank_fusion(lexical, semantic, self.settings.rrf_k, self.settings.lexical_weight,
                                            self.settings.semantic_weight)

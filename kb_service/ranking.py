@@ -134,8 +134,12 @@ def weighted_score_fusion(
     semantic: Sequence[tuple[str, float]],
     lexical_weight: float = 1.0,
     semantic_weight: float = 1.0,
+    semantic_floor: float | None = None,
 ) -> list[Candidate]:
-    """score = w_l * bm25/max_bm25 + w_s * (cos - min_cos)/(max_cos - min_cos) over each list."""
+    """score = w_l * bm25/max_bm25 + w_s * (cos - floor)/(max_cos - floor) over each list.
+
+    floor: the query's mean cosine to all passages when known, else the list's lowest cosine.
+    """
     table: dict[str, Candidate] = {}
     top_lex = max((s for _, s in lexical), default=0.0)
     for rank, (pid, score) in enumerate(lexical, start=1):
@@ -144,7 +148,7 @@ def weighted_score_fusion(
         c.score += lexical_weight * (score / top_lex if top_lex > 0 else 0.0)
     if semantic:
         high = max(s for _, s in semantic)
-        low = min(s for _, s in semantic)
+        low = min(s for _, s in semantic) if semantic_floor is None else min(semantic_floor, high)
         span = high - low
         for rank, (pid, score) in enumerate(semantic, start=1):
             c = table.setdefault(pid, Candidate(pid))

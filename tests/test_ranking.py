@@ -29,6 +29,19 @@ def test_weighted_fusion_on_hand_computed_example() -> None:
     assert fused == pytest.approx({"a#0": 1.0, "b#0": 0.5 + 1.0, "c#0": 0.0})
 
 
+def test_weighted_fusion_anchors_cosines_at_the_query_baseline() -> None:
+    """A flat semantic list (0.80 vs 0.78, every passage near the query's mean cosine 0.70) must
+    not outvote a clear lexical winner, as min-max over the two candidates would make it do."""
+    lexical = [("a#0", 10.0), ("b#0", 2.0)]
+    semantic = [("b#0", 0.80), ("a#0", 0.78)]
+    min_max = {c.passage_id: c.score for c in weighted_score_fusion(lexical, semantic, 1.0, 1.0)}
+    assert min_max == pytest.approx({"a#0": 1.0, "b#0": 0.2 + 1.0})  # b wins on 0.02 of cosine
+    anchored = {c.passage_id: c.score for c in weighted_score_fusion(lexical, semantic, 1.0, 1.0, semantic_floor=0.70)}
+    assert anchored == pytest.approx({"a#0": 1.0 + 0.8, "b#0": 0.2 + 1.0})
+    # A floor above the best cosine (no passage beats the mean) falls back to a flat list, not a negative span.
+    assert weighted_score_fusion([], [("c#0", 0.6)], 1.0, 1.0, semantic_floor=0.7)[0].score == pytest.approx(1.0)
+
+
 def test_grouping_keeps_best_passage_per_article() -> None:
     fused = reciprocal_rank_fusion([("a#1", 3.0), ("a#0", 2.0), ("b#0", 1.0)], [("a#0", 0.9), ("c#2", 0.5)])
     grouped = group_by_article(fused, lambda pid: pid.split("#")[0], k=5)
