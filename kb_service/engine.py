@@ -92,7 +92,8 @@ def load_snapshot(generation: Path, lexicon: Lexicon, loaded: dict[str, Segment]
     # keeps a reload from re-reading every live passage's words.
     lexicon_words = {w: LEXICON_WORD_COUNT for w in tokenizer.words}
     corrector = HomophoneCorrector.merged([*(s.sounds for s in segments), sound_table(lexicon_words)],
-                                          [*(s.vocabulary for s in segments), lexicon_words])
+                                          [*(s.vocabulary for s in segments), lexicon_words],
+                                          spelling_tables=[s.sounds for s in segments])
     aliases = frozenset(alias for record in articles.values() for alias in record["aliases"])
     analyzer = QueryAnalyzer(tokenizer, lexicon, corrector, aliases, intended_word_count)
     whoosh = None

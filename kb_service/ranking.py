@@ -56,7 +56,9 @@ class QueryAnalyzer:
         spans = list(self.tokenizer.spans(corrected))  # one jieba pass serves the typo guard and the terms
         intended = self.intended_words(spans)
         if self.corrector is not None:
-            for typed, meant in self.corrector.corrections(corrected, intended=[(s, e) for _, s, e in intended]):
+            rewrites = [*self.corrector.spelled_words(corrected),
+                        *self.corrector.corrections(corrected, intended=[(s, e) for _, s, e in intended])]
+            for typed, meant in rewrites:
                 additions.append(meant)
                 semantic_text = semantic_text.replace(typed, meant)
         general = [(s, e) for word, s, e in intended if word not in self.domain_terms]

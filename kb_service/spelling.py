@@ -8,7 +8,12 @@ typo list.
 
 Words the agent evidently typed on purpose are never rewritten: a stretch that is, or cuts through,
 a common Chinese word (出事, 晚上, 比例|是, 多少) is left alone. Without that guard, 出事 became 促使,
-比例是 grew 历史 and 一晚上 grew 以往, and those words went into the query's embedding.
+比例是 grew 历史 and 一晚上 grew 以往, and those words went into the query's embedding. A slip also
+keeps at least one character of the word: a stretch sharing none (做违 → 作为, 税是 → 随时) is
+other words that happen to sound alike.
+
+Agents also type whole words as pinyin when the input method is off (lipei, bao an): a run of
+letters that reads entirely as vocabulary words becomes those words.
 """
 
 from __future__ import annotations
@@ -23,12 +28,17 @@ from pypinyin import lazy_pinyin
 from .lexicon import normalise
 
 _CJK_RUN = re.compile(r"[\u4e00-\u9fff]+")
+_LATIN_RUN = re.compile(r"[a-z]+(?: +[a-z]+)*")
 _FUZZY = (("zh", "z"), ("ch", "c"), ("sh", "s"))
 
 
 @lru_cache(maxsize=65536)
 def fuzzy_syllable(char: str) -> str:
-    syllable = lazy_pinyin(char)[0]
+    return fuzzy(lazy_pinyin(char)[0])
+
+
+def fuzzy(syllable: str) -> str:
+    """A toneless pinyin syllable with the usual input-method confusions folded together."""
     for long, short in _FUZZY:
         if syllable.startswith(long):
             syllable = short + syllable[len(long) :]
@@ -38,6 +48,34 @@ def fuzzy_syllable(char: str) -> str:
     if syllable.endswith("ng") and syllable[-3:-2] in ("a", "e", "i"):
         syllable = syllable[:-1]
     return syllable
+
+
+@lru_cache(maxsize=1)
+def pinyin_syllables() -> frozenset[str]:
+    """Every toneless syllable of the common CJK block (about 400); built on the first pinyin query."""
+    syllables = {lazy_pinyin(chr(code))[0] for code in range(0x4E00, 0x9FA6)}
+    return frozenset(s for s in syllables if s.isascii() and s.isalpha() and len(s) > 1 or s in ("a", "e", "o"))
+
+
+def syllable_splits(letters: str, limit: int = 16) -> list[list[str]]:
+    """Ways to read a run of letters as pinyin syllables (xian → [xian], [xi, an]); longest first."""
+    syllables = pinyin_syllables()
+    splits: list[list[str]] = []
+
+    def walk(i: int, path: list[str]) -> None:
+        if len(splits) >= limit:
+            return
+        if i == len(letters):
+            splits.append(list(path))
+            return
+        for j in range(min(len(letters), i + 6), i, -1):
+            if letters[i:j] in syllables:
+                path.append(letters[i:j])
+                walk(j, path)
+                path.pop()
+
+    walk(0, [])
+    return splits
 
 
 def sound_key(word: str) -> str:
@@ -56,27 +94,91 @@ def sound_table(word_counts: Counter[str] | dict[str, int], min_len: int = 2, ma
     return table
 
 
+def _most_frequent(tables: Iterable[dict[str, tuple[int, str]]]) -> dict[str, str]:
+    best: dict[str, tuple[int, str]] = {}
+    for table in tables:
+        for key, (count, word) in table.items():
+            if key not in best or count > best[key][0]:
+                best[key] = (count, word)
+    return {key: word for key, (_, word) in best.items()}
+
+
 class HomophoneCorrector:
     """Maps sound keys to the most frequent vocabulary word with that sound."""
 
-    def __init__(self, by_sound: dict[str, str], vocabulary: Iterable[str]) -> None:
+    def __init__(self, by_sound: dict[str, str], vocabulary: Iterable[str],
+                 spelled_by_sound: dict[str, str] | None = None) -> None:
         self.by_sound = by_sound
         self.vocabulary = frozenset(vocabulary)
+        # Typed pinyin names the word exactly, so the articles' own most frequent word wins
+        # (baoxian → 保险), not a lexicon variant with the same sound (报险).
+        self.spelled_by_sound = by_sound if spelled_by_sound is None else spelled_by_sound
 
     @classmethod
     def build(cls, word_counts: Counter[str] | dict[str, int]) -> HomophoneCorrector:
         return cls.merged([sound_table(word_counts)], [word_counts])
 
     @classmethod
-    def merged(cls, tables: Iterable[dict[str, tuple[int, str]]], vocabularies: Iterable[Iterable[str]]) -> HomophoneCorrector:
-        """Combine per-segment tables: for each sound, the word seen in the most passages wins."""
-        best: dict[str, tuple[int, str]] = {}
-        for table in tables:
-            for key, (count, word) in table.items():
-                if key not in best or count > best[key][0]:
-                    best[key] = (count, word)
+    def merged(cls, tables: Iterable[dict[str, tuple[int, str]]], vocabularies: Iterable[Iterable[str]],
+               spelling_tables: Iterable[dict[str, tuple[int, str]]] | None = None) -> HomophoneCorrector:
+        """Combine per-segment tables: for each sound, the word seen in the most passages wins.
+
+        `spelling_tables` (default: `tables`) serve words typed as pinyin."""
         vocabulary = frozenset().union(*(frozenset(v) for v in vocabularies))
-        return cls({k: w for k, (_, w) in best.items()}, vocabulary)
+        spelled = None if spelling_tables is None else _most_frequent(spelling_tables)
+        return cls(_most_frequent(tables), vocabulary, spelled)
+
+    def spelled_words(self, query: str) -> list[tuple[str, str]]:
+        """(typed, meant) pairs for knowledge-base words typed as pinyin (lipei → 理赔, bao an → 报案).
+
+        A run of letters counts only when all of it reads as whole vocabulary words of two or more
+        syllables, so English (call, list, emoji) and acronyms (KPI, VIP) stay as they are.
+        """
+        found: list[tuple[str, str]] = []
+        for match in _LATIN_RUN.finditer(normalise(query)):
+            run = match.group(0)
+            chunks = run.split()
+            candidates = [run, *chunks] if len(chunks) > 1 else [run]
+            for typed in candidates:
+                meant = self._spelled(typed)
+                if meant:
+                    found.append((typed, meant))
+                    if typed == run:
+                        break
+        return found
+
+    def _spelled(self, typed: str) -> str | None:
+        """The fewest vocabulary words whose sounds spell `typed` exactly, joined; None if none do."""
+        best: list[str] | None = None
+        for split in self._typed_splits(typed):
+            keys = [fuzzy(s) for s in split]
+            cover = self._cover(keys)
+            if cover is not None and (best is None or len(cover) < len(best)):
+                best = cover
+        return "".join(best) if best else None
+
+    @staticmethod
+    def _typed_splits(typed: str) -> list[list[str]]:
+        """Syllable readings of the run; typed spaces are syllable boundaries."""
+        splits: list[list[str]] = [[]]
+        for chunk in typed.split():
+            readings = syllable_splits(chunk)
+            splits = [head + reading for head in splits for reading in readings][:16]
+        return splits
+
+    def _cover(self, keys: list[str]) -> list[str] | None:
+        """Words of 2–4 syllables covering all of `keys`, fewest words first (None if impossible)."""
+        best: list[list[str] | None] = [None] * (len(keys) + 1)
+        best[0] = []
+        for end in range(2, len(keys) + 1):
+            for size in range(2, 5):
+                start = end - size
+                if start < 0 or best[start] is None:
+                    continue
+                word = self.spelled_by_sound.get(" ".join(keys[start:end]))
+                if word and (best[end] is None or len(best[start]) + 1 < len(best[end])):  # type: ignore[arg-type]
+                    best[end] = [*best[start], word]  # type: ignore[misc]
+        return best[len(keys)]
 
     def corrections(self, query: str, max_len: int = 4, intended: Sequence[tuple[int, int]] = ()) -> list[tuple[str, str]]:
         """(typed, meant) pairs: vocabulary words the query probably meant but did not type.
@@ -101,7 +203,9 @@ class HomophoneCorrector:
                     if any(s < end and start < e for s, e in corrected):
                         continue  # already inside a longer correction: 附加险 does not also yield 家乡 from 加险
                     word = self.by_sound.get(" ".join(keys[i : i + size]))
-                    if word and word != window and word not in seen and word not in run:
+                    # An input-method slip swaps a character or two and keeps the rest: a
+                    # stretch sharing no character with the word is other words (说要 ≠ 索要).
+                    if word and word != window and word not in seen and word not in run and set(word) & set(window):
                         seen.add(word)
                         corrected.append((start, end))
                         found.append((window, word))

@@ -41,6 +41,8 @@ def test_homophone_corrector_maps_input_method_typos_to_known_words() -> None:
     assert corrector.corrections("到抢要等多久") == [("到抢", "盗抢")]
     assert corrector.corrections("定顺多久") == [("定顺", "定损")]  # fuzzy s/sh
     assert corrector.corrections("投诉怎么报案") == []  # correct words are left alone
+    # A slip swaps a character and keeps the rest: 做违 → 作为 and 税是 → 随时 share none.
+    assert HomophoneCorrector.build(Counter({"作为": 9, "随时": 9})).corrections("这么做违法吗 车船税是多少") == []
 
 
 def test_corrector_tables_merge_by_passage_count() -> None:
@@ -55,24 +57,47 @@ def test_corrector_tables_merge_by_passage_count() -> None:
 
 
 def test_corrector_leaves_words_typed_on_purpose_alone() -> None:
-    corrector = HomophoneCorrector.build(Counter({"促使": 5, "历史": 5, "盗抢险": 5, "盗抢": 5}))
+    corrector = HomophoneCorrector.build(Counter({"出示": 5, "例示": 5, "盗抢险": 5, "盗抢": 5}))
     # 出事 is a word the agent meant; 例是 cuts through 比例: neither is a typo.
     assert corrector.corrections("出事了", intended=[(0, 2)]) == []
     assert corrector.corrections("比例是多少", intended=[(0, 2), (3, 5)]) == []
-    assert corrector.corrections("出事了") == [("出事", "促使")]  # what the guard prevents
+    assert corrector.corrections("出事了") == [("出事", "出示")]  # what the guard prevents
+    assert corrector.corrections("比例是多少") == [("例是", "例示")]
     # A longer stretch may contain an intended word: 到抢险 → 盗抢险 although 抢险 is a word.
     assert ("到抢险", "盗抢险") in corrector.corrections("到抢险要等多久", intended=[(1, 3)])
+
+
+def test_words_typed_as_pinyin_become_the_articles_words() -> None:
+    corrector = HomophoneCorrector.build(Counter({"理赔": 50, "报案": 30, "资料": 20, "电销": 5, "背景": 2}))
+    assert corrector.spelled_words("lipei要多久") == [("lipei", "理赔")]
+    assert corrector.spelled_words("先bao an还是先打119") == [("bao an", "报案")]  # typed spaces are boundaries
+    assert corrector.spelled_words("lipei ziliao") == [("lipei ziliao", "理赔资料")]  # several words in one run
+    assert corrector.spelled_words("call客户 dianxiao") == [("dianxiao", "电销")]
+    # English and acronyms do not read as whole vocabulary words; single syllables never count.
+    assert corrector.spelled_words("KPI emoji list women ai bot") == []
+    assert corrector.spelled_words("理赔") == []
+
+
+def test_pinyin_prefers_the_articles_word_over_a_lexicon_variant_with_its_sound() -> None:
+    from kb_service.spelling import sound_table
+
+    articles, lexicon = {"保险": 111}, {"报险": 10_000}  # a lexicon colloquial form of 报案, same sound
+    corrector = HomophoneCorrector.merged([sound_table(articles), sound_table(lexicon)], [articles, lexicon],
+                                          spelling_tables=[sound_table(articles)])
+    assert corrector.spelled_words("baoxian") == [("baoxian", "保险")]
 
 
 def test_query_analyzer_guards_common_words_from_typo_correction() -> None:
     from kb_service.ranking import QueryAnalyzer
 
     tokenizer = DomainTokenizer(["理赔", "盗抢险"])
-    corrector = HomophoneCorrector.build(Counter({"理赔": 50, "促使": 3, "盗抢险": 5}))
+    corrector = HomophoneCorrector.build(Counter({"理赔": 50, "出示": 3, "盗抢险": 5}))
     analyzer = QueryAnalyzer(tokenizer, load_lexicon(Path("/nonexistent")), corrector)
     assert analyzer.analyze("出事好几天了还能报吗").additions == ()  # 出事 is common Chinese
     assert analyzer.analyze("理陪多久").additions == ("理赔",)
     assert "盗抢险" in analyzer.analyze("到抢险为啥要等那么久").additions
+    spelled = analyzer.analyze("lipei多久")
+    assert spelled.additions == ("理赔",) and spelled.semantic_text == "理赔多久"
 
 
 def test_lexicon_form_inside_a_longer_word_is_not_that_form(tmp_path: Path) -> None:

@@ -43,6 +43,7 @@ def test_category_and_tag_filters(engine: SearchEngine) -> None:
 def test_typos_and_colloquial_forms_find_the_canonical_article(engine: SearchEngine) -> None:
     assert engine.search("丢车了咋办").hits[0].article_id == "theft-claim"  # lexicon synonym
     assert engine.search("到抢要等多久").hits[0].article_id == "theft-claim"  # homophone of 盗抢
+    assert engine.search("daoqiang要等多久").hits[0].article_id == "theft-claim"  # 盗抢 typed as pinyin
 
 
 def test_unknown_article_is_none(engine: SearchEngine) -> None:
