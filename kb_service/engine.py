@@ -192,7 +192,8 @@ class SearchEngine:
                       for mode in ("lexical", "semantic", "hybrid")}
         engine = cls(settings, snapshot, embedder, confidence)
         _settle_heap()
-        engine.search("理赔流程")  # warm up jieba, the ONNX session and Whoosh so the first agent waits no longer
+        # Warm up jieba, the pinyin syllables, the ONNX session and Whoosh so the first agent waits no longer.
+        engine.search("理赔流程 lipei")
         return engine
 
     @staticmethod
