@@ -93,7 +93,7 @@ def load_snapshot(generation: Path, lexicon: Lexicon, loaded: dict[str, Segment]
     lexicon_words = {w: LEXICON_WORD_COUNT for w in tokenizer.words}
     corrector = HomophoneCorrector.merged([*(s.sounds for s in segments), sound_table(lexicon_words)],
                                           [*(s.vocabulary for s in segments), lexicon_words],
-                                          spelling_tables=[s.sounds for s in segments])
+                                          spelling_tables=[s.sounds for s in segments], fuzzy_words=lexicon_words)
     aliases = frozenset(alias for record in articles.values() for alias in record["aliases"])
     analyzer = QueryAnalyzer(tokenizer, lexicon, corrector, aliases, intended_word_count)
     whoosh = None

@@ -33,8 +33,12 @@ _FUZZY = (("zh", "z"), ("ch", "c"), ("sh", "s"))
 
 
 @lru_cache(maxsize=65536)
+def plain_syllable(char: str) -> str:
+    return lazy_pinyin(char)[0]
+
+
 def fuzzy_syllable(char: str) -> str:
-    return fuzzy(lazy_pinyin(char)[0])
+    return fuzzy(plain_syllable(char))
 
 
 def fuzzy(syllable: str) -> str:
@@ -107,9 +111,13 @@ class HomophoneCorrector:
     """Maps sound keys to the most frequent vocabulary word with that sound."""
 
     def __init__(self, by_sound: dict[str, str], vocabulary: Iterable[str],
-                 spelled_by_sound: dict[str, str] | None = None) -> None:
+                 spelled_by_sound: dict[str, str] | None = None, fuzzy_words: Iterable[str] | None = None) -> None:
         self.by_sound = by_sound
         self.vocabulary = frozenset(vocabulary)
+        # Fuzzy sounds (z/zh, l/n, in/ing …) widen the net tenfold; over everyday words the catch is
+        # mostly other words (说要 → 索要, 个信 → 个性, 五辆 → 五年), so only the domain's own terms
+        # (定顺 → 定损) may be reached by a fuzzy sound. None: every word may.
+        self.fuzzy_words = None if fuzzy_words is None else frozenset(fuzzy_words)
         # Typed pinyin names the word exactly, so the articles' own most frequent word wins
         # (baoxian → 保险), not a lexicon variant with the same sound (报险).
         self.spelled_by_sound = by_sound if spelled_by_sound is None else spelled_by_sound
@@ -120,13 +128,15 @@ class HomophoneCorrector:
 
     @classmethod
     def merged(cls, tables: Iterable[dict[str, tuple[int, str]]], vocabularies: Iterable[Iterable[str]],
-               spelling_tables: Iterable[dict[str, tuple[int, str]]] | None = None) -> HomophoneCorrector:
+               spelling_tables: Iterable[dict[str, tuple[int, str]]] | None = None,
+               fuzzy_words: Iterable[str] | None = None) -> HomophoneCorrector:
         """Combine per-segment tables: for each sound, the word seen in the most passages wins.
 
-        `spelling_tables` (default: `tables`) serve words typed as pinyin."""
+        `spelling_tables` (default: `tables`) serve words typed as pinyin; `fuzzy_words` (default:
+        all) are the words a typo may reach by a fuzzy sound rather than the exact one."""
         vocabulary = frozenset().union(*(frozenset(v) for v in vocabularies))
         spelled = None if spelling_tables is None else _most_frequent(spelling_tables)
-        return cls(_most_frequent(tables), vocabulary, spelled)
+        return cls(_most_frequent(tables), vocabulary, spelled, fuzzy_words)
 
     def spelled_words(self, query: str) -> list[tuple[str, str]]:
         """(typed, meant) pairs for knowledge-base words typed as pinyin (lipei → 理赔, bao an → 报案).
@@ -205,8 +215,14 @@ class HomophoneCorrector:
                     word = self.by_sound.get(" ".join(keys[i : i + size]))
                     # An input-method slip swaps a character or two and keeps the rest: a
                     # stretch sharing no character with the word is other words (说要 ≠ 索要).
-                    if word and word != window and word not in seen and word not in run and set(word) & set(window):
+                    if word and word != window and word not in seen and word not in run and set(word) & set(window) \
+                            and self._sounds_close_enough(window, word):
                         seen.add(word)
                         corrected.append((start, end))
                         found.append((window, word))
         return found
+
+    def _sounds_close_enough(self, typed: str, word: str) -> bool:
+        if self.fuzzy_words is None or word in self.fuzzy_words:
+            return True
+        return all(plain_syllable(a) == plain_syllable(b) for a, b in zip(typed, word, strict=True))

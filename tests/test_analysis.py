@@ -45,6 +45,18 @@ def test_homophone_corrector_maps_input_method_typos_to_known_words() -> None:
     assert HomophoneCorrector.build(Counter({"作为": 9, "随时": 9})).corrections("这么做违法吗 车船税是多少") == []
 
 
+def test_only_domain_terms_are_reached_by_a_fuzzy_sound() -> None:
+    from kb_service.spelling import sound_table
+
+    counts = {"定损": 20, "索要": 20, "个性": 20, "质检": 20}
+    corrector = HomophoneCorrector.merged([sound_table(counts)], [counts], fuzzy_words={"定损"})
+    assert corrector.corrections("定顺多久") == [("定顺", "定损")]  # shun ~ sun, a domain term
+    assert corrector.corrections("他说要退保") == []  # shuo ~ suo, but 索要 is an everyday word
+    assert corrector.corrections("泄露个信") == []  # xin ~ xing
+    assert corrector.corrections("值检怎么打分") == [("值检", "质检")]  # exact sound: any word
+    assert HomophoneCorrector.merged([sound_table(counts)], [counts]).corrections("他说要退保") == [("说要", "索要")]
+
+
 def test_corrector_tables_merge_by_passage_count() -> None:
     from kb_service.spelling import sound_table
 
