@@ -51,14 +51,17 @@ class QueryAnalyzer:
 
     def analyze(self, query: str) -> AnalyzedQuery:
         corrected = self.lexicon.correct_typos(normalise(query).strip())
+        if self.corrector is not None:
+            # Pinyin names its word exactly, so it is rewritten in place like a listed typo: the
+            # words, bigrams and coverage then see 理赔, not an unknown "lipei".
+            for typed, meant in self.corrector.spelled_words(corrected):
+                corrected = corrected.replace(typed, meant)
         semantic_text = corrected
         additions: list[str] = []
         spans = list(self.tokenizer.spans(corrected))  # one jieba pass serves the typo guard and the terms
         intended = self.intended_words(spans)
         if self.corrector is not None:
-            rewrites = [*self.corrector.spelled_words(corrected),
-                        *self.corrector.corrections(corrected, intended=[(s, e) for _, s, e in intended])]
-            for typed, meant in rewrites:
+            for typed, meant in self.corrector.corrections(corrected, intended=[(s, e) for _, s, e in intended]):
                 additions.append(meant)
                 semantic_text = semantic_text.replace(typed, meant)
         general = [(s, e) for word, s, e in intended if word not in self.domain_terms]
