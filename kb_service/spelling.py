@@ -1,8 +1,9 @@
 """Homophone correction for input-method typos (理陪 → 理赔, 到抢 → 盗抢, 头诉 → 投诉).
 
 Agents type pinyin and pick the wrong character. Any 2–4 character stretch of a query that is not
-a known word but sounds like one of the knowledge base's own words (with the usual fuzzy
-initials/finals: z/zh, c/ch, s/sh, l/n, an/ang, en/eng, in/ing) is taken to mean that word.
+a known word but sounds like one of the knowledge base's own words is taken to mean that word; the
+usual fuzzy initials/finals (z/zh, c/ch, s/sh, l/n, an/ang, en/eng, in/ing) count only towards the
+lexicon's domain terms.
 The vocabulary comes from the articles themselves, so it follows the content without a hand-kept
 typo list.
 
@@ -58,7 +59,7 @@ def fuzzy(syllable: str) -> str:
 def pinyin_syllables() -> frozenset[str]:
     """Every toneless syllable of the common CJK block (about 400); built on the first pinyin query."""
     syllables = {lazy_pinyin(chr(code))[0] for code in range(0x4E00, 0x9FA6)}
-    return frozenset(s for s in syllables if s.isascii() and s.isalpha() and len(s) > 1 or s in ("a", "e", "o"))
+    return frozenset(s for s in syllables if (s.isascii() and s.isalpha() and len(s) > 1) or s in ("a", "e", "o"))
 
 
 def syllable_splits(letters: str, limit: int = 16) -> list[list[str]]:
@@ -158,11 +159,10 @@ class HomophoneCorrector:
         return found
 
     def _spelled(self, typed: str) -> str | None:
-        """The fewest vocabulary words whose sounds spell `typed` exactly, joined; None if none do."""
+        """The fewest vocabulary words whose sounds spell `typed`, joined; None if none do."""
         best: list[str] | None = None
         for split in self._typed_splits(typed):
-            keys = [fuzzy(s) for s in split]
-            cover = self._cover(keys)
+            cover = self._cover(split)
             if cover is not None and (best is None or len(cover) < len(best)):
                 best = cover
         return "".join(best) if best else None
@@ -176,8 +176,9 @@ class HomophoneCorrector:
             splits = [head + reading for head in splits for reading in readings][:16]
         return splits
 
-    def _cover(self, keys: list[str]) -> list[str] | None:
-        """Words of 2–4 syllables covering all of `keys`, fewest words first (None if impossible)."""
+    def _cover(self, syllables: list[str]) -> list[str] | None:
+        """Words of 2–4 syllables covering all of `syllables`, fewest words first (None if impossible)."""
+        keys = [fuzzy(s) for s in syllables]
         best: list[list[str] | None] = [None] * (len(keys) + 1)
         best[0] = []
         for end in range(2, len(keys) + 1):
@@ -186,6 +187,8 @@ class HomophoneCorrector:
                 if start < 0 or best[start] is None:
                     continue
                 word = self.spelled_by_sound.get(" ".join(keys[start:end]))
+                if word and not self._fuzzy_allowed(word) and [plain_syllable(c) for c in word] != syllables[start:end]:
+                    word = None  # a fuzzy sound reaches only domain terms, as in corrections()
                 if word and (best[end] is None or len(best[start]) + 1 < len(best[end])):  # type: ignore[arg-type]
                     best[end] = [*best[start], word]  # type: ignore[misc]
         return best[len(keys)]
@@ -214,7 +217,7 @@ class HomophoneCorrector:
                         continue  # already inside a longer correction: 附加险 does not also yield 家乡 from 加险
                     word = self.by_sound.get(" ".join(keys[i : i + size]))
                     # An input-method slip swaps a character or two and keeps the rest: a
-                    # stretch sharing no character with the word is other words (说要 ≠ 索要).
+                    # stretch sharing no character with the word is other words (做违 ≠ 作为).
                     if word and word != window and word not in seen and word not in run and set(word) & set(window) \
                             and self._sounds_close_enough(window, word):
                         seen.add(word)
@@ -222,7 +225,8 @@ class HomophoneCorrector:
                         found.append((window, word))
         return found
 
+    def _fuzzy_allowed(self, word: str) -> bool:
+        return self.fuzzy_words is None or word in self.fuzzy_words
+
     def _sounds_close_enough(self, typed: str, word: str) -> bool:
-        if self.fuzzy_words is None or word in self.fuzzy_words:
-            return True
-        return all(plain_syllable(a) == plain_syllable(b) for a, b in zip(typed, word, strict=True))
+        return self._fuzzy_allowed(word) or all(plain_syllable(a) == plain_syllable(b) for a, b in zip(typed, word, strict=True))

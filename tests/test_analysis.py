@@ -55,6 +55,8 @@ def test_only_domain_terms_are_reached_by_a_fuzzy_sound() -> None:
     assert corrector.corrections("泄露个信") == []  # xin ~ xing
     assert corrector.corrections("值检怎么打分") == [("值检", "质检")]  # exact sound: any word
     assert HomophoneCorrector.merged([sound_table(counts)], [counts]).corrections("他说要退保") == [("说要", "索要")]
+    # The same holds for words typed as pinyin.
+    assert corrector.spelled_words("dingshun shuoyao suoyao") == [("dingshun", "定损"), ("suoyao", "索要")]
 
 
 def test_corrector_tables_merge_by_passage_count() -> None:
