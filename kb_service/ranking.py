@@ -10,8 +10,10 @@ import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
+from .abbreviations import AbbreviationReader
 from .analysis import DomainTokenizer, QueryTerms, bigrams, index_words, words
 from .lexicon import Lexicon, normalise
 from .models import Passage
@@ -64,6 +66,8 @@ class QueryAnalyzer:
             for typed, meant in self.corrector.corrections(corrected, intended=[(s, e) for _, s, e in intended]):
                 additions.append(meant)
                 semantic_text = semantic_text.replace(typed, meant)
+        for word in self.abbreviations_in(spans):
+            additions.append(word)
         general = [(s, e) for word, s, e in intended if word not in self.domain_terms]
         for canonical in self.lexicon.expansions(" ".join([corrected, *additions]), enclosing=general):
             if canonical not in additions:
@@ -87,6 +91,26 @@ class QueryAnalyzer:
         haystack = " ".join([corrected, *additions])
         domain = tuple(t for t in self.domain_terms if t in haystack)
         return AnalyzedQuery(query, corrected, semantic_text, tuple(additions), terms, content, domain)
+
+    @cached_property
+    def _abbreviations(self) -> AbbreviationReader:
+        """Built on first use: reading the whole vocabulary has no place in a reload."""
+        known = self.corrector.vocabulary if self.corrector is not None else frozenset()
+        return AbbreviationReader(self.domain_terms | known)
+
+    def abbreviations_in(self, spans: Sequence[tuple[str, int, int]]) -> list[str]:
+        """Long terms for the query's words that can only be abbreviations (个信 → 个人信息)."""
+        known = self.corrector.vocabulary if self.corrector is not None else frozenset()
+        found: list[str] = []
+        for word, _, _ in spans:
+            if len(word) < 2 or word in known or word in self.domain_terms:
+                continue
+            if self.tokenizer.dictionary_count(word) >= self.intended_word_count:
+                continue
+            term = self._abbreviations.expand(word)
+            if term and term not in found:
+                found.append(term)
+        return found
 
     def intended_words(self, spans: Sequence[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
         """The query's words typed on purpose: common in general Chinese, or words the articles use."""
