@@ -82,6 +82,11 @@ class Passage:
     line: int
     scripts: tuple[str, ...] = ()
 
+    @property
+    def ordinal(self) -> int:
+        """Position within its article: the chunker numbers passages `article-id#0`, `#1`, …"""
+        return int(self.passage_id.rpartition("#")[2])
+
     def to_dict(self) -> dict:
         return asdict(self)
 

@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     )
     vector_index: Literal["flat", "hnsw"] = Field("flat", description="FAISS index type")
     hnsw_m: int = 32
+    embedded_aliases: int = Field(6, description="how many of an article's aliases its first passage's embedding text carries")
     threads: int = Field(1, description="threads per query for torch/ONNX/FAISS")
 
     lexical_backend: Literal["sparse", "whoosh"] = Field(

@@ -28,7 +28,7 @@ def main() -> None:
             embedder.encode([q])
         print(f"query embedding {embedder.name}: {(time.perf_counter() - start) / len(queries) * 1000:.1f} ms/query")
     engine = SearchEngine.open(settings)
-    texts = [embedding_text(p) for p in sorted(engine.passages(), key=lambda p: p.passage_id)][:96]
+    texts = [embedding_text(p, settings.embedded_aliases) for p in sorted(engine.passages(), key=lambda p: p.passage_id)][:96]
     onnx = load_embedder("m3e-small", "onnx-int8", models, 1)
     start = time.perf_counter()
     onnx.encode(texts)

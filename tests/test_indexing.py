@@ -227,3 +227,19 @@ def test_snapshot_vector_mean_counts_only_live_rows(corpus_settings: Settings) -
     first, live = snap.segments[0], snap.live[0]
     assert not live.all()  # both ways of summing a segment with outdated rows agree
     assert np.allclose(first.live_vector_sum(live), first.live_vector_sum(live, max_subtracted=0), atol=1e-5)
+
+
+def test_the_first_passage_embeds_the_article_aliases_and_a_new_alias_count_rebuilds(corpus_settings: Settings) -> None:
+    from kb_service.models import Passage
+
+    def passage(ordinal: int) -> Passage:
+        return Passage(f"glass#{ordinal}", "glass", "玻璃险说明", "保什么", "只赔玻璃单独破碎。", "coverage", (),
+                       ("玻璃险", "挡风玻璃", "玻璃碎了"), 1, 3)
+
+    assert indexing.embedding_text(passage(0), aliases=2) == "玻璃险说明（玻璃险、挡风玻璃）｜保什么\n只赔玻璃单独破碎。"
+    assert indexing.embedding_text(passage(1), aliases=2) == "玻璃险说明｜保什么\n只赔玻璃单独破碎。"
+    assert indexing.embedding_text(passage(0), aliases=0) == "玻璃险说明｜保什么\n只赔玻璃单独破碎。"
+    first = build_index(corpus_settings)
+    assert not build_index(corpus_settings).full  # nothing changed: incremental no-op
+    again = build_index(corpus_settings.with_overrides(embedded_aliases=2))
+    assert again.full and again.generation != first.generation  # vectors of every article change
