@@ -62,10 +62,12 @@ class QueryAnalyzer:
         additions: list[str] = []
         spans = list(self.tokenizer.spans(corrected))  # one jieba pass serves the typo guard and the terms
         intended = self.intended_words(spans)
+        corrections: list[str] = []
         if self.corrector is not None:
             for typed, meant in self.corrector.corrections(corrected, intended=[(s, e) for _, s, e in intended]):
-                additions.append(meant)
+                corrections.append(meant)
                 semantic_text = semantic_text.replace(typed, meant)
+        additions.extend(corrections)
         for word in self.abbreviations_in(spans):
             additions.append(word)
         general = [(s, e) for word, s, e in intended if word not in self.domain_terms]
@@ -77,9 +79,11 @@ class QueryAnalyzer:
         word_weights: dict[str, float] = {}
         gram_weights: dict[str, float] = {}
         typed_words = [word for word, _, _ in index_words(spans)]
-        for term in typed_words:
+        # A correction stands in for a typed word that matches nothing (理培), so it weighs what
+        # the word would have weighed; synonyms and abbreviations only widen the query.
+        for term in [*typed_words, *(w for c in corrections for w in words(c, self.tokenizer))]:
             word_weights[term] = 1.0
-        for gram in bigrams(corrected):
+        for gram in [*bigrams(corrected), *(g for c in corrections for g in bigrams(c))]:
             gram_weights[gram] = 1.0
         for extra in additions:
             for term in words(extra, self.tokenizer):
