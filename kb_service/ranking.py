@@ -62,14 +62,14 @@ class QueryAnalyzer:
         additions: list[str] = []
         spans = list(self.tokenizer.spans(corrected))  # one jieba pass serves the typo guard and the terms
         intended = self.intended_words(spans)
-        corrections: list[str] = []
+        # Stand-ins: the word a typo or an abbreviation means, for a typed word that matches nothing.
+        stand_ins: list[str] = []
         if self.corrector is not None:
             for typed, meant in self.corrector.corrections(corrected, intended=[(s, e) for _, s, e in intended]):
-                corrections.append(meant)
+                stand_ins.append(meant)
                 semantic_text = semantic_text.replace(typed, meant)
-        additions.extend(corrections)
-        for word in self.abbreviations_in(spans):
-            additions.append(word)
+        stand_ins.extend(self.abbreviations_in(spans))
+        additions.extend(stand_ins)
         general = [(s, e) for word, s, e in intended if word not in self.domain_terms]
         for canonical in self.lexicon.expansions(" ".join([corrected, *additions]), enclosing=general):
             if canonical not in additions:
@@ -79,11 +79,11 @@ class QueryAnalyzer:
         word_weights: dict[str, float] = {}
         gram_weights: dict[str, float] = {}
         typed_words = [word for word, _, _ in index_words(spans)]
-        # A correction stands in for a typed word that matches nothing (理培), so it weighs what
-        # the word would have weighed; synonyms and abbreviations only widen the query.
-        for term in [*typed_words, *(w for c in corrections for w in words(c, self.tokenizer))]:
+        # A stand-in weighs what the typed word would have weighed (理培 matches nothing, 理赔 does);
+        # synonyms only widen a query whose typed words already match.
+        for term in [*typed_words, *(w for x in stand_ins for w in words(x, self.tokenizer))]:
             word_weights[term] = 1.0
-        for gram in [*bigrams(corrected), *(g for c in corrections for g in bigrams(c))]:
+        for gram in [*bigrams(corrected), *(g for x in stand_ins for g in bigrams(x))]:
             gram_weights[gram] = 1.0
         for extra in additions:
             for term in words(extra, self.tokenizer):
