@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 from functools import lru_cache
 
 from pypinyin import lazy_pinyin
@@ -62,24 +62,32 @@ def pinyin_syllables() -> frozenset[str]:
     return frozenset(s for s in syllables if (s.isascii() and s.isalpha() and len(s) > 1) or s in ("a", "e", "o"))
 
 
-def syllable_splits(letters: str, limit: int = 16) -> list[list[str]]:
-    """Ways to read a run of letters as pinyin syllables (xian → [xian], [xi, an]); longest first."""
-    syllables = pinyin_syllables()
+def syllable_splits(letters: str, limit: int = 16, syllables: Container[str] | None = None) -> list[list[str]]:
+    """Ways to read a run of letters as pinyin syllables (xian → [xian], [xi, an]); longest first.
+
+    Only positions from which the rest still reads as syllables are entered, so a run that cannot
+    be read (xianxian…q) costs one pass instead of every segmentation of its prefix."""
+    syllables = pinyin_syllables() if syllables is None else syllables
+    n = len(letters)
+    completes = [False] * n + [True]  # completes[i]: letters[i:] reads entirely as syllables
+    for i in range(n - 1, -1, -1):
+        completes[i] = any(completes[j] and letters[i:j] in syllables for j in range(i + 1, min(n, i + 6) + 1))
     splits: list[list[str]] = []
 
     def walk(i: int, path: list[str]) -> None:
         if len(splits) >= limit:
             return
-        if i == len(letters):
+        if i == n:
             splits.append(list(path))
             return
-        for j in range(min(len(letters), i + 6), i, -1):
-            if letters[i:j] in syllables:
+        for j in range(min(n, i + 6), i, -1):
+            if completes[j] and letters[i:j] in syllables:
                 path.append(letters[i:j])
                 walk(j, path)
                 path.pop()
 
-    walk(0, [])
+    if completes[0]:
+        walk(0, [])
     return splits
 
 

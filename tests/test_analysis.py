@@ -92,6 +92,25 @@ def test_words_typed_as_pinyin_become_the_articles_words() -> None:
     assert corrector.spelled_words("理赔") == []
 
 
+def test_an_unreadable_run_of_letters_costs_one_pass_not_every_segmentation() -> None:
+    from kb_service.spelling import pinyin_syllables, syllable_splits
+
+    class CountingSet:
+        def __init__(self) -> None:
+            self.lookups = 0
+
+        def __contains__(self, item: object) -> bool:
+            self.lookups += 1
+            return item in pinyin_syllables()
+
+    counting = CountingSet()
+    # Each "xian" reads two ways, so a failing tail used to make the search try 2^49 prefixes.
+    assert syllable_splits("xian" * 49 + "q", syllables=counting) == []
+    assert counting.lookups < 6 * 200
+    assert syllable_splits("xian") == [["xian"], ["xi", "an"]]
+    assert len(syllable_splits("xian" * 49)) == 16  # readable: capped, still cheap
+
+
 def test_pinyin_prefers_the_articles_word_over_a_lexicon_variant_with_its_sound() -> None:
     from kb_service.spelling import sound_table
 
