@@ -16,6 +16,8 @@ frequencies are counted over live passages at query time, so deletions never ske
 from __future__ import annotations
 
 import math
+import sys
+from array import array
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -42,7 +44,8 @@ def analyze_passage(passage: Passage, tokenizer: DomainTokenizer) -> AnalyzedPas
     lengths: dict[str, int] = {}
     for name, value in passage_fields(passage).items():
         for view, tokens in (("w", words(value, tokenizer)), ("b", bigrams(value))):
-            frequencies[f"{name}_{view}"] = Counter(tokens)
+            # Interned: 100k passages repeat the same few hundred thousand terms, one copy each.
+            frequencies[f"{name}_{view}"] = Counter(map(sys.intern, tokens))
             lengths[f"{name}_{view}"] = len(tokens)
     return AnalyzedPassage(frequencies, lengths)
 
@@ -73,9 +76,9 @@ class LexicalSegment:
     @classmethod
     def build(cls, analyzed: Sequence[AnalyzedPassage], avg_lengths: dict[str, float], params: BM25FParams) -> LexicalSegment:
         columns: dict[str, int] = {}
-        rows: list[int] = []
-        cols: list[int] = []
-        values: list[float] = []
+        # Packed C arrays, not lists: 100k passages make ~30M (row, term, weight) entries, and as
+        # Python ints and floats those took gigabytes during a build.
+        rows, cols, values = array("i"), array("q"), array("f")
         for row, passage in enumerate(analyzed):
             for view in VIEWS:
                 pseudo: dict[str, float] = {}
@@ -88,12 +91,12 @@ class LexicalSegment:
                     rows.append(row)
                     cols.append(columns.setdefault(f"{view}:{term}", len(columns)))
                     values.append(tf * (params.k1 + 1.0) / (tf + params.k1))
-        col_array = np.asarray(cols, dtype=np.int64)
+        col_array = np.frombuffer(cols, dtype=np.int64)
         order = np.argsort(col_array, kind="stable")
         indptr = np.zeros(len(columns) + 1, dtype=np.int64)
         np.cumsum(np.bincount(col_array, minlength=len(columns)), out=indptr[1:])
-        return cls(list(columns), indptr, np.asarray(rows, dtype=np.int32)[order],
-                   np.asarray(values, dtype=np.float32)[order], len(analyzed))
+        return cls(list(columns), indptr, np.frombuffer(rows, dtype=np.int32)[order],
+                   np.frombuffer(values, dtype=np.float32)[order], len(analyzed))
 
     def postings(self, key: str) -> tuple[np.ndarray, np.ndarray] | None:
         j = self.columns.get(key)
