@@ -79,17 +79,17 @@ class QueryAnalyzer:
         word_weights: dict[str, float] = {}
         gram_weights: dict[str, float] = {}
         typed_words = [word for word, _, _ in index_words(spans)]
-        # A stand-in weighs what the typed word would have weighed (理培 matches nothing, 理赔 does);
-        # synonyms only widen a query whose typed words already match.
-        for term in [*typed_words, *(w for x in stand_ins for w in words(x, self.tokenizer))]:
-            word_weights[term] = 1.0
-        for gram in [*bigrams(corrected), *(g for x in stand_ins for g in bigrams(x))]:
-            gram_weights[gram] = 1.0
+        word_weights.update(dict.fromkeys(typed_words, 1.0))
+        gram_weights.update(dict.fromkeys(bigrams(corrected), 1.0))
         for extra in additions:
+            # A stand-in weighs what the typed word would have weighed (理培 matches nothing, 理赔
+            # does); synonyms only widen a query whose typed words already match.
+            word_weight = 1.0 if extra in stand_ins else EXPANSION_WEIGHT
+            gram_weight = 1.0 if extra in stand_ins else EXPANSION_WEIGHT * 0.7
             for term in words(extra, self.tokenizer):
-                word_weights.setdefault(term, EXPANSION_WEIGHT)
+                word_weights[term] = max(word_weights.get(term, 0.0), word_weight)
             for gram in bigrams(extra):
-                gram_weights.setdefault(gram, EXPANSION_WEIGHT * 0.7)
+                gram_weights[gram] = max(gram_weights.get(gram, 0.0), gram_weight)
         terms = QueryTerms(tuple(word_weights.items()), tuple(gram_weights.items()))
         content = whole_words(typed_words)
         haystack = " ".join([corrected, *additions])

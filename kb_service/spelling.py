@@ -38,6 +38,7 @@ def plain_syllable(char: str) -> str:
     return lazy_pinyin(char)[0]
 
 
+@lru_cache(maxsize=65536)
 def fuzzy_syllable(char: str) -> str:
     return fuzzy(plain_syllable(char))
 
