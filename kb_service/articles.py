@@ -11,7 +11,7 @@ import hashlib
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -188,6 +188,30 @@ def parse_sections(body: str, body_line: int, title: str) -> tuple[list[Section]
     return sections, problems, h1
 
 
+def _attach_questions(meta: dict, sections: list[Section], path: Path, line: int) -> tuple[list[Section], list[Problem]]:
+    """Give each section the 相似问 listed under its heading in `questions:`; a key that names no
+    section (a heading renamed after its questions were written) is reported, never guessed."""
+    value = meta.get("questions")
+    if value is None:
+        return sections, []
+    if not isinstance(value, dict):
+        return sections, [Problem(path, line, "'questions' must map section headings to lists of questions")]
+    problems: list[Problem] = []
+    headings = {s.heading_path[-1] for s in sections if s.heading_path}
+    listed: dict[str, tuple[str, ...]] = {}
+    for heading, questions in value.items():
+        name = str(heading).strip()
+        found = _string_list(questions)
+        if found is None:
+            problems.append(Problem(path, line, f"questions for '{name}' must be a list of strings"))
+        elif name not in headings:
+            problems.append(Problem(path, line, f"questions name a section '{name}' that this article does not have"))
+        else:
+            listed[name] = tuple(dict.fromkeys(found))
+    attached = [replace(s, questions=listed.get(s.heading_path[-1], ())) if s.heading_path else s for s in sections]
+    return attached, problems
+
+
 def content_digest(raw: bytes) -> str:
     """The content hash the index manifest records per article file."""
     return hashlib.sha256(raw).hexdigest()
@@ -208,12 +232,15 @@ def parse_article(path: Path, raw: bytes | None = None) -> tuple[Article | None,
     meta, body, body_line, problems = _split_front_matter(text, path)
     if meta is None:
         return None, problems
-    problems = _validate_meta(meta, path, _field_lines(text))
+    lines = _field_lines(text)
+    problems = _validate_meta(meta, path, lines)
     if problems:
         return None, problems
     title = str(meta["title"]).strip()
     sections, structural, h1 = parse_sections(body, body_line, title)
     problems = [Problem(path, p.line, p.message) for p in structural]
+    sections, question_problems = _attach_questions(meta, sections, path, lines.get("questions", 1))
+    problems.extend(question_problems)
     if h1 is None:
         problems.append(Problem(path, body_line, "missing H1 title ('# ' line)"))
     elif h1 != title:

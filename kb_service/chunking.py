@@ -92,6 +92,7 @@ def chunk_section(article: Article, section: Section, max_chars: int, start_inde
                 version=article.version,
                 line=section.line,
                 scripts=tuple(s for s in scripts if s in piece) or (),
+                questions=section.questions,
             )
         )
     return passages

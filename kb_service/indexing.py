@@ -159,6 +159,7 @@ def index_signature(settings: Settings, lexicon: Lexicon) -> dict:
         "tokenizer": tokenizer.fingerprint,
         "max_passage_chars": settings.max_passage_chars,
         "embedded_aliases": settings.embedded_aliases,
+        "embedded_questions": settings.embedded_questions,
         "bm25f": {"k1": params.k1, "b": params.b, "boosts": dict(params.boosts)},
         "whoosh": settings.lexical_backend == "whoosh",
     }
@@ -346,18 +347,23 @@ def _build_generation(
         embedder = load_embedder(settings.embedding_model, settings.embedding_runtime, index_dir / "models",
                                  settings.threads)
     embedding_cache = EmbeddingCache(index_dir / "cache" / f"embeddings-{key}.sqlite3")
+    questions = [q for p in passages for q in p.questions] if settings.embedded_questions else []
     try:
-        vectors, report.embedded = embedding_cache.embed([embedding_text(p, settings.embedded_aliases) for p in passages],
-                                                              embedder, progress)
+        vectors, report.embedded = embedding_cache.embed(
+            [*(embedding_text(p, settings.embedded_aliases) for p in passages), *questions], embedder, progress)
     finally:
         embedding_cache.close()
     vector_index = FaissVectorIndex.create(embedder.dim, settings.vector_index, settings.hnsw_m)
-    vector_index.add(np.arange(len(passages), dtype=np.int64), vectors)
+    vector_index.add(np.arange(len(passages), dtype=np.int64), vectors[: len(passages)])
+    question_index = None
+    if questions:  # vector id = the question's position; the segment maps it back to its passage's row
+        question_index = FaissVectorIndex.create(embedder.dim, settings.vector_index, settings.hnsw_m, half_precision=True)
+        question_index.add(np.arange(len(questions), dtype=np.int64), vectors[len(passages):])
     timings["embedding+vectors"] = time.perf_counter() - clock
     clock = time.perf_counter()
 
     segment_records = [plan.records[aid] for aid in sorted(plan.records)]
-    write_segment(index_dir, segment_id, passages, segment_records, lexical, vector_index, counts)
+    write_segment(index_dir, segment_id, passages, segment_records, lexical, vector_index, counts, question_index)
     passages_per_article = Counter(p.article_id for p in passages)
     entries = dict(plan.entries)
     for record in segment_records:

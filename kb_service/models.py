@@ -44,6 +44,7 @@ class Section:
     markdown: str
     line: int
     scripts: tuple[ScriptBlock, ...] = ()
+    questions: tuple[str, ...] = ()  # 相似问: how agents ask for what this section answers
 
     @property
     def heading(self) -> str:
@@ -81,6 +82,7 @@ class Passage:
     version: int
     line: int
     scripts: tuple[str, ...] = ()
+    questions: tuple[str, ...] = ()  # its section's 相似问, embedded beside the passage
 
     @property
     def ordinal(self) -> int:
@@ -93,7 +95,7 @@ class Passage:
     @classmethod
     def from_dict(cls, data: dict) -> Passage:
         data = dict(data)
-        for key in ("tags", "aliases", "scripts"):
+        for key in ("tags", "aliases", "scripts", "questions"):
             data[key] = tuple(data.get(key) or ())
         return cls(**data)
 

@@ -280,7 +280,7 @@ def highlight_terms(query: AnalyzedQuery, text: str, limit: int = 8) -> list[str
 # ---------------------------------------------------------------- confidence
 
 FEATURES = ("semantic_top", "semantic_margin", "word_coverage", "bigram_coverage", "known_ratio", "domain_terms",
-            "agreement", "lexical_strength", "semantic_density")
+            "agreement", "lexical_strength", "semantic_density", "question_match")
 
 DENSITY_NEIGHBOURS = 10
 
@@ -299,6 +299,9 @@ class ConfidenceFeatures:
     # are similar to everything (0.7+ with m3e); what separates a question the knowledge base
     # answers is how far its neighbourhood stands above that baseline.
     semantic_density: float = 0.0
+    # Cosine of the closest 相似问 (0 without them): an answerable question has usually been asked
+    # in other words, and question to question is what the embedder compares best.
+    question_match: float = 0.0
 
     def vector(self) -> list[float]:
         return [getattr(self, name) for name in FEATURES]
@@ -314,10 +317,12 @@ def confidence_features(
     known: Callable[[str], bool],
     specificity: Callable[[str], float] = lambda word: 1.0,
     baseline_cosine: float | None = None,
+    question_match: float = 0.0,
 ) -> ConfidenceFeatures:
-    """`baseline_cosine`: the query's mean cosine to every passage (None in lexical mode)."""
+    """`baseline_cosine`: the query's mean cosine to every passage (None in lexical mode);
+    `question_match`: the closest 相似问's cosine (0 in lexical mode)."""
     if top is None or top_passage is None:
-        return ConfidenceFeatures(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+        return ConfidenceFeatures(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
     haystack = normalise(" ".join((top_passage.title, top_passage.heading, top_passage.text, *top_passage.aliases)))
     # Words weighted by how specific they are in general Chinese: an unmatched 年检 or 公积金
     # says far more about being out of scope than an unmatched 晚上.
@@ -339,14 +344,15 @@ def confidence_features(
     domain = min(1.0, len(query.domain_terms) / 2)
     near = [score for _, score in semantic[:DENSITY_NEIGHBOURS]]
     density = sum(near) / len(near) - baseline_cosine if near and baseline_cosine is not None else 0.0
-    return ConfidenceFeatures(semantic_top, margin, word_cov, gram_cov, known_ratio, domain, agreement, strength, density)
+    return ConfidenceFeatures(semantic_top, margin, word_cov, gram_cov, known_ratio, domain, agreement, strength, density,
+                              question_match)
 
 
 @dataclass
 class ConfidenceModel:
     """Logistic model over ConfidenceFeatures, fitted on labelled queries (`kb calibrate`)."""
 
-    weights: list[float] = field(default_factory=lambda: [4.0, 10.0, 2.0, 2.0, 2.0, 1.0, 1.0, 1.0, 20.0])
+    weights: list[float] = field(default_factory=lambda: [4.0, 10.0, 2.0, 2.0, 2.0, 1.0, 1.0, 1.0, 20.0, 0.0])
     bias: float = -8.0
     threshold: float = 0.5
     fitted_on: str = "defaults"

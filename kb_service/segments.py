@@ -11,6 +11,7 @@ costs the size of the edit, not of the knowledge base (Lucene's design, at our s
                           articles.jsonl   records of the articles whose versions are here
                           lexical.npz      BM25F term weights (sparse_lexical.LexicalSegment)
                           vectors.faiss    FAISS index over the rows' embeddings
+                          questions.faiss  FAISS index over the rows' 相似问, in row order (optional)
                           vocabulary.json  the rows' jieba words and their sounds (typo correction)
 """
 
@@ -59,6 +60,7 @@ def write_segment(
     lexical: LexicalSegment,
     vectors: FaissVectorIndex,
     word_counts: dict[str, int],
+    questions: FaissVectorIndex | None = None,
 ) -> Path:
     """Write into a hidden folder, then rename: a segment on disk is always complete."""
     root = Path(index_dir) / SEGMENTS_DIR
@@ -70,6 +72,8 @@ def write_segment(
         _write_jsonl(staging / "articles.jsonl", list(article_records))
         lexical.save(staging / "lexical.npz")
         vectors.save(staging / "vectors.faiss")
+        if questions is not None:
+            questions.save(staging / "questions.faiss")
         vocabulary = {"counts": word_counts, "sounds": sound_table(word_counts)}
         (staging / "vocabulary.json").write_text(json.dumps(vocabulary, ensure_ascii=False), encoding="utf-8")
         (staging / "segment.json").write_text(
@@ -95,15 +99,24 @@ class Segment:
     vectors: FaissVectorIndex
     vocabulary: frozenset[str]  # jieba words of these passages: the typo corrector's dictionary
     sounds: dict[str, tuple[int, str]]  # spelling.sound_table of those words
+    questions: FaissVectorIndex | None = None  # the rows' 相似问 vectors, numbered in row order
     categories: np.ndarray = field(init=False)
     _tag_masks: dict[str, np.ndarray] = field(default_factory=dict, init=False)
     _category_masks: dict[str, np.ndarray] = field(default_factory=dict, init=False)
     _article_list: list[str] = field(init=False)
     _article_codes: np.ndarray = field(init=False)
     _vector_sum: np.ndarray | None = field(default=None, init=False)
+    question_rows: np.ndarray = field(init=False)  # question vector id → row
+    question_counts: np.ndarray = field(init=False)  # per row
+    _question_sum: np.ndarray | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         article_ids = [p.article_id for p in self.passages]
+        self.question_counts = np.fromiter((len(p.questions) for p in self.passages), dtype=np.int64,
+                                           count=len(self.passages))
+        self.question_rows = np.repeat(np.arange(len(self.passages), dtype=np.int64), self.question_counts)
+        if self.questions is None or self.questions.size != len(self.question_rows):
+            self.questions = None  # built without them (KB_EMBEDDED_QUESTIONS=false): passages only
         self.categories = np.array([p.category for p in self.passages], dtype=str)
         self._article_list = list(dict.fromkeys(article_ids))
         index = {aid: i for i, aid in enumerate(self._article_list)}
@@ -134,6 +147,17 @@ class Segment:
             return self.vectors.vector_sum(live)
         return self._vector_sum - self.vectors.vectors_of(dead).sum(axis=0, dtype=np.float64)
 
+    def live_question_sum(self, live: np.ndarray) -> tuple[np.ndarray, int]:
+        """(sum, count) of the live rows' 相似问 vectors."""
+        if self.questions is None:
+            return np.zeros(self.vectors.dim), 0
+        mask = live[self.question_rows]
+        if mask.all():
+            if self._question_sum is None:
+                self._question_sum = self.questions.vector_sum()
+            return self._question_sum, len(mask)
+        return self.questions.vector_sum(mask), int(mask.sum())
+
     def live_rows(self, article_segments: dict[str, str]) -> np.ndarray:
         """Rows whose article's live version is in this segment."""
         live_articles = np.fromiter((article_segments.get(a) == self.segment_id for a in self._article_list), dtype=bool,
@@ -150,9 +174,10 @@ def load_segment(index_dir: Path, segment_id: str) -> Segment:
     passages = read_segment_passages(index_dir, segment_id)
     articles = read_segment_articles(index_dir, segment_id)
     vocabulary = json.loads((path / "vocabulary.json").read_text(encoding="utf-8"))
+    questions = FaissVectorIndex.load(path / "questions.faiss") if (path / "questions.faiss").exists() else None
     return Segment(segment_id, passages, articles, LexicalSegment.load(path / "lexical.npz"),
                    FaissVectorIndex.load(path / "vectors.faiss"), frozenset(vocabulary["counts"]),
-                   {key: (count, word) for key, (count, word) in vocabulary["sounds"].items()})
+                   {key: (count, word) for key, (count, word) in vocabulary["sounds"].items()}, questions)
 
 
 def read_segment_passages(index_dir: Path, segment_id: str) -> list[Passage]:

@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     vector_index: Literal["flat", "hnsw"] = Field("flat", description="FAISS index type")
     hnsw_m: int = 32
     embedded_aliases: int = Field(6, description="how many of an article's aliases its first passage's embedding text carries")
+    embedded_questions: bool = Field(True, description="embed each section's 相似问 (front matter `questions`) as extra vectors for its passages")
     threads: int = Field(1, description="threads per query for torch/ONNX/FAISS")
 
     lexical_backend: Literal["sparse", "whoosh"] = Field(
@@ -58,6 +59,9 @@ class Settings(BaseSettings):
     lexical_weight: float = 1.0
     semantic_weight: float = 1.0
     fusion: Literal["rrf", "weighted"] = Field("weighted", description="how lexical and semantic lists are fused")
+    question_offset: float = Field(
+        0.03, description="how far below a passage's own cosine a 相似问 match must stay, after both are put on one scale"
+    )
     passage_coverage_weight: float = Field(
         5.0, description="within a result's article, how much query coverage counts when picking the passage shown"
     )

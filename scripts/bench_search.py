@@ -69,17 +69,27 @@ def real_sentences(articles_dir: Path) -> list[str]:
     return sentences
 
 
-def write_corpus(folder: Path, passages: int, sentences: list[str], seed: int = 7) -> None:
-    rng = random.Random(seed)
+def real_questions(articles_dir: Path) -> list[str]:
+    return [q for article in load_articles(articles_dir).articles for s in article.sections for q in s.questions]
+
+
+def write_corpus(folder: Path, passages: int, sentences: list[str], questions: list[str], seed: int = 7) -> None:
+    """Each section gets three of the real 相似问, as the editors' guide asks (their own generator,
+    so the passages' text, and with it the embedding cache, stays that of earlier runs)."""
+    rng, asking = random.Random(seed), random.Random(seed + 1)
     categories = list(CATEGORIES)
     for n in range(passages // SECTIONS_PER_ARTICLE):
-        sections = []
+        sections, asked = [], []
         for s in range(SECTIONS_PER_ARTICLE):
             text = "".join(rng.sample(sentences, rng.randint(3, 6)))[:560]
-            sections.append(f"## 第{s + 1}节 {rng.choice(sentences)[:12]}\n\n{text}\n")
+            heading = f"第{s + 1}节 {rng.choice(sentences)[:12]}"
+            sections.append(f"## {heading}\n\n{text}\n")
+            if questions:
+                asked.append(f"  {json.dumps(heading, ensure_ascii=False)}: {json.dumps(asking.sample(questions, 3), ensure_ascii=False)}")
+        front = "questions:\n" + "\n".join(asked) + "\n" if asked else ""
         (folder / f"syn-{n:06d}.md").write_text(
             f"---\nid: syn-{n:06d}\ntitle: 合成文章{n} {rng.choice(sentences)[:10]}\ncategory: {rng.choice(categories)}\n"
-            f"tags: [合成]\naliases: []\nupdated: 2026-11-25\nversion: 1\nowner: bench\n---\n# 合成文章{n} "
+            f"tags: [合成]\naliases: []\nupdated: 2026-11-25\nversion: 1\nowner: bench\n{front}---\n# 合成文章{n} "
             + "\n\n".join(sections),
             encoding="utf-8",
         )
@@ -107,7 +117,7 @@ def _open_and_search(settings: Settings, queries: list[str]) -> float:
     return int(re.search(r"^VmHWM:\s+(\d+) kB", status, re.M).group(1)) / 1024
 
 
-def bench(passages: int, n_queries: int, queries: list[str], sentences: list[str], keep: Path | None = None,
+def bench(passages: int, n_queries: int, queries: list[str], sentences: list[str], questions: list[str], keep: Path | None = None,
           model: str = "m3e-small", approx: bool = False, vector_index: str = "flat", lexical_backend: str = "sparse") -> None:
     with tempfile.TemporaryDirectory(prefix="kb-bench-") as tmp:
         root = keep / f"corpus-{passages}" if keep else Path(tmp)
@@ -116,7 +126,7 @@ def bench(passages: int, n_queries: int, queries: list[str], sentences: list[str
         reuse = (root / "indexes" / "CURRENT").exists()  # a kept corpus: measure queries again, no rebuild
         if not reuse:
             articles.mkdir()
-            write_corpus(articles, passages, sentences)
+            write_corpus(articles, passages, sentences, questions)
         # The title line of a synthetic article must match its front matter for kb check.
         for path in [] if reuse else articles.glob("*.md"):
             text = path.read_text(encoding="utf-8")
@@ -156,7 +166,8 @@ def bench(passages: int, n_queries: int, queries: list[str], sentences: list[str
             print(f"{mode:8s} {percentiles(latencies)}")
         target = articles / "syn-000000.md"
         start = time.perf_counter()
-        target.write_text(target.read_text(encoding="utf-8").replace("## 第1节", "## 第1节 独角鲸保障条款"), encoding="utf-8")
+        # The heading and its 相似问 key are renamed together, as an editor must.
+        target.write_text(target.read_text(encoding="utf-8").replace("第1节", "第1节 独角鲸保障条款"), encoding="utf-8")
         update = build_index(settings, embedder=embedder or engine.embedder, cache=parsed)  # as the watcher does
         built = time.perf_counter()
         engine.reload()
@@ -180,13 +191,15 @@ def main() -> None:
                         help="index vectors as means of real sentence embeddings (for 100k-scale runs)")
     parser.add_argument("--vector-index", choices=("flat", "hnsw"), default="flat", help="as KB_VECTOR_INDEX")
     parser.add_argument("--lexical-backend", choices=("sparse", "whoosh"), default="sparse", help="as KB_LEXICAL_BACKEND")
+    parser.add_argument("--no-questions", action="store_true", help="sections without 相似问 (as before they existed)")
     parser.add_argument("--keep", type=Path, help="keep corpus and index here (e.g. to load-test a server on it)")
     args = parser.parse_args()
     queries = [json.loads(line)["query"] for line in (PROJECT_ROOT / "eval" / "queries.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
     sentences = real_sentences(PROJECT_ROOT / "articles")
+    questions = [] if args.no_questions else real_questions(PROJECT_ROOT / "articles")
     for size in args.passages or [10000]:
-        bench(size, args.queries, queries, sentences, args.keep, args.model, args.approx_embeddings, args.vector_index,
-              args.lexical_backend)
+        bench(size, args.queries, queries, sentences, questions, args.keep, args.model, args.approx_embeddings,
+              args.vector_index, args.lexical_backend)
 
 
 if __name__ == "__main__":

@@ -17,8 +17,10 @@ def article_text(
     category: str = "coverage",
     aliases: list[str] | None = None,
     version: int = 1,
+    questions: dict[str, list[str]] | None = None,
 ) -> str:
     body = "\n\n".join(f"## {heading}\n\n{text.strip()}" for heading, text in sections.items())
+    asked = "".join(f"\n  {heading}: [{', '.join(qs)}]" for heading, qs in (questions or {}).items())
     return textwrap.dedent(
         f"""\
         ---
@@ -29,12 +31,12 @@ def article_text(
         aliases: [{", ".join(aliases or [])}]
         updated: 2026-11-25
         version: {version}
-        owner: 测试组
+        owner: 测试组{{asked}}
         ---
         # {title}
 
         """
-    ) + body + "\n"
+    ).replace("{asked}", f"\nquestions:{asked}" if asked else "") + body + "\n"
 
 
 def write_article(folder: Path, article_id: str, title: str, sections: dict[str, str], **kwargs: object) -> Path:

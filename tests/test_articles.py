@@ -72,3 +72,29 @@ def test_cache_reparses_only_touched_files(tmp_path: Path, monkeypatch) -> None:
     assert "修改后" in after.articles[0].markdown
     (tmp_path / "b-two.md").unlink()
     assert [a.id for a in load_articles(tmp_path, cache).articles] == ["a-one"]
+
+
+def test_questions_attach_to_their_sections_and_reach_every_passage(tmp_path: Path) -> None:
+    from kb_service.chunking import chunk_article
+
+    path = write_article(tmp_path, "theft", "盗抢险", {"赔什么": "盗抢险赔车辆被盗。" * 3, "等多久": "报警后满60天未找回再赔。" * 40},
+                         questions={"等多久": ["车丢了要等几天", "车丢了要等几天", "被偷的车多久能赔"]})
+    article, problems = parse_article(path)
+    assert problems == [] and article is not None
+    assert [s.questions for s in article.sections] == [(), ("车丢了要等几天", "被偷的车多久能赔")]  # duplicates dropped
+    passages = chunk_article(article, max_chars=200)
+    assert len(passages) > 2  # the long section is split, and each piece carries its questions
+    assert all(p.questions == ("车丢了要等几天", "被偷的车多久能赔") for p in passages if p.heading == "等多久")
+    assert passages[0].questions == ()
+
+
+def test_questions_for_a_renamed_heading_are_reported(tmp_path: Path) -> None:
+    path = write_article(tmp_path, "theft", "盗抢险", {"赔什么": "盗抢险赔车辆被盗。" * 3},
+                         questions={"赔啥": ["车丢了赔不赔"]})
+    article, problems = parse_article(path)
+    assert len(problems) == 1 and "赔啥" in problems[0].message
+    assert path.read_text(encoding="utf-8").splitlines()[problems[0].line - 1] == "questions:"
+    (tmp_path / "bad.md").write_text(path.read_text(encoding="utf-8").replace("id: theft", "id: bad").replace(
+        "  赔啥: [车丢了赔不赔]", "  赔什么: 车丢了赔不赔"), encoding="utf-8")
+    _, problems = parse_article(tmp_path / "bad.md")
+    assert [p.message for p in problems] == ["questions for '赔什么' must be a list of strings"]

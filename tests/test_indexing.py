@@ -8,7 +8,7 @@ import pytest
 from conftest import write_article
 
 from kb_service import indexing
-from kb_service.engine import SearchEngine
+from kb_service.engine import SearchEngine, semantic_search
 from kb_service.indexing import CURRENT, build_index, current_generation
 from kb_service.settings import Settings
 
@@ -243,3 +243,53 @@ def test_the_first_passage_embeds_the_article_aliases_and_a_new_alias_count_rebu
     assert not build_index(corpus_settings).full  # nothing changed: incremental no-op
     again = build_index(corpus_settings.with_overrides(embedded_aliases=2))
     assert again.full and again.generation != first.generation  # vectors of every article change
+
+
+def test_a_question_finds_its_passage_and_leaves_with_an_edit(corpus_settings: Settings) -> None:
+    import numpy as np
+    from conftest import SMALL_CORPUS
+
+    folder = corpus_settings.articles_dir
+    asked = {"third-party": ["撞了别人的车谁来赔", "把行人撞伤了三者险管不管"], "theft-claim": ["车停楼下一晚上没了咋办"],
+             "complaint-grading": ["客户投诉了多久要处理完"]}
+    for article_id, questions in asked.items():  # the questions' mean is what the shift measures against
+        title, sections, aliases = SMALL_CORPUS[article_id]
+        write_article(folder, article_id, title, sections, aliases=aliases, questions={next(iter(sections)): questions})
+    title, sections, aliases = "自然灾害理赔", {"水淹车理赔材料": "暴雨水淹等自然灾害理赔一般需要灾害证明和损失清单，并提供灾前灾后照片。"}, ["水淹车"]
+    write_article(folder, "flood-claim", title, sections, aliases=aliases, questions={"水淹车理赔材料": ["独角鲸游进车库了咋办"]})
+    build_index(corpus_settings)
+    engine = SearchEngine.open(corpus_settings)
+    snap = engine._snapshot
+    assert snap.segments[0].questions is not None and snap.segments[0].questions.size == 5
+    response = engine.search("独角鲸游进车库了咋办", mode="semantic")
+    assert response.hits[0].article_id == "flood-claim"
+    assert response.features.question_match == pytest.approx(1.0, abs=0.01)  # type: ignore[attr-defined]
+    # The question's cosine is moved onto the passages' scale before it ranks its passage.
+    vector = np.asarray(engine.embedder.encode(["独角鲸游进车库了咋办"])[0])
+    shift = corpus_settings.question_offset + float(vector @ snap.question_mean - vector @ snap.vector_mean)
+    matches = semantic_search(snap, vector, 5, lambda pid: True, corpus_settings.question_offset)
+    assert matches.ranked[0][0] == "flood-claim#0" and matches.ranked[0][1] == pytest.approx(1.0 - shift, abs=0.01)
+    assert 0.1 < shift < 0.9
+
+    write_article(folder, "flood-claim", title, sections, aliases=aliases, version=2)  # the question is removed
+    report = build_index(corpus_settings)
+    assert report.changed == ["flood-claim"] and report.embedded == 0  # the passage's vector came from the cache
+    assert engine.reload()
+    snap = engine._snapshot
+    live_questions = [q for p in snap.passages.values() for q in p.questions]
+    assert len(live_questions) == 4 and "独角鲸游进车库了咋办" not in live_questions
+    assert np.allclose(snap.question_mean, engine.embedder.encode(live_questions).mean(axis=0), atol=1e-3)
+    assert engine.search("独角鲸游进车库了咋办", mode="semantic").features.question_match < 0.9  # type: ignore[attr-defined]
+
+
+def test_questions_can_be_left_out_of_the_index(corpus_settings: Settings) -> None:
+    folder = corpus_settings.articles_dir
+    write_article(folder, "glass", "玻璃险", {"玻璃险赔什么": "玻璃单独破碎险只赔挡风玻璃或车窗玻璃单独破碎的损失。"},
+                  questions={"玻璃险赔什么": ["前挡被石子崩裂了能赔吗"]})
+    first = build_index(corpus_settings)
+    settings = corpus_settings.with_overrides(embedded_questions=False)
+    again = build_index(settings)
+    assert again.full and again.generation != first.generation
+    engine = SearchEngine.open(settings)
+    assert all(s.questions is None for s in engine._snapshot.segments) and engine._snapshot.question_mean is None
+    assert engine.search("前挡被石子崩裂了能赔吗").features.question_match == 0.0  # type: ignore[attr-defined]
