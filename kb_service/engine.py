@@ -151,8 +151,8 @@ class SemanticMatches:
     question_match: float = 0.0  # the closest 相似问's own cosine
 
 
-def semantic_search(snap: Snapshot, vector: np.ndarray, limit: int, allowed,  # type: ignore[no-untyped-def]
-                    question_offset: float = 0.0) -> SemanticMatches:
+def semantic_search(snap: Snapshot, vector: np.ndarray, limit: int, category: str | None = None,
+                    tags: list[str] | None = None, question_offset: float = 0.0) -> SemanticMatches:
     """Passages by cosine over every segment's vectors, skipping outdated rows.
 
     A passage ranks by its closest 相似问 when that beats its own text. Two questions of the same
@@ -168,14 +168,18 @@ def semantic_search(snap: Snapshot, vector: np.ndarray, limit: int, allowed,  # 
     asked = 0.0
     for segment, live in zip(snap.segments, snap.live, strict=True):
         dead = len(live) - int(np.count_nonzero(live))
-        best = {row: score for row, score in segment.vectors.search(vector, min(limit + dead, len(live)))
-                if live[row] and allowed(segment.passages[row].passage_id)}
+        usable = live
+        if category:
+            usable = usable & segment.category_mask(category)
+        for tag in tags or ():
+            usable = usable & segment.tag_mask(tag)
+        best = {row: score for row, score in segment.vectors.search(vector, min(limit + dead, len(live))) if usable[row]}
         if segment.questions is not None:
             dead_questions = int(segment.question_counts[~live].sum()) if dead else 0
             wanted = min(limit * QUESTIONS_PER_PASSAGE + dead_questions, segment.questions.size)
             for qid, score in segment.questions.search(vector, wanted):
                 row = int(segment.question_rows[qid])
-                if not (live[row] and allowed(segment.passages[row].passage_id)):
+                if not usable[row]:
                     continue
                 asked = max(asked, score)
                 if score - shift > best.get(row, -1.0):
@@ -312,17 +316,13 @@ class SearchEngine:
         analyzed = snap.analyzer.analyze(text)
         n = self.settings.candidates
 
-        def allowed(pid: str) -> bool:
-            p = snap.passages[pid]
-            return (not category or p.category == category) and all(t in p.tags for t in tags or ())
-
         lexical = lexical_search(snap, analyzed.terms, n, category, tags) if mode != "semantic" else []
         semantic: list[tuple[str, float]] = []
         matches = SemanticMatches([])
         baseline: float | None = None
         if mode != "lexical":
             vector = np.asarray(self._embedder.encode([analyzed.semantic_text])[0])
-            matches = semantic_search(snap, vector, n if not (category or tags) else n * 8, allowed,
+            matches = semantic_search(snap, vector, n if not (category or tags) else n * 8, category, tags,
                                       self.settings.question_offset)
             semantic = matches.ranked[:n]
             if snap.vector_mean is not None:

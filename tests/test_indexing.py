@@ -267,7 +267,7 @@ def test_a_question_finds_its_passage_and_leaves_with_an_edit(corpus_settings: S
     # The question's cosine is moved onto the passages' scale before it ranks its passage.
     vector = np.asarray(engine.embedder.encode(["独角鲸游进车库了咋办"])[0])
     shift = corpus_settings.question_offset + float(vector @ snap.question_mean - vector @ snap.vector_mean)
-    matches = semantic_search(snap, vector, 5, lambda pid: True, corpus_settings.question_offset)
+    matches = semantic_search(snap, vector, 5, question_offset=corpus_settings.question_offset)
     assert matches.ranked[0][0] == "flood-claim#0" and matches.ranked[0][1] == pytest.approx(1.0 - shift, abs=0.01)
     assert 0.1 < shift < 0.9
 
