@@ -279,6 +279,11 @@ def test_a_question_finds_its_passage_and_leaves_with_an_edit(corpus_settings: S
     live_questions = [q for p in snap.passages.values() for q in p.questions]
     assert len(live_questions) == 4 and "独角鲸游进车库了咋办" not in live_questions
     assert np.allclose(snap.question_mean, engine.embedder.encode(live_questions).mean(axis=0), atol=1e-3)
+    first, live = snap.segments[0], snap.live[0]
+    assert not live.all()  # both ways of summing a segment's live questions agree
+    subtracted, count = first.live_question_sum(live)
+    reread, recount = first.live_question_sum(live, max_subtracted=0)
+    assert count == recount == 4 and np.allclose(subtracted, reread, atol=1e-3)
     assert engine.search("独角鲸游进车库了咋办", mode="semantic").features.question_match < 0.9  # type: ignore[attr-defined]
 
 
