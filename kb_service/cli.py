@@ -87,7 +87,7 @@ def index(
     kind = "full build" if report.full else ("incremental update, small segments merged" if report.merged else "incremental update")
     print(f"{kind} → {report.generation}: {report.articles} articles, {report.passages} passages; "
           f"added {len(report.added)}, changed {len(report.changed)}, removed {len(report.removed)}; "
-          f"embedded {report.embedded} passages in {report.seconds:.1f}s")
+          f"embedded {report.embedded} new texts (passages, 相似问) in {report.seconds:.1f}s")
 
 
 def _print_human(response: dict) -> None:

@@ -71,7 +71,7 @@ class BuildReport:
     problems: list[Problem] = field(default_factory=list)
     articles: int = 0
     passages: int = 0
-    embedded: int = 0
+    embedded: int = 0  # texts newly embedded (passages and 相似问): the rest came from the cache
     merged: bool = False  # the small segments were folded into this build's segment
     full_merge_due: bool = False  # too many outdated rows: run a full build (from the cache) next
     seconds: float = 0.0

@@ -148,7 +148,7 @@ def bench(passages: int, n_queries: int, queries: list[str], sentences: list[str
               f"FAISS {vector_index}, lexical backend {lexical_backend}")
         if report.timings:
             per_k = 1000 / report.passages
-            embedding = (f"embedding {report.timings['embedding+vectors'] * 1000 / report.embedded:.2f} s/1k passages embedded"
+            embedding = (f"embedding {report.timings['embedding+vectors'] * 1000 / report.embedded:.2f} s/1k texts embedded (passages, 相似问)"
                          if report.embedded else "embedding: every vector came from the embedding cache")
             print(f"build: lexical {report.timings['lexical'] * per_k:.2f} s/1k passages, {embedding}, "
                   f"total {report.seconds:.0f} s")
