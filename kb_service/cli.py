@@ -39,12 +39,17 @@ def check(
     report = check_knowledge_base(settings.articles_dir, settings)
     for problem in report.problems:
         print(problem)
+    for note in report.notes:
+        print(f"note: {note}")
     per_category: dict[str, int] = {}
     for passage in report.passages:
         per_category[passage.category] = per_category.get(passage.category, 0) + 1
     longest = max((len(p.text) for p in report.passages), default=0)
     summary = ", ".join(f"{c} {n}" for c, n in sorted(per_category.items()))
-    print(f"{len(report.articles)} articles, {len(report.passages)} passages ({summary}); longest passage {longest} chars")
+    sections = sum(len(a.sections) for a in report.articles)
+    asked = sum(len(s.questions) for a in report.articles for s in a.sections)
+    print(f"{len(report.articles)} articles, {len(report.passages)} passages ({summary}); longest passage {longest} chars; "
+          f"{asked} 相似问, {len(report.notes)} of {sections} sections without")
     if report.problems:
         print(f"{len(report.problems)} problems in {len(report.broken_paths) or 'the lexicon'} files")
         raise typer.Exit(1)

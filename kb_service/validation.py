@@ -44,10 +44,19 @@ class CheckReport:
     passages: list[Passage] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     broken_paths: set[Path] = field(default_factory=set)
+    # Not problems (the article indexes and serves), but worth an editor's look.
+    notes: list[Problem] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.problems
+
+
+def sections_without_questions(article: Article) -> list[Problem]:
+    """Sections no 相似问 point at: reached only through their own wording, and their answerable
+    questions carry no question match for the confidence model (README, "Known limits")."""
+    return [Problem(article.path, s.line, f"section '{s.heading}' has no 相似问 (front matter 'questions')")
+            for s in article.sections if s.heading_path and not s.questions]
 
 
 def content_problems(article: Article, settings: Settings, known_files: set[str]) -> list[Problem]:
@@ -149,6 +158,8 @@ def check_knowledge_base(
     if lexicon_file and Path(lexicon_file).exists():
         report.problems.extend(load_lexicon(Path(lexicon_file)).problems)
     report.articles = [a for a in per_article if a.path not in report.broken_paths]
+    for article in report.articles:
+        report.notes.extend(sections_without_questions(article))
     for article in report.articles:
         if cache is not None:
             report.passages.extend(cache.memo(article, f"passages{settings.max_passage_chars}",

@@ -90,6 +90,15 @@ def test_bundled_knowledge_base_is_clean() -> None:
     root = Path(__file__).resolve().parents[1]
     settings = Settings()
     report = check_knowledge_base(root / "articles", settings)
-    assert report.problems == []
+    assert report.problems == [] and report.notes == []  # every section has its 相似问
     assert len(report.articles) >= 60
     assert max(len(p.text) for p in report.passages) <= 600
+
+
+def test_sections_without_questions_are_noted_not_refused(tmp_path: Path) -> None:
+    path = write_article(tmp_path, "glass", "玻璃险", {"赔什么": "玻璃单独破碎险只赔玻璃单独破碎的损失。" * 2,
+                                                      "怎么报": "拍照后在线报案即可。" * 3}, questions={"赔什么": ["前挡碎了赔不赔"]})
+    report = check_knowledge_base(tmp_path, Settings(articles_dir=tmp_path))
+    assert report.problems == [] and [a.id for a in report.articles] == ["glass"]
+    line = path.read_text(encoding="utf-8").splitlines().index("## 怎么报") + 1
+    assert [(n.line, n.message) for n in report.notes] == [(line, "section '怎么报' has no 相似问 (front matter 'questions')")]
