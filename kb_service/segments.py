@@ -116,7 +116,7 @@ class Segment:
                                            count=len(self.passages))
         self.question_rows = np.repeat(np.arange(len(self.passages), dtype=np.int64), self.question_counts)
         if self.questions is None or self.questions.size != len(self.question_rows):
-            self.questions = None  # built without them (KB_EMBEDDED_QUESTIONS=false): passages only
+            self.questions = None  # none built (KB_EMBEDDED_QUESTIONS=false) or not these rows': passages only
         self.categories = np.array([p.category for p in self.passages], dtype=str)
         self._article_list = list(dict.fromkeys(article_ids))
         index = {aid: i for i, aid in enumerate(self._article_list)}
@@ -160,7 +160,7 @@ class Segment:
 
 def _masked_sum(index: FaissVectorIndex, full_sum: np.ndarray, keep: np.ndarray, max_subtracted: int) -> np.ndarray:
     """Sum of the vectors whose id `keep` marks: the full sum minus the few dropped ones. Reading
-    every vector back costs ~0.5 s at 300k float16 vectors, on every reload after an edit."""
+    every vector back made the 100k benchmark's reload after an edit 0.60 s instead of 0.22 s."""
     dropped = np.flatnonzero(~keep)
     if len(dropped) == 0:
         return full_sum
