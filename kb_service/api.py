@@ -73,6 +73,10 @@ class SearchOut(BaseModel):
     confident: bool = Field(description="false: show 'no confident answer' and ask for feedback")
     confidence: float
     hits: list[Hit] = Field(description="one per article, best first (kb_service.models.Hit)")
+    reading: dict[str, Any] | None = Field(None, description="how the query was read: cleaned text, questions, "
+                                           "traditional characters converted, kinds of personal data removed")
+    questions: list[dict[str, Any]] = Field(default_factory=list, description="per question, when the query asks several")
+    outside_filter: str | None = Field(None, description="the category of the best answer when the filter excluded it")
     took_ms: float
 
 
@@ -407,16 +411,15 @@ def create_app(settings: Settings, engine: Any = None, store: UsageLogStore | No
         tags: Annotated[
             list[str] | None, Query(description="repeat or comma-separate; all must match")
         ] = None,
+        truncate: Annotated[bool, Query(description="text over the limit (or cut by the caller): search its first question")] = False,
         x_agent_id: Annotated[str | None, Header()] = None,
         x_session_id: Annotated[str | None, Header()] = None,
     ) -> dict[str, Any]:
-        """Search the knowledge base; the query and what was shown are logged under `query_id`."""
+        """Search the knowledge base; the query and what was shown are logged under `query_id`.
+
+        The query is read first (query_reading): a pasted message is cut to its question, several
+        questions are searched one by one; `reading` says how, `questions` lists each one's hits."""
         text = q.strip()
-        limit = settings.max_query_chars
-        if not text:
-            raise _unprocessable("查询内容为空：请输入要搜索的问题")
-        if len(text) > limit:
-            raise _unprocessable(f"查询过长：最多 {limit} 个字，当前 {len(text)} 个字")
         category = (category or "").strip() or None
         if category is not None and category not in CATEGORIES:
             raise _unprocessable(f"未知分类 {category!r}，可选：{', '.join(CATEGORIES)}")
@@ -424,7 +427,8 @@ def create_app(settings: Settings, engine: Any = None, store: UsageLogStore | No
         index_version = str(eng.info().get("index_version", ""))
         started = time.perf_counter()
         try:
-            response: SearchResponse = eng.search(text, k=k, category=category, tags=_split_tags(tags))
+            response: SearchResponse = eng.search(text, k=k, category=category, tags=_split_tags(tags),
+                                                  truncate=truncate)
         except ValueError as exc:  # engine.QueryError: the engine's own query rules
             raise _unprocessable(str(exc)) from exc
         took_ms = (time.perf_counter() - started) * 1000

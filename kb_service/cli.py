@@ -28,6 +28,17 @@ def _settings(**overrides: object) -> Settings:
     return Settings().with_overrides(**overrides)
 
 
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    """One line on stderr and a non-zero exit: what a script or an editor can act on."""
+    print(f"error: {message}", file=sys.stderr)
+    return typer.Exit(code)
+
+
+def _require_folder(path: Path, what: str) -> None:
+    if not Path(path).is_dir():
+        raise _fail(f"no {what} at {path}", 2)
+
+
 @app.command()
 def check(
     path: Annotated[Path | None, typer.Argument(help="articles folder")] = None,
@@ -36,6 +47,7 @@ def check(
     from .validation import check_knowledge_base
 
     settings = _settings(articles_dir=path)
+    _require_folder(settings.articles_dir, "articles folder")
     report = check_knowledge_base(settings.articles_dir, settings)
     for problem in report.problems:
         print(problem)
@@ -68,6 +80,7 @@ def index(
     from .indexing import build_index
 
     settings = _settings(articles_dir=articles, index_dir=index_dir, embedding_model=model, embedding_runtime=runtime)
+    _require_folder(settings.articles_dir, "articles folder")
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeRemainingColumn(), console=console, transient=True) as bar:
         tasks: dict[str, int] = {}
@@ -88,11 +101,13 @@ def index(
         print(f"kept last good version of: {', '.join(report.kept_last_good)}")
     if report.unchanged:
         print(f"index {report.generation} is up to date ({report.articles} articles, {report.passages} passages)")
-        return
-    kind = "full build" if report.full else ("incremental update, small segments merged" if report.merged else "incremental update")
-    print(f"{kind} → {report.generation}: {report.articles} articles, {report.passages} passages; "
-          f"added {len(report.added)}, changed {len(report.changed)}, removed {len(report.removed)}; "
-          f"embedded {report.embedded} new texts (passages, 相似问) in {report.seconds:.1f}s")
+    else:
+        kind = "full build" if report.full else ("incremental update, small segments merged" if report.merged else "incremental update")
+        print(f"{kind} → {report.generation}: {report.articles} articles, {report.passages} passages; "
+              f"added {len(report.added)}, changed {len(report.changed)}, removed {len(report.removed)}; "
+              f"embedded {report.embedded} new texts (passages, 相似问) in {report.seconds:.1f}s")
+    if report.problems:  # the rest went live; the broken articles kept their last good version
+        raise _fail(f"{len(report.problems)} problems: broken articles were not updated (see above)")
 
 
 def _print_human(response: dict) -> None:
@@ -150,33 +165,37 @@ def search(
         raise typer.Exit(2)
 
 
-if __name__ == "__main__":
-    app()
-
-
 DEFAULT_MODELS = "m3e-small,m3e-small:torch,use-multilingual"
+
+
+DEFAULT_FACT_SETS = ("../shared/eval/dev.jsonl", "../shared/eval/dev-styles.jsonl", "eval/blind/selection.jsonl",
+                     "eval/blind/report.jsonl")
 
 
 @app.command("eval")
 def eval_command(
-    own: Annotated[Path, typer.Option("--own", help="our labelled set")] = Path("eval/queries.jsonl"),
-    dev: Annotated[Path, typer.Option("--dev", help="shared development set")] = Path("../shared/eval/dev.jsonl"),
+    own: Annotated[Path, typer.Option("--own", help="our article-labelled set")] = Path("eval/queries.jsonl"),
+    sets: Annotated[list[Path] | None, typer.Option("--set", help="a fact-judged set (repeat); default: dev, "
+                                                     "dev-styles and both blind halves, those that exist")] = None,
     models: Annotated[str, typer.Option("--models", help="comma-separated model[:runtime]")] = DEFAULT_MODELS,
     out: Annotated[Path | None, typer.Option("--out", help="also write the tables as Markdown")] = None,
-    per_kind: Annotated[bool, typer.Option("--per-kind/--no-per-kind")] = True,
+    per_kind: Annotated[bool, typer.Option("--per-kind/--no-per-kind", help="a row per style (kind)")] = True,
 ) -> None:
-    """Recall@1/3/5, MRR@10 and rejection rates for lexical, semantic (per embedder) and hybrid."""
+    """Recall@1/3/5, MRR@10, rejection rates and wrong-section counts per set, design and style."""
     from .evaluation import evaluate, load_dev_set, load_own_set, metrics_table
 
     settings = _settings()
-    sets = {}
+    named = {}
     if own.exists():
-        sets[f"own set ({own})"] = load_own_set(own)
-    if dev.exists():
-        sets[f"dev set ({dev})"] = load_dev_set(dev)
-    if not sets:
-        raise typer.BadParameter("no query set found: give --own and/or --dev")
-    results = evaluate(settings, sets, [m.strip() for m in models.split(",") if m.strip()])
+        named[f"own set ({own})"] = load_own_set(own)
+    for path in sets or [Path(p) for p in DEFAULT_FACT_SETS]:
+        if path.exists():
+            named[f"{path.stem} ({path})"] = load_dev_set(path)
+        elif sets:
+            raise typer.BadParameter(f"no such query set: {path}")
+    if not named:
+        raise typer.BadParameter("no query set found: give --own and/or --set")
+    results = evaluate(settings, named, [m.strip() for m in models.split(",") if m.strip()])
     text = "\n\n".join(f"### {name}\n\n{metrics_table(designs, per_kind)}" for name, designs in results.items())
     print(text)
     if out:
@@ -185,16 +204,21 @@ def eval_command(
 
 @app.command()
 def calibrate(
-    own: Annotated[Path, typer.Option("--own")] = Path("eval/queries.jsonl"),
+    own: Annotated[Path, typer.Option("--own", help="our article-labelled set")] = Path("eval/queries.jsonl"),
+    pool: Annotated[list[Path] | None, typer.Option("--pool", help="fact-judged sets to fit on too (repeat)")] = None,
     models: Annotated[str, typer.Option("--models")] = DEFAULT_MODELS,
     max_false_rejection: Annotated[float, typer.Option(help="allowed share of answerable queries rejected")] = 0.03,
 ) -> None:
-    """Fit the confidence model on our own labelled set (never on the dev set)."""
+    """Fit the confidence model on our own set plus the blind selection half, by style
+    (never on the dev sets or the blind report half)."""
     from .evaluation import calibrate as fit
-    from .evaluation import load_own_set
+    from .evaluation import load_dev_set, load_own_set
 
     settings = _settings()
-    for line in fit(settings, load_own_set(own), [m.strip() for m in models.split(",") if m.strip()], max_false_rejection):
+    paths = pool if pool is not None else [Path("eval/blind/selection.jsonl")]
+    queries = load_own_set(own) + [q for path in paths if path.exists() for q in load_dev_set(path)]
+    label = f"{len(queries)} queries: {own}, {', '.join(map(str, paths))}"
+    for line in fit(settings, queries, [m.strip() for m in models.split(",") if m.strip()], max_false_rejection, label):
         print(line)
 
 
@@ -229,7 +253,10 @@ def reload(
     settings = _settings()
     base = url or f"http://{settings.host}:{settings.port}"
     headers = {"Authorization": f"Bearer {key}"} if key else {}
-    response = httpx.post(f"{base}/api/admin/reload", headers=headers, timeout=60)
+    try:
+        response = httpx.post(f"{base}/api/admin/reload", headers=headers, timeout=60)
+    except httpx.HTTPError as exc:
+        raise _fail(f"no server answered at {base} ({type(exc).__name__}): start it with `kb serve`") from exc
     print(response.text)
     if response.status_code >= 400:
         raise typer.Exit(1)
@@ -255,3 +282,7 @@ def report(
         raise typer.BadParameter(str(exc)) from exc
     for path in paths:
         print(path)
+
+
+if __name__ == "__main__":
+    app()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import gc
 import json
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +19,12 @@ from .embedding import Embedder, load_embedder, model_key
 from .indexing import FORMAT, current_generation, read_manifest
 from .lexical_index import LexicalIndex
 from .lexicon import Lexicon, load_lexicon
-from .models import Article, Hit, Passage, SearchResponse
+from .models import Article, Hit, Passage, QuestionAnswer, SearchResponse, merge_hits
+from .query_reading import read_query
 from .ranking import (
+    AnalyzedQuery,
     Candidate,
+    ConfidenceFeatures,
     ConfidenceModel,
     QueryAnalyzer,
     best_passages,
@@ -189,6 +192,15 @@ def semantic_search(snap: Snapshot, vector: np.ndarray, limit: int, category: st
     return SemanticMatches([(pid, score) for score, pid in ranked[:limit]], asked)
 
 
+@dataclass
+class Ranked:
+    """One question's ranked results over one filter, and the features the confidence model reads."""
+
+    grouped: list[Candidate]
+    top: Candidate | None
+    features: ConfidenceFeatures
+
+
 def _settle_heap() -> None:
     """Move the loaded index out of the garbage collector's sight.
 
@@ -274,6 +286,7 @@ class SearchEngine:
             "articles": len(snap.articles),
             "passages": len(snap.passages),
             "model": snap.manifest.get("embedding_model"),
+            "max_query_chars": self.settings.max_query_chars,
         }
 
     def article(self, article_id: str) -> Article | None:
@@ -292,11 +305,13 @@ class SearchEngine:
     def passages(self) -> list[Passage]:
         return list(self._snapshot.passages.values())
 
-    def validate_query(self, query: str) -> str:
+    def validate_query(self, query: str, truncate: bool = False) -> str:
+        """The query's text, or a QueryError an agent can act on. `truncate`: a text over the limit
+        is read from its start instead of refused (the panel asks for that and says so)."""
         text = (query or "").strip()
         if not text:
             raise QueryError("查询内容为空：请输入要搜索的问题")
-        if len(text) > self.settings.max_query_chars:
+        if len(text) > self.settings.max_query_chars and not truncate:
             raise QueryError(f"查询过长：最多 {self.settings.max_query_chars} 个字，当前 {len(text)} 个字")
         return text
 
@@ -307,21 +322,57 @@ class SearchEngine:
         category: str | None = None,
         tags: list[str] | None = None,
         mode: str = "hybrid",
+        truncate: bool = False,
     ) -> SearchResponse:
+        """Read the query (query_reading), search each question it asks, and merge.
+
+        The response's hits put the first question's results first and then the best of each
+        further question; its confidence is the first question's. With a category or tag filter a
+        question is confident only if the whole knowledge base's best answer passes the filter:
+        otherwise the filtered list is a runner-up, however well it matches."""
         if mode not in ("hybrid", "lexical", "semantic"):
             raise QueryError(f"unknown search mode {mode!r}")
-        text = self.validate_query(query)
+        text = self.validate_query(query, truncate)
         k = k or self.settings.top_k
         snap = self._snapshot  # one snapshot for the whole request
-        analyzed = snap.analyzer.analyze(text)
-        n = self.settings.candidates
+        reading = read_query(text, self.settings.max_query_chars)
+        if truncate or reading.truncated:  # the caller cut a longer text: its first question only
+            reading = replace(reading, questions=reading.questions[:1], truncated=True)
+        answers = [self._answer(snap, question, k, category, tags, mode) for question in reading.questions]
+        first = answers[0]
+        response = SearchResponse(query=text, confident=first.confident, hits=merge_hits(answers, k),
+                                  confidence=first.confidence, reading=reading,
+                                  questions=answers if len(answers) > 1 else [], outside_filter=first.outside_filter)
+        response.features = first.features  # type: ignore[attr-defined]  # for calibration and eval
+        return response
 
+    def _answer(self, snap: Snapshot, question: str, k: int, category: str | None, tags: list[str] | None,
+                mode: str) -> QuestionAnswer:
+        analyzed = snap.analyzer.analyze(question)
+        vector = None
+        if mode != "lexical":
+            vector = np.asarray(self._embedder.encode([analyzed.semantic_text])[0])
+        ranked = self._rank(snap, analyzed, vector, k, category, tags, mode)
+        model = self.confidence[mode]
+        probability = model.probability(ranked.features)
+        confident = bool(ranked.top) and probability >= model.threshold
+        outside = None
+        if confident and (category or tags):
+            best = self._rank(snap, analyzed, vector, 1, None, None, mode).top
+            if best is not None and ranked.top is not None and \
+                    snap.article_of(best.passage_id) != snap.article_of(ranked.top.passage_id):
+                confident, outside = False, snap.passages[best.passage_id].category
+        hits = [self._hit(snap, c, analyzed) for c in ranked.grouped]
+        return QuestionAnswer(question, hits, confident, probability, ranked.features, outside)
+
+    def _rank(self, snap: Snapshot, analyzed: AnalyzedQuery, vector: np.ndarray | None, k: int,
+              category: str | None, tags: list[str] | None, mode: str) -> Ranked:
+        n = self.settings.candidates
         lexical = lexical_search(snap, analyzed.terms, n, category, tags) if mode != "semantic" else []
         semantic: list[tuple[str, float]] = []
         matches = SemanticMatches([])
         baseline: float | None = None
-        if mode != "lexical":
-            vector = np.asarray(self._embedder.encode([analyzed.semantic_text])[0])
+        if vector is not None:
             matches = semantic_search(snap, vector, n if not (category or tags) else n * 8, category, tags,
                                       self.settings.question_offset)
             semantic = matches.ranked[:n]
@@ -347,13 +398,7 @@ class SearchEngine:
             analyzed, top, snap.passages[top.passage_id] if top else None, semantic, lexical,
             snap.article_of, lambda w: w in snap.vocabulary, specificity, baseline, matches.question_match,
         )
-        model = self.confidence[mode]
-        probability = model.probability(features)
-        hits = [self._hit(snap, c, analyzed) for c in grouped]
-        response = SearchResponse(query=text, confident=bool(hits) and probability >= model.threshold,
-                                  hits=hits, confidence=probability)
-        response.features = features  # type: ignore[attr-defined]  # for calibration and eval
-        return response
+        return Ranked(grouped, top, features)
 
     def _hit(self, snap: Snapshot, candidate: Candidate, analyzed) -> Hit:  # type: ignore[no-untyped-def]
         passage = snap.passages[candidate.passage_id]

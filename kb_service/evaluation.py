@@ -63,6 +63,9 @@ class QueryOutcome:
     first_answer_rank: int | None
     confident: bool
     features: list[float] = field(default_factory=list)
+    # The first hit's article holds an answering passage, but the passage shown is another one:
+    # the agent opened the right article and still has to look for the answer.
+    wrong_section: bool = False
 
 
 @dataclass
@@ -73,13 +76,15 @@ class Metrics:
     mrr10: float = 0.0
     negatives_rejected: float = 0.0
     false_rejections: float = 0.0
+    wrong_sections: int = 0
 
     def row(self) -> list[str]:
         return [
             f"{self.recall.get(1, 0):.3f}", f"{self.recall.get(3, 0):.3f}", f"{self.recall.get(5, 0):.3f}",
             f"{self.mrr10:.3f}",
             f"{self.negatives_rejected:.3f}" if self.n_negative else "—",
-            f"{self.false_rejections:.3f}",
+            f"{self.false_rejections:.3f}" if self.n_answerable else "—",
+            str(self.wrong_sections),
         ]
 
 
@@ -93,6 +98,7 @@ def compute_metrics(outcomes: Iterable[QueryOutcome]) -> Metrics:
             m.recall[k] = sum(1 for o in answerable if o.first_answer_rank and o.first_answer_rank <= k) / len(answerable)
         m.mrr10 = sum(1 / o.first_answer_rank for o in answerable if o.first_answer_rank and o.first_answer_rank <= 10) / len(answerable)
         m.false_rejections = sum(1 for o in answerable if not o.confident) / len(answerable)
+        m.wrong_sections = sum(1 for o in answerable if o.wrong_section)
     if negative:
         m.negatives_rejected = sum(1 for o in negative if not o.confident) / len(negative)
     return m
@@ -101,20 +107,29 @@ def compute_metrics(outcomes: Iterable[QueryOutcome]) -> Metrics:
 SearchFn = Callable[[str], object]  # returns a SearchResponse with .hits, .confident, .features
 
 
-def run_queries(queries: list[LabelledQuery], search: SearchFn) -> list[QueryOutcome]:
+ArticleHits = Callable[[str], list[Hit]]  # every passage of an article, as hits
+
+
+def run_queries(queries: list[LabelledQuery], search: SearchFn, article_hits: ArticleHits | None = None) -> list[QueryOutcome]:
+    """Search each query; `article_hits` lets fact-judged sets count 'right article, wrong section'."""
     outcomes = []
     for query in queries:
         response = search(query.query)
         rank = next((i for i, hit in enumerate(response.hits, start=1) if answers(query, hit)), None)
         features = getattr(response, "features", None)
-        outcomes.append(QueryOutcome(query, rank, response.confident, features.vector() if features else []))
+        wrong_section = False
+        if rank != 1 and response.hits and query.facts and article_hits is not None:
+            wrong_section = any(answers(query, hit) for hit in article_hits(response.hits[0].article_id))
+        outcomes.append(QueryOutcome(query, rank, response.confident, features.vector() if features else [],
+                                     wrong_section))
     return outcomes
 
 
 def metrics_table(results: dict[str, list[QueryOutcome]], by_kind: bool = True) -> str:
     """Markdown table: one row per design, then per query kind for each design."""
-    header = "| design | kind | n | R@1 | R@3 | R@5 | MRR@10 | out-of-scope rejected | answerable wrongly rejected |\n"
-    header += "| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"
+    header = ("| design | kind | n | R@1 | R@3 | R@5 | MRR@10 | out-of-scope rejected | answerable wrongly rejected "
+              "| right article, wrong section |\n")
+    header += "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"
     lines = []
     for design, outcomes in results.items():
         m = compute_metrics(outcomes)
@@ -226,6 +241,17 @@ def engine_for(settings, spec: str, progress=None):  # type: ignore[no-untyped-d
     return key, SearchEngine.open(scoped)
 
 
+def article_hits(engine) -> ArticleHits:  # type: ignore[no-untyped-def]
+    """Every live passage of an article as a hit, for the 'right article, wrong section' count."""
+    from .models import Hit
+
+    def hits(article_id: str) -> list[Hit]:
+        return [Hit(p.article_id, p.title, p.heading, p.text, 0.0, p.category, p.version, passage_id=p.passage_id)
+                for p in engine.passages_of(article_id)]
+
+    return hits
+
+
 def evaluate(settings, sets: dict[str, list[LabelledQuery]], model_specs: list[str], k: int = 10):  # type: ignore[no-untyped-def]
     """{set name: {design: outcomes}} for lexical once, then semantic and hybrid per embedder."""
     results: dict[str, dict[str, list[QueryOutcome]]] = {name: {} for name in sets}
@@ -235,21 +261,30 @@ def evaluate(settings, sets: dict[str, list[LabelledQuery]], model_specs: list[s
         for mode in modes:
             design = "lexical" if mode == "lexical" else f"{mode} ({key})"
             for name, queries in sets.items():
-                results[name][design] = run_queries(queries, lambda q, m=mode, e=engine: e.search(q, k=k, mode=m))
+                results[name][design] = run_queries(queries, lambda q, m=mode, e=engine: e.search(q, k=k, mode=m),
+                                                    article_hits(engine))
         engine.close()
     return results
 
 
-def calibrate(settings, queries: list[LabelledQuery], model_specs: list[str], max_false_rejection: float = 0.03) -> list[str]:  # type: ignore[no-untyped-def]
-    """Fit the confidence model per embedder and mode on our own labelled set; returns summary lines."""
+def calibrate(settings, pool: list[LabelledQuery], model_specs: list[str], max_false_rejection: float = 0.03,  # type: ignore[no-untyped-def]
+              label: str = "") -> list[str]:
+    """Fit the confidence model per embedder and mode on a style-diverse pool (regularisation and
+    features chosen by leave-one-style-out CV, see calibration.py); returns summary lines."""
+    import numpy as np
+
+    from .calibration import fit_style_robust
+
     lines = []
     for spec in model_specs:
         key, engine = engine_for(settings, spec)
         for mode in MODES:
-            outcomes = run_queries(queries, lambda q, m=mode, e=engine: e.search(q, k=10, mode=m))
-            model = fit_confidence(outcomes, max_false_rejection, label=f"{len(outcomes)} queries of eval/queries.jsonl")
+            outcomes = run_queries(pool, lambda q, m=mode, e=engine: e.search(q, k=10, mode=m))
+            x = np.array([o.features for o in outcomes], dtype=float)
+            y = np.array([0 if o.query.negative else 1 for o in outcomes])
+            styles = [o.query.kind for o in outcomes]
+            model, held_out = fit_style_robust(x, y, styles, max_false_rejection, label or f"{len(outcomes)} pooled queries")
             save_confidence(Path(settings.confidence_path), f"{key}/{mode}", model)
-            lines.append(f"{key}/{mode}: weights {[round(w, 2) for w in model.weights]}, bias {model.bias:.2f}, "
-                         f"threshold {model.threshold:.3f}")
+            lines.append(f"{key}/{mode}: {held_out.describe()}; threshold {model.threshold:.3f}")
         engine.close()
     return lines

@@ -120,16 +120,56 @@ class Hit:
 
 
 @dataclass
+class QuestionAnswer:
+    """The results for one of the questions a query asks."""
+
+    question: str
+    hits: list[Hit]
+    confident: bool
+    confidence: float
+    features: object = None  # ConfidenceFeatures, for calibration
+    outside_filter: str | None = None  # the best answer's category when a filter excluded it
+
+    def to_dict(self) -> dict:
+        return {"question": self.question, "confident": self.confident, "confidence": round(self.confidence, 4),
+                "outside_filter": self.outside_filter, "hits": [h.to_dict() for h in self.hits]}
+
+
+def merge_hits(answers: list[QuestionAnswer], k: int) -> list[Hit]:
+    """One list for a query that asks several things: the first question's results first (its
+    answer is what the query is judged by), then the best result of each further question."""
+    if len(answers) == 1:
+        return answers[0].hits[:k]
+    extra = [a.hits[0] for a in answers[1:] if a.hits]
+    first = answers[0].hits[: max(1, k - len(extra))]
+    seen = {h.article_id for h in first}
+    merged = list(first)
+    for hit in extra + answers[0].hits[len(first):]:
+        if hit.article_id not in seen and len(merged) < k:
+            merged.append(hit)
+            seen.add(hit.article_id)
+    return merged
+
+
+@dataclass
 class SearchResponse:
     query: str
     confident: bool
     hits: list[Hit]
     confidence: float = 0.0
+    reading: object = None  # query_reading.Reading: how the query was read
+    questions: list[QuestionAnswer] = field(default_factory=list)  # one per question when it asks several
+    outside_filter: str | None = None  # a filter excluded the best answer, which is in this category
 
     def to_dict(self) -> dict:
-        return {
+        data = {
             "query": self.query,
             "confident": self.confident,
             "confidence": round(self.confidence, 4),
             "hits": [h.to_dict() for h in self.hits],
         }
+        if self.reading is not None:
+            data["reading"] = self.reading.to_dict()  # type: ignore[attr-defined]
+        data["questions"] = [q.to_dict() for q in self.questions]
+        data["outside_filter"] = self.outside_filter
+        return data

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -280,9 +281,39 @@ def highlight_terms(query: AnalyzedQuery, text: str, limit: int = 8) -> list[str
 # ---------------------------------------------------------------- confidence
 
 FEATURES = ("semantic_top", "semantic_margin", "word_coverage", "bigram_coverage", "known_ratio", "domain_terms",
-            "agreement", "lexical_strength", "semantic_density", "question_match")
+            "agreement", "lexical_strength", "semantic_density", "question_match", "unknown_word")
 
 DENSITY_NEIGHBOURS = 10
+SPECIFICITY_SCALE = 20.0  # -log P of a word jieba has never seen is about 18
+MIN_CLAUSE_WORDS = 2  # a clause judged on its own needs this many words (one word proves little)
+
+
+def best_clause_coverage(query: AnalyzedQuery, haystack: str, known: Callable[[str], bool],
+                         specificity: Callable[[str], float]) -> tuple[float, float, float, float]:
+    """(word coverage, known-word share, bigram coverage, most specific unknown word) of the
+    clause the top passage covers best.
+
+    Words are weighted by how specific they are in general Chinese: an unmatched 年检 or 公积金 says
+    far more about being out of scope than an unmatched 晚上. A pasted message is judged by its
+    best-covered clause, so its story (上班路上, 红绿灯, 白色轿车) does not drown the clause the
+    answer addresses; a short query is one clause and is judged whole."""
+    parts = [p for p in re.split(r"[，,。;；!?]+", query.corrected) if p.strip()] or [query.corrected]
+    best = (0.0, 0.0, 0.0, 0.0)
+    for part in parts:
+        words_here = [w for w in query.content_words if w in part]
+        if len(parts) > 1 and len(words_here) < MIN_CLAUSE_WORDS:
+            continue
+        weights = {w: specificity(w) for w in words_here}
+        total = sum(weights.values())
+        word_cov = sum(v for w, v in weights.items() if w in haystack) / total if total else 0.0
+        known_ratio = sum(v for w, v in weights.items() if known(w)) / total if total else 0.0
+        grams = list(dict.fromkeys(bigrams(part)))
+        gram_cov = sum(1 for g in grams if g in haystack) / len(grams) if grams else 0.0
+        # One rare word the knowledge base never uses (车船税, 年检, 食堂) marks a question it
+        # cannot answer, however well the rest of the clause matches.
+        unknown = max((v for w, v in weights.items() if not known(w)), default=0.0) / SPECIFICITY_SCALE
+        best = max(best, (word_cov, known_ratio, gram_cov, -unknown))
+    return best[0], best[1], best[2], -best[3]
 
 
 @dataclass
@@ -302,6 +333,8 @@ class ConfidenceFeatures:
     # Cosine of the closest 相似问 (0 without them): an answerable question has usually been asked
     # in other words, and question to question is what the embedder compares best.
     question_match: float = 0.0
+    # Specificity of the rarest query word the knowledge base never uses (0: every word is known).
+    unknown_word: float = 0.0
 
     def vector(self) -> list[float]:
         return [getattr(self, name) for name in FEATURES]
@@ -322,16 +355,9 @@ def confidence_features(
     """`baseline_cosine`: the query's mean cosine to every passage (None in lexical mode);
     `question_match`: the closest 相似问's cosine (0 in lexical mode)."""
     if top is None or top_passage is None:
-        return ConfidenceFeatures(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+        return ConfidenceFeatures(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
     haystack = normalise(" ".join((top_passage.title, top_passage.heading, top_passage.text, *top_passage.aliases)))
-    # Words weighted by how specific they are in general Chinese: an unmatched 年检 or 公积金
-    # says far more about being out of scope than an unmatched 晚上.
-    weights = {w: specificity(w) for w in query.content_words}
-    total = sum(weights.values())
-    word_cov = sum(v for w, v in weights.items() if w in haystack) / total if total else 0.0
-    known_ratio = sum(v for w, v in weights.items() if known(w)) / total if total else 0.0
-    grams = list(dict.fromkeys(bigrams(query.corrected)))
-    gram_cov = sum(1 for g in grams if g in haystack) / len(grams) if grams else 0.0
+    word_cov, known_ratio, gram_cov, unknown = best_clause_coverage(query, haystack, known, specificity)
     top_article = article_of(top.passage_id)
     lex_articles = [article_of(p) for p, _ in lexical[:3]]
     sem_articles = [article_of(p) for p, _ in semantic[:3]]
@@ -345,14 +371,14 @@ def confidence_features(
     near = [score for _, score in semantic[:DENSITY_NEIGHBOURS]]
     density = sum(near) / len(near) - baseline_cosine if near and baseline_cosine is not None else 0.0
     return ConfidenceFeatures(semantic_top, margin, word_cov, gram_cov, known_ratio, domain, agreement, strength, density,
-                              question_match)
+                              question_match, unknown)
 
 
 @dataclass
 class ConfidenceModel:
     """Logistic model over ConfidenceFeatures, fitted on labelled queries (`kb calibrate`)."""
 
-    weights: list[float] = field(default_factory=lambda: [4.0, 10.0, 2.0, 2.0, 2.0, 1.0, 1.0, 1.0, 20.0, 0.0])
+    weights: list[float] = field(default_factory=lambda: [4.0, 10.0, 2.0, 2.0, 2.0, 1.0, 1.0, 1.0, 20.0, 0.0, -2.0])
     bias: float = -8.0
     threshold: float = 0.5
     fitted_on: str = "defaults"

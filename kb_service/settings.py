@@ -63,7 +63,7 @@ class Settings(BaseSettings):
         0.03, description="how far below a passage's own cosine a 相似问 match must stay, after both are put on one scale"
     )
     passage_coverage_weight: float = Field(
-        5.0, description="within a result's article, how much query coverage counts when picking the passage shown"
+        0.5, description="within a result's article, how much query coverage counts when picking the passage shown"
     )
     confidence_path: Path = Field(
         PROJECT_ROOT / "kb_service" / "resources" / "confidence.json",
@@ -72,7 +72,9 @@ class Settings(BaseSettings):
     intended_word_count: int = Field(
         20, description="a query word jieba's dictionary has seen this often was typed on purpose: no typo correction in or across it"
     )
-    max_query_chars: int = Field(200, description="longer queries are rejected")
+    max_query_chars: int = Field(
+        1000, description="longer queries are refused, or read from their start when the caller asks to truncate"
+    )
 
     snapshot_grace_seconds: float = Field(30.0, description="how long a replaced index stays open for searches in flight")
 

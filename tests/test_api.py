@@ -86,7 +86,8 @@ def test_search_shape_and_logging(svc_corpus: BuiltCorpus, svc_engine, tmp_path:
         )
         assert response.status_code == 200, response.text
         data = response.json()
-        assert set(data) == {"query_id", "query", "confident", "confidence", "hits", "took_ms"}
+        assert set(data) == {"query_id", "query", "confident", "confidence", "hits", "took_ms", "reading", "questions",
+                             "outside_filter"}
         assert data["hits"][0]["article_id"] == "third-party"
         assert 1 <= len(data["hits"]) <= 3
         assert {
@@ -126,7 +127,7 @@ def test_search_filters_by_category(svc) -> None:  # type: ignore[no-untyped-def
         ({}, "为空"),
         ({"q": ""}, "为空"),
         ({"q": "   \u3000 "}, "为空"),
-        ({"q": "三" * 201}, "过长"),
+        ({"q": "三" * 1001}, "过长"),
         ({"q": "三者险", "k": 0}, "k"),
         ({"q": "三者险", "k": 999}, "k"),
         ({"q": "三者险", "k": "abc"}, "k"),
@@ -144,8 +145,19 @@ def test_search_rejects_bad_input(svc, params: dict, fragment: str) -> None:  # 
 
 def test_query_at_limit_is_accepted(svc) -> None:  # type: ignore[no-untyped-def]
     client, service = svc
-    assert service.settings.max_query_chars == 200
-    _search(client, "三者险" + "赔" * 197)
+    assert service.settings.max_query_chars == 1000
+    _search(client, "三者险" + "赔" * 997)
+
+
+def test_a_longer_paste_with_truncate_searches_its_first_question(svc) -> None:  # type: ignore[no-untyped-def]
+    client, _ = svc
+    text = "三者险赔什么？" + "我的车昨天在路口被撞了，" * 120
+    assert client.get("/api/search", params={"q": text}).status_code == 422
+    response = client.get("/api/search", params={"q": text, "truncate": "1"})
+    assert response.status_code == 200, response.text
+    data = response.json()
+    assert data["reading"]["truncated"] is True and data["reading"]["questions"] == ["三者险赔什么"]
+    assert data["hits"][0]["article_id"] == "third-party"
 
 
 # ------------------------------------------------------------------------------ articles

@@ -1,9 +1,13 @@
 from __future__ import annotations
 
 import pytest
+from conftest import write_article
 
+from kb_service.embedding import model_key
 from kb_service.engine import IndexNotBuiltError, QueryError, SearchEngine
+from kb_service.evaluation import save_confidence
 from kb_service.indexing import build_index
+from kb_service.ranking import FEATURES, ConfidenceModel
 from kb_service.settings import Settings
 
 
@@ -20,9 +24,18 @@ def test_empty_query_is_a_clear_error(engine: SearchEngine, query: str) -> None:
 
 
 def test_huge_query_is_a_clear_error(engine: SearchEngine) -> None:
-    with pytest.raises(QueryError, match="查询过长：最多 200 个字"):
-        engine.search("三者险" * 100)
-    assert engine.search("三者险" * 66).hits  # 198 characters still search
+    with pytest.raises(QueryError, match="查询过长：最多 1000 个字"):
+        engine.search("三者险" * 334)
+    assert engine.search("三者险" * 333).hits  # 999 characters still search
+
+
+def test_a_900_character_pasted_message_is_read_and_answered(engine: SearchEngine) -> None:
+    story = "我昨天下午开车去上班，路上车很多，等红灯的时候后面的车没刹住，"
+    message = "亲，在吗？？" + story * 28 + "想问一下三者险赔什么？我手机13812345678，谢谢亲～"
+    assert 880 <= len(message) <= 1000
+    response = engine.search(message)
+    assert response.hits[0].article_id == "third-party"
+    assert "13812345678" not in response.reading.cleaned and "〔手机号〕" in response.reading.personal_data
 
 
 def test_hits_carry_passage_highlights_and_version(engine: SearchEngine) -> None:
@@ -54,3 +67,54 @@ def test_unknown_article_is_none(engine: SearchEngine) -> None:
 def test_open_without_index_says_what_to_do(tmp_path, corpus_settings: Settings) -> None:
     with pytest.raises(IndexNotBuiltError, match="kb index"):
         SearchEngine.open(corpus_settings.with_overrides(index_dir=tmp_path / "empty"))
+
+
+@pytest.mark.parametrize("style, query, article_id", [
+    ("short", "三者险", "third-party"),
+    ("colloquial", "三者险都赔些啥呀", "third-party"),
+    ("scenario", "车停地库被暴雨淹了，要准备什么材料", "flood-claim"),
+    ("pasted", "亲在吗？？😭我的车昨天晚上停小区门口被偷了，已经报警了，车牌粤B12345，电话13812345678，"
+               "想问下理赔要准备什么材料？？谢谢亲～急急急", "theft-claim"),
+    ("multi", "丢车了理赔要什么材料，另外投诉分几级", "theft-claim"),
+    ("voice", "那个就是车子被偷了然后理陪要等多久啊", "theft-claim"),
+    ("trad", "車輛被盜搶以後理賠要等多久", "theft-claim"),
+    ("mixed", "customer 丢车 lipei 要等多久", "theft-claim"),
+])
+def test_each_writing_style_finds_its_passage(engine: SearchEngine, style: str, query: str, article_id: str) -> None:
+    response = engine.search(query)
+    assert response.hits[0].article_id == article_id, (style, response.reading)
+
+
+def test_several_questions_answer_each_in_turn(engine: SearchEngine) -> None:
+    response = engine.search("丢车了理赔要什么材料，另外投诉分几级")
+    assert [q.hits[0].article_id for q in response.questions] == ["theft-claim", "complaint-grading"]
+    # The flat list (what `kb search --json` prints) leads with the first question's answers and
+    # carries the best answer of the second too.
+    assert response.hits[0].article_id == "theft-claim" and "complaint-grading" in [h.article_id for h in response.hits]
+    assert response.to_dict()["reading"]["questions"] == ["丢车了理赔要什么材料", "投诉分几级"]
+
+
+def test_a_typed_number_never_matches_a_passage(engine: SearchEngine) -> None:
+    """A phone number in the query is not searched: it neither matches digits nor counts as unknown."""
+    plain = engine.search("三者险赔什么")
+    with_phone = engine.search("三者险赔什么 13812345678")
+    assert with_phone.hits[0].article_id == plain.hits[0].article_id
+    assert with_phone.features.vector() == plain.features.vector()  # type: ignore[attr-defined]
+
+
+def test_a_filter_that_excludes_the_answer_gives_no_confident_hit(corpus_dir, corpus_settings: Settings) -> None:  # type: ignore[no-untyped-def]
+    write_article(corpus_dir, "late-report", "报案延误话术", {
+        "报案超时怎么说": "客户超过48小时才报案时，先致歉，再说明延误可能影响查勘，请客户尽快补充事故照片和证明。",
+    }, category="script")
+    build_index(corpus_settings)
+    # A model confident about everything: only the filter rule can withhold confidence here.
+    key = model_key(corpus_settings.embedding_model, corpus_settings.embedding_runtime)
+    save_confidence(corpus_settings.confidence_path, f"{key}/hybrid",
+                    ConfidenceModel([0.0] * len(FEATURES), bias=0.0, threshold=0.1))
+    engine = SearchEngine.open(corpus_settings)
+    assert engine.search("三者险赔什么").confident
+    filtered = engine.search("三者险赔什么", category="script")
+    assert [h.article_id for h in filtered.hits] == ["late-report"]
+    assert filtered.confident is False and filtered.outside_filter == "coverage"
+    assert filtered.to_dict()["outside_filter"] == "coverage"
+    assert engine.search("报案超时怎么说", category="script").confident  # the answer passes the filter

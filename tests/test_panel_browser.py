@@ -22,6 +22,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pytest
 from _service_fixtures import uvicorn_command
@@ -421,14 +422,43 @@ def test_out_of_scope_errors_shortcuts_and_escaping(page, server) -> None:
     expect(page.locator("#hint")).to_be_visible()
     expect(page.locator("#results > .card")).to_have_count(0)
 
-    # An API error (query too long) is shown as a readable message, not a blank list.
+    # A paste over the limit stays in the box: its start is searched (first question only) and the
+    # panel says so instead of showing only an error.
+    pasted = "三者险赔什么？" + "报案" * 600
     with page.expect_response(lambda r: "/api/search" in r.url) as too_long:
-        search_box.fill("报案" * 150)
-    assert 400 <= too_long.value.status < 500
+        search_box.fill(pasted)
+    assert too_long.value.status == 200 and "truncate=1" in too_long.value.url
+    expect(search_box).to_have_value(pasted)
+    expect(page.locator("#reading")).to_contain_text("只搜索了开头的第一个问题")
+
+    # An API error is shown as a readable message, not a blank list: the whole text, without
+    # truncate=1, goes to the real server, which refuses it.
+    def untruncated(route) -> None:  # type: ignore[no-untyped-def]
+        parts = urlsplit(route.request.url)
+        query = {k: v for k, v in parse_qsl(parts.query) if k != "truncate"} | {"q": pasted + "报案"}
+        route.continue_(url=urlunsplit(parts._replace(query=urlencode(query))))
+
+    page.route("**/api/search?*", untruncated)
+    with page.expect_response(lambda r: "/api/search" in r.url) as refused:
+        search_box.fill(pasted + "报案")
+    assert 400 <= refused.value.status < 500
+    page.unroute("**/api/search?*")
     message = page.locator("#message.is-error")
     expect(message).to_be_visible()
     assert message.inner_text().strip()
     assert "[object" not in message.inner_text()
+
+    # A relayed line asking two things, in traditional characters: the panel says how it was read
+    # and labels each question's cards.
+    with page.expect_response(lambda r: "/api/search" in r.url and r.status == 200) as multi:
+        search_box.fill("三者險保什麼？另外玻璃險保什麼")
+    data = multi.value.json()
+    assert [q["question"] for q in data["questions"]] == ["三者险保什么", "玻璃险保什么"], data["reading"]
+    expect(page.locator("#reading")).to_contain_text("识别出 2 个问题")
+    expect(page.locator("#reading")).to_contain_text("繁体已转简体")
+    expect(page.locator(".question-label")).to_have_count(2)
+    expect(page.locator(".question-label").first).to_contain_text("问题 1：三者险保什么")
+    page.screenshot(path=str(ARTIFACTS / "panel-multi.png"))
 
     # Ctrl+K focuses and selects the search box from elsewhere in the panel.
     page.locator("#category").focus()

@@ -20,6 +20,9 @@
   const DEBOUNCE_MS = 250;
   const RESULT_COUNT = 5;
   const HEALTH_EVERY_MS = 60_000;
+  // Longest text the server reads (KB_MAX_QUERY_CHARS, from /api/health). A longer paste is kept
+  // in the box; its start is sent with truncate=1 and the server searches its first question.
+  let maxQueryChars = 1000;
 
   // ---------------------------------------------------------------- dom helpers
 
@@ -68,6 +71,7 @@
     article: $('article'),
     back: $('back'),
     live: $('sr-live'),
+    reading: $('reading'),
   };
   const barTitle = $('article-bar-title');
 
@@ -394,8 +398,44 @@
     ui.lowHeading.hidden = true;
     ui.listFeedback.hidden = true;
     ui.message.hidden = true;
+    ui.reading.hidden = true;
+    ui.reading.replaceChildren();
     ui.input.setAttribute('aria-expanded', 'false');
     ui.took.textContent = '';
+  }
+
+  /** Cards to show: the hits, or for a query asking several things a few hits per question. */
+  function displayItems(data) {
+    const confident = data.confident !== false;
+    const questions = Array.isArray(data.questions) ? data.questions : [];
+    if (questions.length < 2) {
+      return (Array.isArray(data.hits) ? data.hits : []).map((hit) => ({ hit, group: null, confident }));
+    }
+    const per = Math.max(2, Math.ceil(RESULT_COUNT / questions.length));
+    const items = [];
+    questions.forEach((question, i) => {
+      (question.hits || []).slice(0, per).forEach((hit, j) => items.push({
+        hit, confident: question.confident !== false, group: j === 0 ? `问题 ${i + 1}：${question.question}` : null,
+      }));
+    });
+    return items;
+  }
+
+  /** "已按「…」搜索": what was searched when the query was read differently from how it was typed. */
+  function renderReading(data) {
+    const reading = data.reading;
+    if (!reading || !reading.changed) return;
+    const questions = Array.isArray(reading.questions) ? reading.questions : [];
+    const parts = [];
+    if (questions.length > 1) parts.push(`识别出 ${questions.length} 个问题，分别搜索`);
+    else if (questions.length === 1) parts.push(`已按「${questions[0]}」搜索`);
+    if (reading.converted) parts.push('繁体已转简体');
+    if (Array.isArray(reading.personal_data) && reading.personal_data.length) {
+      parts.push(`已去掉${reading.personal_data.map((p) => String(p).replace(/[〔〕]/g, '')).join('、')}`);
+    }
+    if (reading.truncated) parts.push(`内容超过 ${maxQueryChars} 字，只搜索了开头的第一个问题`);
+    ui.reading.replaceChildren(el('span', { class: 'reading-text' }, parts.join(' · ')));
+    ui.reading.hidden = false;
   }
 
   function showHint() {
@@ -450,7 +490,9 @@
     state.loading = true;
     setStatus('搜索中…', { loading: true });
 
-    const params = new URLSearchParams({ q, k: String(RESULT_COUNT) });
+    const tooLong = q.length > maxQueryChars;
+    const params = new URLSearchParams({ q: tooLong ? q.slice(0, maxQueryChars) : q, k: String(RESULT_COUNT) });
+    if (tooLong) params.set('truncate', '1');
     if (category) params.set('category', category);
     try {
       const data = await api(`/api/search?${params}`, { signal: controller.signal });
@@ -476,8 +518,10 @@
     clearResults();
     state.data = data;
     state.shownKey = key;
-    state.hits = Array.isArray(data.hits) ? data.hits : [];
+    const items = displayItems(data);
+    state.hits = items.map((item) => item.hit);
     ui.hint.hidden = true;
+    renderReading(data);
     if (state.view === 'article') showList({ restoreScroll: false });
     ui.content.scrollTop = 0;
 
@@ -498,7 +542,8 @@
     if (typeof data.took_ms === 'number') ui.took.textContent = `${Math.round(data.took_ms)} ms`;
 
     const frag = document.createDocumentFragment();
-    state.hits.forEach((hit, index) => frag.append(resultCard(hit, index, data.query_id, re, confident)));
+    items.forEach((item, index) => frag.append(
+      resultCard(item.hit, index, data.query_id, re, item.confident, item.group)));
     ui.results.append(frag);
     ui.input.setAttribute('aria-expanded', n ? 'true' : 'false');
     renderListFeedback();
@@ -575,7 +620,7 @@
     return heading.replace(/\s*>\s*/g, ' › ');
   }
 
-  function resultCard(hit, index, queryId, re, confident) {
+  function resultCard(hit, index, queryId, re, confident, group = null) {
     const id = `hit-${index}`;
     const titleId = `${id}-title`;
     const headingId = `${id}-heading`;
@@ -639,6 +684,7 @@
       tabindex: '-1',
       dataset: { index: String(index), articleId: hit.article_id },
     },
+    group ? el('p', { class: 'question-label' }, group) : null,
     el('div', { class: 'card-meta' },
       el('span', { class: `badge cat-${hit.category}` }, category),
       confident ? null : el('span', { class: 'low-pill' }, '低置信'),
@@ -913,6 +959,7 @@
     const text = ui.health.querySelector('.health-text');
     try {
       const h = await api('/api/health');
+      if (Number.isInteger(h.max_query_chars) && h.max_query_chars > 0) maxQueryChars = h.max_query_chars;
       const parts = [];
       if (h.index_version !== undefined && h.index_version !== null && h.index_version !== '') {
         parts.push(`索引 ${shortIndexVersion(h.index_version)}`);

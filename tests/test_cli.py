@@ -1,0 +1,59 @@
+"""The `kb` command line: every command listed, every failure one line and a non-zero exit."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import write_article
+from typer.testing import CliRunner
+
+from kb_service.cli import app
+from kb_service.settings import Settings
+
+COMMANDS = ("check", "index", "search", "eval", "calibrate", "serve", "reload", "report")
+
+
+def _env(settings: Settings) -> dict[str, str]:
+    return {"KB_ARTICLES_DIR": str(settings.articles_dir), "KB_LEXICON_PATH": str(settings.lexicon_path),
+            "KB_INDEX_DIR": str(settings.index_dir), "KB_EMBEDDING_MODEL": settings.embedding_model,
+            "KB_CONFIDENCE_PATH": str(settings.confidence_path), "KB_LOG_DB": str(settings.log_db)}
+
+
+def test_python_dash_m_lists_every_command() -> None:
+    result = subprocess.run([sys.executable, "-m", "kb_service", "--help"], capture_output=True, text=True, timeout=120,
+                            env={"COLUMNS": "200", "PATH": ""})
+    assert result.returncode == 0, result.stderr
+    for command in COMMANDS:
+        assert f" {command} " in result.stdout, command
+
+
+def test_check_of_a_missing_folder_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["check", str(tmp_path / "artciles")])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [f"error: no articles folder at {tmp_path / 'artciles'}"]
+
+
+def test_reload_without_a_server_is_one_line_and_exit_1() -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    result = CliRunner().invoke(app, ["reload", "--url", f"http://127.0.0.1:{port}"])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: no server answered at") and "Traceback" not in result.output
+
+
+def test_index_with_a_broken_article_exits_non_zero_and_the_rest_goes_live(corpus_dir: Path,
+                                                                            corpus_settings: Settings) -> None:
+    runner = CliRunner()
+    assert runner.invoke(app, ["index"], env=_env(corpus_settings)).exit_code == 0
+    write_article(corpus_dir, "new-one", "新增文章", {"新增的段落标题": "这是一段足够长的新增正文内容，用来确认其余文章照常上线。"})
+    (corpus_dir / "broken.md").write_text("---\nid: broken\n---\n没有标题也没有分类", encoding="utf-8")
+    result = runner.invoke(app, ["index"], env=_env(corpus_settings))
+    assert result.exit_code == 1
+    assert "broken.md" in result.output and "error: " in result.output
+    found = runner.invoke(app, ["search", "新增的段落标题", "--json"], env=_env(corpus_settings))
+    assert found.exit_code == 0 and '"article_id": "new-one"' in found.output
