@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .ranking import FEATURES, ConfidenceModel
+from .confidence import FEATURES, ConfidenceModel
 
 REGULARISATION_GRID = (0.03, 0.1, 0.3, 1.0, 3.0)
 MAX_STYLE_FALSE_REJECTION = 0.05  # the most any held-out style may lose to "not confident"

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .analysis import DomainTokenizer
+from .confidence import ConfidenceFeatures, ConfidenceModel, confidence_features
 from .embedding import Embedder, load_embedder, model_key
 from .indexing import FORMAT, current_generation, read_manifest
 from .lexical_index import LexicalIndex
@@ -24,11 +25,8 @@ from .query_reading import read_query
 from .ranking import (
     AnalyzedQuery,
     Candidate,
-    ConfidenceFeatures,
-    ConfidenceModel,
     QueryAnalyzer,
     best_passages,
-    confidence_features,
     coverage_scorer,
     group_by_article,
     highlight_terms,

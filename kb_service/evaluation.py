@@ -15,8 +15,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .calibration import fit_logistic
+from .confidence import FEATURES, ConfidenceModel
 from .models import Hit
-from .ranking import FEATURES, ConfidenceModel
 
 MODES = ("lexical", "semantic", "hybrid")
 
@@ -148,21 +149,7 @@ def metrics_table(results: dict[str, list[QueryOutcome]], by_kind: bool = True) 
 REGULARISATION_GRID = (0.1, 1.0, 10.0)
 
 
-def _fit_logistic(x, y, C: float, max_false_rejection: float, label: str) -> ConfidenceModel:  # type: ignore[no-untyped-def]
-    import numpy as np
-    from sklearn.linear_model import LogisticRegression
-
-    # Standardise so regularisation treats features alike, then fold the scaling into the weights.
-    mean, std = x.mean(axis=0), np.maximum(x.std(axis=0), 1e-6)
-    clf = LogisticRegression(C=C, class_weight="balanced", max_iter=5000)
-    clf.fit((x - mean) / std, y)
-    weights = clf.coef_[0] / std
-    bias = float(clf.intercept_[0] - (clf.coef_[0] * mean / std).sum())
-    model = ConfidenceModel(list(map(float, weights)), bias, 0.5, label)
-    positives = sorted(model.probability_of(v) for v, t in zip(x, y, strict=True) if t == 1)
-    allowed = int(max_false_rejection * len(positives))
-    model.threshold = float(max(1e-6, positives[allowed] - 1e-9)) if positives else 0.5
-    return model
+_fit_logistic = fit_logistic  # one implementation, in calibration.py
 
 
 def cross_validated_rejection(x, y, C: float, max_false_rejection: float, folds: int = 10,  # type: ignore[no-untyped-def]

@@ -65,8 +65,9 @@ def test_best_passages_keeps_article_order_but_shows_the_covering_section() -> N
 
 def test_semantic_density_is_the_neighbourhood_above_the_query_baseline() -> None:
     from kb_service.analysis import QueryTerms
+    from kb_service.confidence import DENSITY_NEIGHBOURS, confidence_features
     from kb_service.models import Passage
-    from kb_service.ranking import DENSITY_NEIGHBOURS, AnalyzedQuery, Candidate, confidence_features
+    from kb_service.ranking import AnalyzedQuery, Candidate
 
     query = AnalyzedQuery("玻璃险", "玻璃险", "玻璃险", (), QueryTerms((("玻璃险", 1.0),), (("玻璃", 1.0),)), ("玻璃险",))
     passage = Passage("a#0", "a", "玻璃险", "h", "玻璃险只赔玻璃", "coverage", (), (), 1, 1)
