@@ -223,6 +223,71 @@ def calibrate(
 
 
 @app.command()
+def explain(
+    query: Annotated[str, typer.Argument(help="query text")],
+    top_k: Annotated[int, typer.Option("--top-k", "-k")] = 5,
+    mode: Annotated[str, typer.Option("--mode", help="hybrid, lexical or semantic")] = "hybrid",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Why each hit ranks where it does: how the query was read, each hit's lexical, semantic,
+    相似问 and coverage parts, and each confidence feature's contribution."""
+    from dataclasses import asdict
+
+    from .engine import QueryError, SearchEngine
+    from .explain import explain as explain_query
+    from .explain import render
+
+    if mode not in ("hybrid", "lexical", "semantic"):
+        raise _fail(f"--mode must be hybrid, lexical or semantic, not {mode!r}", 2)
+    engine = SearchEngine.open(_settings())
+    try:
+        reading, questions = explain_query(engine, query, top_k, mode)
+    except QueryError as exc:
+        raise _fail(str(exc), 2) from exc
+    if as_json:
+        print(json.dumps({"reading": reading, "questions": [asdict(q) for q in questions]}, ensure_ascii=False))
+    else:
+        print(render(reading, questions, engine.confidence[mode].bias))
+
+
+@app.command()
+def impact(
+    base: Annotated[str, typer.Option("--base", help="git ref to compare the working tree's articles with")] = "HEAD",
+    own: Annotated[Path, typer.Option("--own", help="article-labelled set to replay")] = Path("eval/queries.jsonl"),
+    sets: Annotated[list[Path] | None, typer.Option("--set", help="fact-judged set to replay (repeat); default: "
+                                                     "dev, dev-styles and both blind halves, those that exist")] = None,
+    log_queries: Annotated[int, typer.Option("--log-queries", help="also replay this many of the most frequent "
+                                             "logged queries (KB_LOG_DB)")] = 500,
+    log_db: Annotated[Path | None, typer.Option("--log-db", help="usage log (KB_LOG_DB)")] = None,
+) -> None:
+    """What an article change does to search: queries whose top answer, section or confidence
+    changes between --base and the working tree; exit 1 when a labelled query gets worse."""
+    from .evaluation import load_dev_set, load_own_set
+    from .impact import ReplayQuery, logged_queries, run_impact
+
+    settings = _settings(log_db=log_db)
+    _require_folder(settings.articles_dir, "articles folder")
+    labelled = load_own_set(own) if own.exists() else []
+    for path in sets or [Path(p) for p in DEFAULT_FACT_SETS]:
+        if path.exists():
+            labelled += load_dev_set(path)
+        elif sets:
+            raise _fail(f"no such query set: {path}", 2)
+    queries = [ReplayQuery(q.query, q) for q in labelled] + logged_queries(settings.log_db, log_queries)
+    try:
+        report = run_impact(settings, base, queries)
+    except ValueError as exc:  # a bad ref, or articles outside a git checkout
+        raise _fail(str(exc), 2) from exc
+    for change in report.changes:
+        print(change.describe())
+    better = sum(c.verdict == "better" for c in report.changes)
+    print(f"replayed {report.replayed} queries ({len(labelled)} labelled) against {base}: "
+          f"{len(report.worse)} worse, {better} better, {len(report.changes) - len(report.worse) - better} changed")
+    if report.worse:
+        raise typer.Exit(1)
+
+
+@app.command()
 def serve(
     host: Annotated[str | None, typer.Option("--host")] = None,
     port: Annotated[int | None, typer.Option("--port")] = None,

@@ -1,0 +1,43 @@
+"""`kb explain`: the parts of each hit's score and of the confidence verdict add up."""
+
+from __future__ import annotations
+
+import json
+import math
+
+from typer.testing import CliRunner
+
+from kb_service.cli import app
+from kb_service.engine import SearchEngine
+from kb_service.explain import explain, render
+from kb_service.indexing import build_index
+from kb_service.settings import Settings
+
+
+def test_explanation_matches_the_search_and_its_confidence(corpus_settings: Settings) -> None:
+    build_index(corpus_settings)
+    engine = SearchEngine.open(corpus_settings)
+    reading, questions = explain(engine, "車輛被盜搶以後理賠要等多久？我手機13812345678")
+    assert reading["converted"] is True and reading["personal_data"] == ["〔手机号〕"]
+    (question,) = questions
+    response = engine.search("車輛被盜搶以後理賠要等多久？我手機13812345678")
+    assert [h.article_id for h in question.hits] == [h.article_id for h in response.hits]
+    assert question.hits[0].article_id == "theft-claim" and question.hits[0].lexical_rank
+    logit = engine.confidence["hybrid"].bias + sum(part for _, part in question.contributions.values())
+    assert math.isclose(1 / (1 + math.exp(-logit)), question.probability, abs_tol=0.01)
+    assert question.confident == response.confident
+    text = render(reading, questions, engine.confidence["hybrid"].bias)
+    assert "theft-claim" in text and "question_match" in text and "13812345678" not in text
+
+
+def test_cli_json_and_a_bad_query(corpus_settings: Settings) -> None:
+    build_index(corpus_settings)
+    env = {"KB_ARTICLES_DIR": str(corpus_settings.articles_dir), "KB_LEXICON_PATH": str(corpus_settings.lexicon_path),
+           "KB_INDEX_DIR": str(corpus_settings.index_dir), "KB_EMBEDDING_MODEL": corpus_settings.embedding_model,
+           "KB_CONFIDENCE_PATH": str(corpus_settings.confidence_path)}
+    result = CliRunner().invoke(app, ["explain", "三者险赔什么", "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output.strip().splitlines()[-1])
+    assert data["questions"][0]["hits"][0]["article_id"] == "third-party"
+    empty = CliRunner().invoke(app, ["explain", "   "], env=env)
+    assert empty.exit_code == 2 and "error: 查询内容为空" in empty.output
