@@ -5,7 +5,8 @@ records on a queue and a single background thread writes them to SQLite in batch
 transactions. `close()` drains the queue, so a clean shutdown loses nothing.
 
 Query text and feedback comments are masked (`mask_personal_data`) before they reach disk,
-because agents paste customer details into the search box.
+because agents paste customer details into the search box; `_scrub_query` says why the
+normalised query is masked twice.
 
 `UsageLogStore` is the protocol the API codes against, so another backend (a central database,
 a message queue) can replace SQLite without touching the routes.
@@ -380,9 +381,18 @@ class SQLiteLogStore:
             raise
 
 
+def _scrub_query(text: str) -> tuple[str, str]:
+    """(masked, normalised) query text. Mask first and normalise the masked text (placeholders
+    survive normalising); then mask again, because normalising drops all spaces and punctuation
+    and can join digit groups the first pass left apart (a card typed 6222，0212，… or a number
+    split by a longer run of punctuation than the masker accepts) into clear digits."""
+    masked = mask_personal_data(text)
+    return masked, mask_personal_data(normalise_query(masked))
+
+
 def _insert(conn: sqlite3.Connection, record: LogRecord) -> None:
     if isinstance(record, QueryLog):
-        masked = mask_personal_data(record.query_text)
+        masked, normalised = _scrub_query(record.query_text)
         cursor = conn.execute(
             "INSERT OR IGNORE INTO queries (query_id, ts, agent_id, session_id, query_masked, "
             "query_normalised, confident, n_hits, latency_ms, index_version) "
@@ -393,7 +403,7 @@ def _insert(conn: sqlite3.Connection, record: LogRecord) -> None:
                 record.agent_id,
                 record.session_id,
                 masked,
-                normalise_query(masked),
+                normalised,
                 int(record.confident),
                 record.n_hits,
                 record.latency_ms,

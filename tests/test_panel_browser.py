@@ -140,7 +140,7 @@ ARTICLES = {
 
         ## 投诉记录里的特殊字符
 
-        投诉记录要照原样保存客户写的内容，哪怕里面有 <img src="x" onerror="window.__kbInjected=1"> 这样的字符，
+        投诉记录要照原样保存客户写的内容，哪怕里面有 `<img src="x" onerror="window.__kbInjected=1">` 这样的字符，
         投诉工单系统会按文本保存，客服不要改写或删除客户的原话。
         """,
 }
@@ -465,7 +465,7 @@ def test_out_of_scope_errors_shortcuts_and_escaping(page, server) -> None:
     page.keyboard.press("Control+k")
     expect(search_box).to_be_focused()
 
-    # Passage text is shown as text; the article HTML goes through the sanitizer.
+    # Passage text is shown as text; in the article the characters are a code span, never markup.
     with page.expect_response(lambda r: "/api/search" in r.url and r.status == 200) as response:
         search_box.fill("投诉记录特殊字符照原样保存")
     hits = response.value.json()["hits"]
@@ -478,7 +478,71 @@ def test_out_of_scope_errors_shortcuts_and_escaping(page, server) -> None:
     card.locator(".btn-open").click()
     expect(page.locator("#article .article-title")).to_have_text(hits[index]["title"])
     assert page.locator("#article [onerror]").count() == 0
+    expect(page.locator("#article code").filter(has_text='<img src="x" onerror=')).to_have_count(1)
     page.wait_for_timeout(200)
     assert page.evaluate("window.__kbInjected") is None
     page.keyboard.press("Escape")
     expect(page.locator("#list-view")).to_be_visible()
+
+
+# What a server that did not sanitise (an older version, or an index built before `kb check`
+# refused raw HTML) could send: script links whose scheme a tab, newline, control character or
+# entity splits, as browsers still run them, next to HTML that must survive.
+HOSTILE_LINKS = {
+    "链接一": "java\tscript:window.__kbInjected='tab'",
+    "链接二": "java\nscript:window.__kbInjected='newline'",
+    "链接三": "java&#9;script:window.__kbInjected='tab-entity'",
+    "链接四": "java&#10;script:window.__kbInjected='newline-entity'",
+    "链接五": " &#1;javascript:window.__kbInjected='leading-control'",
+    "链接六": "JaVa\r\nScRiPt&colon;window.__kbInjected='mixed'",
+    "链接七": "javascript:window.__kbInjected='plain'",
+}
+HOSTILE_ARTICLE_HTML = (
+    "<h2>三者险保什么</h2><p>"
+    + " ".join(f'<a href="{href}">{text}</a>' for text, href in HOSTILE_LINKS.items())
+    + ' <a href="https://example.com/terms">官网</a> <a href="mailto:kb@example.com">邮件</a>'
+    ' <img src="x" onerror="window.__kbInjected=\'img\'"></p>'
+    '<div class="kb-script"><p>您好，请您提供事故认定书。</p></div>'
+)
+
+
+def test_panel_sanitiser_drops_script_links_the_server_let_through(page, server) -> None:
+    """The panel's own sanitiser, on HTML the server did not clean (the route below swaps it in)."""
+    expect = sync_api.expect
+    _open_panel(page, server)
+
+    # Scheme detection ignores control characters and whitespace the way browsers do.
+    urls = ["java\tscript:alert(1)", "java\nscript:alert(1)", "java\rscript:alert(1)", " javascript:alert(1)",
+            "\u0001javascript:alert(1)", "JAVASCRIPT:alert(1)", "jav\u00a0ascript:alert(1)", "vbscript:msgbox(1)",
+            "data:text/html,hi", "tel:10086", "https://example.com/a", "HTTP://example.com", "mailto:kb@example.com",
+            "vehicle-damage.md", "#section", "/static/x", "../a", "?q=1"]
+    verdicts = page.evaluate("(urls) => urls.map((u) => window.kbPanel.safeUrl(u))", urls)
+    assert dict(zip(urls, verdicts, strict=True)) == {u: i >= 10 for i, u in enumerate(urls)}
+
+    def unsanitised(route) -> None:  # type: ignore[no-untyped-def]
+        response = route.fetch()
+        route.fulfill(response=response, json={**response.json(), "html": HOSTILE_ARTICLE_HTML})
+
+    page.route("**/api/articles/**", unsanitised)
+    with page.expect_response(lambda r: "/api/search" in r.url and r.status == 200) as response:
+        page.locator("#q").fill("三者险保什么")
+    hit = response.value.json()["hits"][0]
+    page.locator("#hit-0 .btn-open").click()
+    expect(page.locator("#article .article-title")).to_have_text(hit["title"])
+
+    links = page.locator("#article a")
+    expect(links).to_have_count(len(HOSTILE_LINKS) + 2)
+    hrefs = page.evaluate("""() => [...document.querySelectorAll('#article a')].map((a) => [a.textContent,
+        a.getAttribute('href'), a.hasAttribute('href') ? new URL(a.getAttribute('href'), location.href).protocol : null])""")
+    assert [(text, href) for text, href, _ in hrefs if text in HOSTILE_LINKS] == [(t, None) for t in HOSTILE_LINKS]
+    assert {protocol for _, _, protocol in hrefs} == {None, "https:", "mailto:"}, hrefs
+    official = page.locator("#article a", has_text="官网")
+    expect(official).to_have_attribute("href", "https://example.com/terms")
+    expect(official).to_have_attribute("rel", "noopener noreferrer")
+    assert page.locator("#article [onerror]").count() == 0
+    expect(page.locator("#article .kb-script .copy-btn")).to_have_count(1)
+    for text in HOSTILE_LINKS:  # what is left of them does nothing when clicked
+        links.filter(has_text=text).click()
+    page.wait_for_timeout(200)
+    assert page.evaluate("window.__kbInjected") is None
+    page.unroute("**/api/articles/**")

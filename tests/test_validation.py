@@ -102,3 +102,65 @@ def test_sections_without_questions_are_noted_not_refused(tmp_path: Path) -> Non
     assert report.problems == [] and [a.id for a in report.articles] == ["glass"]
     line = path.read_text(encoding="utf-8").splitlines().index("## 怎么报") + 1
     assert [(n.line, n.message) for n in report.notes] == [(line, "section '怎么报' has no 相似问 (front matter 'questions')")]
+
+
+RAW_HTML_ADVICE = "use a ```script block for 话术"
+
+
+@pytest.mark.parametrize(
+    ("raw", "named"),
+    [
+        ('<div class="kb-script">这是规定，请您理解。</div>', 'class="kb-script"'),
+        ("<p class='tip kb-script'>没办法。</p>", 'class="kb-script"'),
+        ("<script>alert(1)</script>", "<script>"),
+        ("<SCRIPT src='https://evil.example/x.js'></SCRIPT>", "<script>"),
+        ('<img src="x" onerror="alert(1)">', "onerror="),
+        ('<span onclick="alert(1)">点我</span>', "onclick="),
+        ('<iframe src="https://evil.example"></iframe>', "<iframe>"),
+        ('<form action="https://evil.example"><input name="a"></form>', "<form>"),
+        ('<object data="x.swf"></object>', "<object>"),
+        ('<embed src="x.swf">', "<embed>"),
+        ("<style>body { display: none }</style>", "<style>"),
+        ("[点我](javascript:alert(1))", "javascript: link"),
+        ("[点我](java&#9;script:alert(1))", "javascript: link"),
+        ("[点我](<java\tscript:alert(1)>)", "javascript: link"),
+        ('<a href="&#x6A;avascript:alert(1)">点我</a>', "javascript: link"),
+        ("<b>加粗</b>", "<b>"),
+        ("<!-- 编辑备注 -->", "<!-- comment -->"),
+    ],
+)
+def test_raw_html_is_reported_at_its_line(tmp_path: Path, raw: str, named: str) -> None:
+    path = write_article(tmp_path, "raw", "原始HTML", {"小节": f"{GOOD['小节']}\n\n{raw}\n"})
+    problems = _check(tmp_path)
+    assert len(problems) == 1, problems
+    where, message = problems[0].split(": ", 1)
+    assert where == f"raw.md:{_line_of(path, raw)}"
+    assert message.startswith("raw HTML in article body (") and named in message and RAW_HTML_ADVICE in message
+
+
+def test_raw_html_over_several_lines_is_reported_where_it_is(tmp_path: Path) -> None:
+    text = GOOD["小节"] + '\n\n<a href="java\nscript:alert(1)"\n   onmouseover="alert(2)">点我</a>\n'
+    path = write_article(tmp_path, "multi", "多行", {"小节": text})
+    first = _line_of(path, '<a href="java')
+    problems = _check(tmp_path)
+    # The javascript: scheme split by a line break is reported where it starts.
+    assert [p.split(": ", 1)[0] for p in problems] == [f"multi.md:{first}", f"multi.md:{first + 2}"]
+    assert "javascript: link" in problems[0] and "onmouseover=" in problems[1]
+
+
+def test_raw_html_problems_keep_the_article_out_of_the_index(tmp_path: Path) -> None:
+    write_article(tmp_path, "fine", "正常", GOOD)
+    write_article(tmp_path, "raw", "原始", {"小节": GOOD["小节"] + '\n\n<div class="kb-script">稍等。</div>\n'})
+    report = check_knowledge_base(tmp_path, Settings(articles_dir=tmp_path))
+    assert [a.id for a in report.articles] == ["fine"]
+
+
+def test_html_written_as_code_or_text_is_not_raw_html(tmp_path: Path) -> None:
+    text = (
+        GOOD["小节"]
+        + "\n\n客户原话可能含有 `<img src=x onerror=alert(1)>` 或 ``<div class=\"kb-script\">`` 这样的字符，照原样保存。"
+        + "\n\n金额 3<5 万元、<三者险> 和 <https://example.com/terms> 都不是 HTML；[官网](https://example.com) 正常。"
+        + "\n\n```\n<script>alert(1)</script>\n```\n\n```script\n您好，请您提供 <事故认定书>。\n```\n"
+    )
+    write_article(tmp_path, "clean", "代码与文本", {"小节": text}, category="script")
+    assert _check(tmp_path) == []

@@ -826,10 +826,17 @@
     'INPUT', 'BUTTON', 'TEXTAREA', 'SELECT', 'FRAME', 'FRAMESET', 'SVG', 'MATH', 'TEMPLATE', 'NOSCRIPT']);
   const KEEP_ATTRS = new Set(['class', 'id', 'href', 'src', 'alt', 'title', 'colspan', 'rowspan', 'start', 'align']);
 
+  const SAFE_SCHEMES = new Set(['http', 'https', 'mailto']);
+  // Browsers drop tabs and newlines anywhere in a URL and control characters and spaces at its
+  // ends before reading the scheme, so "java\tscript:" and " javascript:" run script. Remove every
+  // ASCII control character and whitespace (and Unicode spaces) before looking for a scheme.
+  const URL_NOISE = /[\u0000-\u0020\u007f-\u009f\s]+/g;
+
+  /** Only http, https, mailto and relative URLs (no scheme at all) are kept. */
   function safeUrl(value) {
-    const v = String(value || '').trim();
-    if (/^(https?:|mailto:|tel:|#|\/|\.\/|\.\.\/)/i.test(v)) return true;
-    return !/^[a-z][a-z0-9+.-]*:/i.test(v); // relative URL without a scheme
+    const v = String(value ?? '').replace(URL_NOISE, '');
+    const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(v);
+    return !scheme || SAFE_SCHEMES.has(scheme[1].toLowerCase());
   }
 
   /** Server-rendered article HTML through an allow-list: no scripts, handlers or js: URLs. */
@@ -1117,5 +1124,5 @@
   else ui.input.focus();
 
   // For tests and debugging only.
-  window.kbPanel = { state };
+  window.kbPanel = { state, safeUrl };
 })();
