@@ -10,6 +10,7 @@ Chinese because the panel shows them as they are.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import importlib
 import ipaddress
@@ -21,6 +22,7 @@ import secrets
 import signal
 import threading
 import time
+import traceback
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -34,11 +36,18 @@ from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from .articles import ArticleCache
 from .embedding import Embedder
+from .http_guards import (
+    HEAD_SCOPE_KEY,
+    UNAUTHORIZED_MESSAGE,
+    JSONErrorH11Protocol,
+    RequestGuard,
+    install_access_log,
+)
 from .logstore import Impression, QueryLog, SQLiteLogStore, UsageLogStore
 from .models import CATEGORIES, Hit, SearchResponse
 from .settings import Settings
@@ -49,6 +58,9 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 MAX_K = 20
 MAX_ID_CHARS = 128
 MAX_COMMENT_CHARS = 1000
+# How many clicks may wait at once for a search id another worker is still logging; more are
+# answered 404 at once. The wait holds no thread (asyncio), so it never delays searches.
+MAX_QUERY_ID_WAITERS = 256
 
 Role = Literal["agent", "editor", "analyst"]
 # Which key roles may use a route of a given role: editors and analysts are staff and may also
@@ -62,6 +74,16 @@ LOOPBACK_NAMES = frozenset({"localhost"})
 
 
 # ------------------------------------------------------------------------------ schemas
+
+
+def _no_lone_surrogates(value: str) -> str:
+    """JSON may spell half a UTF-16 pair ("\\ud800"); such text cannot be stored or shown."""
+    if any("\ud800" <= ch <= "\udfff" for ch in value):
+        raise ValueError("contains an invalid character (a lone UTF-16 surrogate)")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_no_lone_surrogates)]
 
 
 class ErrorOut(BaseModel):
@@ -97,16 +119,16 @@ class ArticleOut(BaseModel):
 
 
 class EventIn(BaseModel):
-    query_id: str = Field(min_length=1, max_length=MAX_ID_CHARS)
-    article_id: str = Field(min_length=1, max_length=MAX_ID_CHARS)
+    query_id: Text = Field(min_length=1, max_length=MAX_ID_CHARS)
+    article_id: Text = Field(min_length=1, max_length=MAX_ID_CHARS)
     type: Literal["open", "copy"]
 
 
 class FeedbackIn(BaseModel):
-    query_id: str = Field(min_length=1, max_length=MAX_ID_CHARS)
-    article_id: str | None = Field(None, max_length=MAX_ID_CHARS, description="null: nothing helped")
+    query_id: Text = Field(min_length=1, max_length=MAX_ID_CHARS)
+    article_id: Text | None = Field(None, max_length=MAX_ID_CHARS, description="null: nothing helped")
     resolved: bool
-    comment: str | None = Field(None, max_length=MAX_COMMENT_CHARS)
+    comment: Text | None = Field(None, max_length=MAX_COMMENT_CHARS)
 
 
 class RecordedOut(BaseModel):
@@ -188,11 +210,7 @@ def require_role(role: Role) -> Callable[[Request], str | None]:
             policy.roles_for(presented.strip()) if scheme.lower() == "bearer" and presented.strip() else None
         )
         if roles is None:
-            raise HTTPException(
-                401,
-                "缺少或无效的 API 密钥：请在请求头中提供 Authorization: Bearer <key>",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
+            raise HTTPException(401, UNAUTHORIZED_MESSAGE, headers={"WWW-Authenticate": "Bearer"})
         granted = roles & allowed
         if not granted:
             raise HTTPException(403, f"此密钥（{'/'.join(sorted(roles))}）无权使用该功能，需要 {role} 角色")
@@ -308,15 +326,27 @@ def _validation_message(exc: RequestValidationError) -> str:
         elif "input" in error:
             message = f"{message} (got {json.dumps(error['input'], ensure_ascii=False, default=str)[:80]})"
         parts.append(f"{where}: {message}" if where else message)
-    return "请求参数有误：" + "; ".join(parts or ["invalid request"])
+    return _encodable("请求参数有误：" + "; ".join(parts or ["invalid request"]))
+
+
+def _encodable(text: str) -> str:
+    """Text that encodes as UTF-8: a lone surrogate echoed from the input becomes `\\ud800`."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 async def _on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
     return JSONResponse({"detail": _validation_message(exc)}, status_code=422)
 
 
+def _log_failure(message: str, exc: BaseException, *args: object) -> None:
+    """Log where an error happened, not what it says: exception messages may quote a query or a
+    feedback comment (personal data), so only the exception type and the stack are logged."""
+    stack = "".join(traceback.format_tb(exc.__traceback__))
+    log.error(message + ": %s\n%s", *args, type(exc).__name__, stack.rstrip())
+
+
 async def _on_unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    _log_failure("unhandled error on %s %s", exc, request.method, request.url.path)
     return JSONResponse({"detail": "服务内部错误，请稍后重试；如持续出现请联系知识库管理员"}, status_code=500)
 
 
@@ -345,23 +375,47 @@ def _split_tags(tags: list[str] | None) -> list[str] | None:
     return found or None
 
 
-def _query_logged(store: UsageLogStore, query_id: str, wait_seconds: float) -> bool:
-    """Whether the search `query_id` is in the log, waiting a little for it to arrive.
+async def _query_logged(request: Request, query_id: str) -> bool:
+    """Whether the search `query_id` is in the log, waiting a little for another worker's.
 
-    With several workers the search may have been answered by another process whose background
-    writer has not committed it yet; an agent's click must not be refused for that.
+    Ids this process issued are known at once (the store counts queued ones). With several
+    workers the search may have been answered by another process whose background writer has not
+    committed it yet; an agent's click must not be refused for that, so such an id is waited for
+    up to `query_id_wait_seconds` — with asyncio.sleep, holding no worker thread, so bogus ids
+    cannot starve searches. A single-worker `kb serve` (the only writer) does not wait at all.
     """
-    deadline = time.monotonic() + wait_seconds
-    while not store.has_query(query_id):
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.05)
-    return True
+    store = _store(request)
+    if await run_in_threadpool(store.has_query, query_id):
+        return True
+    state = request.app.state
+    wait = float(state.settings.query_id_wait_seconds) if state.shared_log else 0.0
+    if wait <= 0 or state.query_id_waiters >= MAX_QUERY_ID_WAITERS:
+        return False
+    state.query_id_waiters += 1
+    try:
+        deadline = time.monotonic() + wait
+        delay = 0.05
+        while (left := deadline - time.monotonic()) > 0:
+            await asyncio.sleep(min(delay, left))
+            if await run_in_threadpool(store.has_query, query_id):
+                return True
+            delay = min(delay * 2, 0.25)
+        return False
+    finally:
+        state.query_id_waiters -= 1
 
 
-def _known_query(request: Request, store: UsageLogStore, query_id: str) -> None:
-    if not _query_logged(store, query_id, request.app.state.settings.query_id_wait_seconds):
+async def _known_query(request: Request, query_id: str) -> None:
+    if not await _query_logged(request, query_id):
         raise HTTPException(404, f"未知的 query_id：{query_id}（请先搜索，再记录打开、复制或反馈）")
+
+
+_ABSOLUTE_PATH = re.compile(r"(?:[A-Za-z]:)?[\\/](?:[^\s'\"\\/:]+[\\/])*([^\s'\"\\/:]*)")
+
+
+def _without_paths(text: str) -> str:
+    """An error message for a caller: absolute file paths shortened to their last part."""
+    return _ABSOLUTE_PATH.sub(lambda m: m.group(1) or "…", text)
 
 
 def _known_article(engine: Any, article_id: str) -> Any:
@@ -411,8 +465,15 @@ def _warm_up(engine: Any) -> None:
     log.info("search engine warm in %.0f ms", (time.perf_counter() - started) * 1000)
 
 
-def create_app(settings: Settings, engine: Any = None, store: UsageLogStore | None = None) -> FastAPI:
-    """Build the app; opens the engine and the SQLite log unless given (tests pass their own)."""
+def create_app(
+    settings: Settings, engine: Any = None, store: UsageLogStore | None = None, *, shared_log: bool = True
+) -> FastAPI:
+    """Build the app; opens the engine and the SQLite log unless given (tests pass their own).
+
+    `shared_log`: other processes (uvicorn workers) may write the same usage log, so a click with a
+    search id this process did not issue waits up to `query_id_wait_seconds` for it. False when
+    this process is the only writer: unknown ids are answered 404 at once.
+    """
     if engine is None:
         from .engine import SearchEngine
 
@@ -422,6 +483,7 @@ def create_app(settings: Settings, engine: Any = None, store: UsageLogStore | No
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        install_access_log()  # after uvicorn configured logging: our path-only access lines
         await run_in_threadpool(_warm_up, app.state.engine)
         yield
         # Drain the usage log: a clean shutdown (SIGINT/SIGTERM) loses no record.
@@ -440,6 +502,10 @@ def create_app(settings: Settings, engine: Any = None, store: UsageLogStore | No
     app.state.engine = engine
     app.state.store = store
     app.state.access = AccessPolicy.from_settings(settings)
+    app.state.shared_log = shared_log
+    app.state.query_id_waiters = 0
+    # Outermost of the app's own middleware: key presence and body size before anything reads the body.
+    app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes, policy=app.state.access)
     app.add_exception_handler(RequestValidationError, _on_validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _on_unexpected_error)
 
@@ -479,6 +545,8 @@ def create_app(settings: Settings, engine: Any = None, store: UsageLogStore | No
             raise _unprocessable(str(exc)) from exc
         took_ms = (time.perf_counter() - started) * 1000
         query_id = uuid.uuid4().hex
+        if request.scope.get(HEAD_SCOPE_KEY):  # HEAD: same status and headers, nothing logged
+            return {"query_id": query_id, **response.to_dict(), "took_ms": round(took_ms, 2)}
         try:
             _store(request).record_query(
                 QueryLog(
@@ -497,8 +565,8 @@ def create_app(settings: Settings, engine: Any = None, store: UsageLogStore | No
                     ],
                 )
             )
-        except Exception:  # the agent still gets the answer if the log is broken
-            log.exception("could not log query %s", query_id)
+        except Exception as exc:  # the agent still gets the answer if the log is broken
+            _log_failure("could not log query %s", exc, query_id)
         return {"query_id": query_id, **response.to_dict(), "took_ms": round(took_ms, 2)}
 
     @app.get(
@@ -508,7 +576,7 @@ def create_app(settings: Settings, engine: Any = None, store: UsageLogStore | No
         responses={**ERROR_RESPONSES, **NOT_FOUND},
         tags=["agent"],
     )
-    def article(
+    async def article(
         request: Request,
         article_id: str,
         query_id: Annotated[
@@ -516,12 +584,13 @@ def create_app(settings: Settings, engine: Any = None, store: UsageLogStore | No
         ] = None,
     ) -> dict[str, Any]:
         """Full article. An unknown `query_id` does not block reading: the event is just not logged."""
-        art = _known_article(_engine(request), article_id)
+        art = await run_in_threadpool(_known_article, _engine(request), article_id)
         store = _store(request)
         recorded = False
-        if query_id and _query_logged(store, query_id, request.app.state.settings.query_id_wait_seconds):
-            store.record_event(query_id, art.id, "open")
+        if query_id and not request.scope.get(HEAD_SCOPE_KEY) and await _query_logged(request, query_id):
+            await run_in_threadpool(store.record_event, query_id, art.id, "open")
             recorded = True
+        html = await run_in_threadpool(render_article_html, art.markdown)
         return {
             "id": art.id,
             "title": art.title,
@@ -533,7 +602,7 @@ def create_app(settings: Settings, engine: Any = None, store: UsageLogStore | No
             "version": art.version,
             "owner": art.owner,
             "markdown": art.markdown,
-            "html": render_article_html(art.markdown),
+            "html": html,
             "open_recorded": recorded,
         }
 
@@ -544,12 +613,15 @@ def create_app(settings: Settings, engine: Any = None, store: UsageLogStore | No
         responses={**ERROR_RESPONSES, **NOT_FOUND},
         tags=["agent"],
     )
-    def event(request: Request, body: EventIn) -> RecordedOut:
+    async def event(request: Request, body: EventIn) -> RecordedOut:
         """An agent opened an article or copied a script from it."""
-        store = _store(request)
-        _known_query(request, store, body.query_id)
-        _known_article(_engine(request), body.article_id)
-        store.record_event(body.query_id, body.article_id, body.type)
+        await _known_query(request, body.query_id)
+
+        def record() -> None:
+            _known_article(_engine(request), body.article_id)
+            _store(request).record_event(body.query_id, body.article_id, body.type)
+
+        await run_in_threadpool(record)
         return RecordedOut()
 
     @app.post(
@@ -559,14 +631,17 @@ def create_app(settings: Settings, engine: Any = None, store: UsageLogStore | No
         responses={**ERROR_RESPONSES, **NOT_FOUND},
         tags=["agent"],
     )
-    def feedback(request: Request, body: FeedbackIn) -> RecordedOut:
+    async def feedback(request: Request, body: FeedbackIn) -> RecordedOut:
         """Did an article (or, with article_id null, the search as a whole) resolve the customer's question?"""
-        store = _store(request)
-        _known_query(request, store, body.query_id)
-        if body.article_id is not None:
-            _known_article(_engine(request), body.article_id)
-        comment = (body.comment or "").strip() or None
-        store.record_feedback(body.query_id, body.article_id, body.resolved, comment)
+        await _known_query(request, body.query_id)
+
+        def record() -> None:
+            if body.article_id is not None:
+                _known_article(_engine(request), body.article_id)
+            comment = (body.comment or "").strip() or None  # never logged, only stored (masked)
+            _store(request).record_feedback(body.query_id, body.article_id, body.resolved, comment)
+
+        await run_in_threadpool(record)
         return RecordedOut()
 
     @app.get("/api/health", response_model=HealthOut, tags=["ops"])
@@ -587,8 +662,9 @@ def create_app(settings: Settings, engine: Any = None, store: UsageLogStore | No
         try:
             changed = bool(eng.reload())
         except Exception as exc:
-            log.exception("index reload failed")
-            raise HTTPException(503, f"重新加载索引失败，仍在使用原索引：{exc}") from exc
+            log.exception("index reload failed")  # the server log keeps the full story, paths included
+            problem = _encodable(_without_paths(str(exc)))[:300] or type(exc).__name__
+            raise HTTPException(503, f"重新加载索引失败，仍在使用原索引：{problem}") from exc
         return {"reloaded": changed, **_info(eng, request.app.state.access)}
 
     # --- analyst reports: /api/reports/* ----------------------------------------------
@@ -702,6 +778,15 @@ def _export_settings(settings: Settings) -> None:
         )
 
 
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn settings of `kb serve`: h11 with a request head limit large enough for long
+    URL-encoded Chinese queries, and JSON (not plain text) for the 400s uvicorn sends itself."""
+    options: dict[str, Any] = {"h11_max_incomplete_event_size": settings.max_request_head_bytes}
+    if JSONErrorH11Protocol is not None:
+        options["http"] = JSONErrorH11Protocol
+    return options
+
+
 def serve(
     settings: Settings,
     host: str | None = None,
@@ -724,7 +809,7 @@ def serve(
     watcher: ArticleWatcher | None = None
     try:
         if workers <= 1:
-            app = create_app(settings)
+            app = create_app(settings, shared_log=False)  # the only writer of its log: no waiting for ids
             if watch:
 
                 parsed = ArticleCache()  # the watcher re-parses only the files an editor touched
@@ -736,7 +821,7 @@ def serve(
 
                 watcher = ArticleWatcher(settings, rebuild_and_reload)
                 watcher.start()
-            uvicorn.Server(uvicorn.Config(app, host=host, port=port)).run()
+            uvicorn.Server(uvicorn.Config(app, host=host, port=port, **uvicorn_options(settings))).run()
         else:
             _export_settings(settings)
             if watch:
@@ -752,7 +837,12 @@ def serve(
                 watcher = ArticleWatcher(settings, rebuild_and_restart_workers)
                 watcher.start()
             uvicorn.run(
-                f"{__name__}:create_app_from_env", factory=True, host=host, port=port, workers=workers
+                f"{__name__}:create_app_from_env",
+                factory=True,
+                host=host,
+                port=port,
+                workers=workers,
+                **uvicorn_options(settings),
             )
     finally:
         if watcher is not None:

@@ -34,6 +34,17 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _open_engine(settings: Settings):  # type: ignore[no-untyped-def]
+    """The search engine, or one line saying why the index cannot be served (none built, damaged)."""
+    from .engine import IndexNotBuiltError, SearchEngine
+    from .integrity import IndexDamagedError
+
+    try:
+        return SearchEngine.open(settings)
+    except (IndexNotBuiltError, IndexDamagedError) as exc:
+        raise _fail(str(exc)) from exc
+
+
 def _require_folder(path: Path, what: str) -> None:
     if not Path(path).is_dir():
         raise _fail(f"no {what} at {path}", 2)
@@ -75,9 +86,11 @@ def index(
     model: ModelOpt = None,
     runtime: RuntimeOpt = None,
     full: Annotated[bool, typer.Option("--full", help="rebuild everything")] = False,
+    lock_timeout: Annotated[float | None, typer.Option("--lock-timeout", help="seconds to wait for another build "
+                                                       "of this index (KB_BUILD_LOCK_TIMEOUT, default 600)")] = None,
 ) -> None:
-    """Build or update the indexes (incremental; atomic switch when complete)."""
-    from .indexing import build_index
+    """Build or update the indexes (incremental; atomic switch when complete). A damaged index is rebuilt."""
+    from .indexing import BuildLockTimeout, build_index
 
     settings = _settings(articles_dir=articles, index_dir=index_dir, embedding_model=model, embedding_runtime=runtime)
     _require_folder(settings.articles_dir, "articles folder")
@@ -90,11 +103,18 @@ def index(
                 tasks[stage] = bar.add_task(stage, total=total)
             bar.update(tasks[stage], completed=done, total=total)
 
-        report = build_index(settings, full=full, progress=progress)
-        if report.full_merge_due:  # the update is already live; this only reclaims outdated rows
-            console.print("many outdated rows: merging everything into one segment (vectors from the cache)")
-            merged = build_index(settings, full=True, progress=progress)
-            report.generation, report.seconds = merged.generation, report.seconds + merged.seconds
+        try:
+            report = build_index(settings, full=full, progress=progress, lock_timeout=lock_timeout)
+            if report.full_merge_due:  # the update is already live; this only reclaims outdated rows
+                console.print("many outdated rows: merging everything into one segment (vectors from the cache)")
+                merged = build_index(settings, full=True, progress=progress, lock_timeout=lock_timeout)
+                report.generation, report.seconds = merged.generation, report.seconds + merged.seconds
+        except BuildLockTimeout as exc:
+            raise _fail(str(exc)) from None
+    for line in report.repaired:
+        print(f"{line.split(' — ')[0]}: rebuilt")
+    if report.cleaned:
+        print(f"removed leftovers of interrupted builds: {', '.join(report.cleaned)}")
     for problem in report.problems:
         print(problem)
     if report.kept_last_good:
@@ -137,14 +157,14 @@ def search(
     runtime: RuntimeOpt = None,
 ) -> None:
     """Search the knowledge base (loads the model and indexes once for all queries)."""
-    from .engine import QueryError, SearchEngine
+    from .engine import QueryError
 
     if category and category not in CATEGORIES:
         raise typer.BadParameter(f"unknown category {category!r}; one of {', '.join(CATEGORIES)}")
     if (query is None) == (queries_file is None):
         raise typer.BadParameter("give a query or --queries-file, not both")
     settings = _settings(index_dir=index_dir, embedding_model=model, embedding_runtime=runtime)
-    engine = SearchEngine.open(settings)
+    engine = _open_engine(settings)
     queries = [query] if query is not None else [q.rstrip("\n") for q in queries_file.read_text(encoding="utf-8").splitlines()]
     failed = False
     for text in queries:
@@ -233,13 +253,13 @@ def explain(
     相似问 and coverage parts, and each confidence feature's contribution."""
     from dataclasses import asdict
 
-    from .engine import QueryError, SearchEngine
+    from .engine import QueryError
     from .explain import explain as explain_query
     from .explain import render
 
     if mode not in ("hybrid", "lexical", "semantic"):
         raise _fail(f"--mode must be hybrid, lexical or semantic, not {mode!r}", 2)
-    engine = SearchEngine.open(_settings())
+    engine = _open_engine(_settings())
     try:
         reading, questions = explain_query(engine, query, top_k, mode)
     except QueryError as exc:

@@ -17,7 +17,8 @@ import numpy as np
 from .analysis import DomainTokenizer
 from .confidence import ConfidenceFeatures, ConfidenceModel, confidence_features
 from .embedding import Embedder, load_embedder, model_key
-from .indexing import FORMAT, current_generation, read_manifest
+from .indexing import FORMAT, current_generation, verify_generation
+from .integrity import IndexDamagedError  # noqa: F401  (re-exported: what a damaged index raises)
 from .lexical_index import LexicalIndex
 from .lexicon import Lexicon, load_lexicon
 from .models import Article, Hit, Passage, QuestionAnswer, SearchResponse, merge_hits
@@ -73,14 +74,19 @@ class Snapshot:
 
 def load_snapshot(generation: Path, lexicon: Lexicon, loaded: dict[str, Segment] | None = None,
                   backend: str = "sparse", intended_word_count: int = 20) -> Snapshot:
-    """Open a generation; segments already in `loaded` (the serving snapshot's) are reused."""
-    manifest = read_manifest(generation)
+    """Open a generation; segments already in `loaded` (the serving snapshot's) are reused.
+
+    The generation's files and those of every segment read from disk are checked against their
+    checksums first: a damaged one raises IndexDamagedError, one line naming the file."""
+    manifest = verify_generation(generation)
     if manifest.get("signature", {}).get("format") != FORMAT:
         raise IndexNotBuiltError(f"index {generation.name} has an older layout: run `kb index --full`")
     index_dir = generation.parent
     tokenizer = DomainTokenizer(json.loads((generation / "tokenizer.json").read_text(encoding="utf-8")))
     loaded = loaded or {}
-    segments = [loaded.get(sid) or load_segment(index_dir, sid) for sid in manifest["segments"]]
+    checksums = manifest.get("segment_checksums")  # None: a generation written before checksums
+    segments = [loaded.get(sid) or load_segment(index_dir, sid, (checksums or {}).get(sid, ""), verify=checksums is not None)
+                for sid in manifest["segments"]]
     article_segments = {aid: entry["segment"] for aid, entry in manifest["articles"].items()}
     live = [segment.live_rows(article_segments) for segment in segments]
     passages: dict[str, Passage] = {}

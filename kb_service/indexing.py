@@ -9,17 +9,28 @@ segment (see segments.py); the manifest points each article at the segment holdi
 version. When segments pile up or too many rows are dead, the next build merges: a full build
 that takes unchanged vectors from the embedding cache. An article that fails validation keeps
 its last good version.
+
+Every segment and generation carries a `checksums.json` (integrity.py) and the manifest records
+each segment's checksum-file digest. An update first verifies the serving generation and its
+segments: anything damaged makes it a full build (vectors from the embedding cache), which
+replaces the damaged files instead of building on them.
+
+Builds of one index folder take turns: an exclusive `flock` on `.build.lock`, waited for up to
+KB_BUILD_LOCK_TIMEOUT seconds (default 600). Under the lock a build first removes what a killed
+build left behind (staging folders, temporary CURRENT files).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +42,7 @@ from .analysis import DomainTokenizer
 from .articles import ArticleCache, content_digest
 from .embedding import Embedder, load_embedder, model_key
 from .embedding_cache import EmbeddingCache
+from .integrity import CHECKSUMS, IndexDamagedError, checksum_digest, verify_folder, write_checksums
 from .lexical_index import LexicalIndex
 from .lexicon import Lexicon, load_lexicon
 from .models import Article, Passage, Problem
@@ -39,6 +51,8 @@ from .segments import (
     new_segment_id,
     read_segment_articles,
     read_segment_passages,
+    segment_path,
+    verify_segment,
     write_segment,
 )
 from .settings import Settings
@@ -57,6 +71,9 @@ MANIFEST = "manifest.json"
 SEGMENT_LIST = "segments.json"  # the manifest's segment ids alone, for pruning
 FORMAT = 4  # generation layout: 4 = segments with their own vocabulary, rows per segment
 KEEP_GENERATIONS = 3
+BUILD_LOCK = ".build.lock"
+LOCK_TIMEOUT_ENV = "KB_BUILD_LOCK_TIMEOUT"
+DEFAULT_LOCK_TIMEOUT = 600.0
 ProgressFn = Callable[[str, int, int], None]
 
 
@@ -76,6 +93,8 @@ class BuildReport:
     full_merge_due: bool = False  # too many outdated rows: run a full build (from the cache) next
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage, for benchmarks
+    repaired: list[str] = field(default_factory=list)  # damage found in the previous index (one line each)
+    cleaned: list[str] = field(default_factory=list)  # leftovers of killed builds that were removed
 
     @property
     def unchanged(self) -> bool:
@@ -100,8 +119,10 @@ def current_generation(index_dir: Path) -> Path | None:
     pointer = Path(index_dir) / CURRENT
     if not pointer.exists():
         return None
-    generation = Path(index_dir) / pointer.read_text(encoding="utf-8").strip()
-    return generation if (generation / MANIFEST).exists() else None
+    name = pointer.read_text(encoding="utf-8").strip()
+    generation = Path(index_dir) / name
+    # A generation folder without its manifest is damaged, not absent: verify_generation says so.
+    return generation if name.startswith("gen-") and "/" not in name and generation.is_dir() else None
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -115,6 +136,94 @@ def _write_atomic(path: Path, text: str) -> None:
 def read_manifest(generation: Path) -> dict:
     # orjson: at 25k articles the manifest is ~5 MB, read and written on every update.
     return orjson.loads((generation / MANIFEST).read_bytes())
+
+
+def verify_generation(generation: Path) -> dict:
+    """The generation's manifest, once its files are verified; IndexDamagedError names the file.
+
+    A generation written before checksums existed (no checksum file, no `segment_checksums` in
+    its manifest) is read unverified."""
+    generation = Path(generation)
+    checked = (generation / CHECKSUMS).exists()
+    if checked:
+        verify_folder(generation, generation.name)
+    try:
+        manifest = read_manifest(generation)
+        if not isinstance(manifest, dict):
+            raise ValueError("not a JSON object")
+    except FileNotFoundError:
+        raise IndexDamagedError(generation.name, MANIFEST, "missing") from None
+    except (OSError, ValueError) as exc:
+        raise IndexDamagedError(generation.name, MANIFEST, f"unreadable: {exc}") from None
+    if not checked and "segment_checksums" in manifest:
+        raise IndexDamagedError(generation.name, CHECKSUMS, "missing")
+    return manifest
+
+
+class BuildLockTimeout(RuntimeError):
+    """Another build of the same index folder did not finish in time."""
+
+
+@contextlib.contextmanager
+def build_lock(index_dir: Path, timeout: float | None = None) -> Iterator[None]:
+    """Hold the index folder's build lock: wait while another build (thread or process) holds it."""
+    if timeout is None:
+        timeout = float(os.environ.get(LOCK_TIMEOUT_ENV, DEFAULT_LOCK_TIMEOUT))
+    path = Path(index_dir) / BUILD_LOCK
+    deadline = time.monotonic() + timeout
+    with open(path, "a+b") as fh:
+        while True:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise BuildLockTimeout(f"another index build is running in {index_dir}: gave up after "
+                                           f"{timeout:g} s waiting for {BUILD_LOCK} ({LOCK_TIMEOUT_ENV})") from None
+                time.sleep(0.05)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def remove_leftovers(index_dir: Path) -> list[str]:
+    """What killed builds left behind: staging folders and temporary files. Call under the lock."""
+    index_dir = Path(index_dir)
+    stale = [*index_dir.glob(".building-*"), *index_dir.glob(f".{CURRENT}.*.tmp"),
+             *(index_dir / SEGMENTS_DIR).glob(".building-*")]
+    for path in stale:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    return sorted(str(p.relative_to(index_dir)) for p in stale)
+
+
+def _previous_index(index_dir: Path) -> tuple[Path | None, dict | None, set[str], list[str]]:
+    """The serving generation, its manifest, its damaged segments and what is damaged (one line each).
+
+    A damaged generation counts as no previous index: the build is full."""
+    previous = current_generation(index_dir)
+    if previous is None:
+        return None, None, set(), []
+    try:
+        manifest = verify_generation(previous)
+    except IndexDamagedError as exc:
+        return None, None, set(), [str(exc)]
+    if manifest.get("signature", {}).get("format") != FORMAT:
+        return None, None, set(), []  # an older layout: rebuild from the articles
+    checksums = manifest.get("segment_checksums")
+    damaged: set[str] = set()
+    problems: list[str] = []
+    if checksums is not None:
+        for segment_id in manifest.get("segments", []):
+            try:
+                verify_segment(index_dir, segment_id, checksums.get(segment_id, ""))
+            except IndexDamagedError as exc:
+                damaged.add(segment_id)
+                problems.append(str(exc))
+    return previous, manifest, damaged, problems
 
 
 def _link_tree(source: Path, target: Path) -> None:
@@ -175,6 +284,7 @@ class _Plan:
     segments: list[str]  # previous segments still referenced
     delete_from_whoosh: list[str]
     add_to_whoosh: list[Passage] | None = None  # None: all of `passages`
+    checksums: dict[str, str] = field(default_factory=dict)  # segment id → its checksum file's digest
 
 
 def build_index(
@@ -184,39 +294,57 @@ def build_index(
     embedder: Embedder | None = None,
     progress: ProgressFn | None = None,
     cache: ArticleCache | None = None,
+    lock_timeout: float | None = None,
 ) -> BuildReport:
     """Build or update the indexes; returns what changed. Raises only on real failures.
 
     `cache` lets a long-running process (the watcher of `kb serve --watch`) skip re-parsing
-    files that have not changed since its last build.
+    files that have not changed since its last build. Builds of one index folder take turns;
+    `lock_timeout` (default KB_BUILD_LOCK_TIMEOUT, 600 s) bounds the wait: BuildLockTimeout.
     """
-    started = time.perf_counter()
     index_dir = Path(settings.index_dir)
     index_dir.mkdir(parents=True, exist_ok=True)
+    with build_lock(index_dir, lock_timeout):
+        cleaned = remove_leftovers(index_dir)
+        report = _build_index(settings, full, embedder, progress, cache)
+        report.cleaned = cleaned
+        return report
+
+
+def _build_index(
+    settings: Settings,
+    full: bool,
+    embedder: Embedder | None,
+    progress: ProgressFn | None,
+    cache: ArticleCache | None,
+) -> BuildReport:
+    started = time.perf_counter()
+    index_dir = Path(settings.index_dir)
     check = check_knowledge_base(settings.articles_dir, settings, cache=cache)
     lexicon = load_lexicon(settings.lexicon_path) if Path(settings.lexicon_path).exists() else Lexicon()
     tokenizer = DomainTokenizer(lexicon.dictionary_words)
     signature = index_signature(settings, lexicon)
     timings = {"check": time.perf_counter() - started}
 
-    previous = current_generation(index_dir)
-    prev_manifest = read_manifest(previous) if previous else None
-    if prev_manifest is not None and prev_manifest.get("signature", {}).get("format") != FORMAT:
-        previous, prev_manifest = None, None  # an older layout: rebuild from the articles
+    previous, prev_manifest, damaged, damage = _previous_index(index_dir)
+    timings["verify"] = time.perf_counter() - started - timings["check"]
     known: dict[str, dict] = prev_manifest["articles"] if prev_manifest else {}
-    incremental = bool(prev_manifest) and not full and prev_manifest["signature"] == signature
+    # Damaged segments, or none with checksums (written before they existed): rebuild everything.
+    incremental = (bool(prev_manifest) and not full and prev_manifest["signature"] == signature and not damage
+                   and "segment_checksums" in prev_manifest)
 
     digests = {a.id: (cache.digest(a.path) if cache is not None else file_hash(a.path)) for a in check.articles}
     current = {a.id: a for a in check.articles}
     # A broken file that was indexed before keeps its last good version.
     broken = {str(p) for p in check.broken_paths}
-    kept = {aid: entry for aid, entry in known.items() if entry["path"] in broken and aid not in current}
+    kept = {aid: entry for aid, entry in known.items()
+            if entry["path"] in broken and aid not in current and entry["segment"] not in damaged}
     before = known if incremental else {}
     added = sorted(a for a in current if a not in before)
     changed = sorted(a for a in current if a in before and before[a]["hash"] != digests[a])
     removed = sorted(a for a in before if a not in current and a not in kept)
     report = BuildReport(generation="", full=not incremental, added=added, changed=changed, removed=removed,
-                         kept_last_good=sorted(kept), problems=check.problems)
+                         kept_last_good=sorted(kept), problems=check.problems, repaired=damage)
     if incremental and not (added or changed or removed):
         report.generation = previous.name
         report.articles = len(known)
@@ -236,6 +364,7 @@ def build_index(
             segments=list(prev_manifest["segments"]),
             delete_from_whoosh=changed + removed,
         )
+        plan.checksums = {sid: prev_manifest["segment_checksums"][sid] for sid in plan.segments}
         plan.add_to_whoosh = list(plan.passages)  # folded articles are in the Whoosh index already
         if len(plan.segments) + 1 > settings.max_segments:
             _fold_small_segments(index_dir, prev_manifest, plan)
@@ -291,6 +420,7 @@ def _fold_small_segments(index_dir: Path, manifest: dict, plan: _Plan) -> None:
     for sid, ids in moving.items():
         _copy_articles(index_dir, sid, ids, plan)
     plan.segments = [base]
+    plan.checksums = {base: plan.checksums[base]}
 
 
 def _carry_kept_articles(index_dir: Path, kept: dict[str, dict], plan: _Plan) -> None:
@@ -367,6 +497,8 @@ def _build_generation(
 
     segment_records = [plan.records[aid] for aid in sorted(plan.records)]
     write_segment(index_dir, segment_id, passages, segment_records, lexical, vector_index, counts, question_index)
+    checksums = {**{sid: plan.checksums[sid] for sid in plan.segments},
+                 segment_id: checksum_digest(segment_path(index_dir, segment_id))}
     passages_per_article = Counter(p.article_id for p in passages)
     entries = dict(plan.entries)
     for record in segment_records:
@@ -389,9 +521,11 @@ def _build_generation(
         "articles": {aid: entries[aid] for aid in sorted(entries)},
         "passages": live,
         "segment_rows": segment_rows,
+        "segment_checksums": checksums,
     }
     (staging / MANIFEST).write_bytes(orjson.dumps(manifest))
     (staging / SEGMENT_LIST).write_text(json.dumps(manifest["segments"]), encoding="utf-8")
+    write_checksums(staging)  # last: it covers the manifest, which covers the segments
     report.articles = len(entries)
     report.passages = live
     timings["store+vocabulary"] = time.perf_counter() - clock
@@ -425,7 +559,10 @@ def _prune(index_dir: Path, keep: int) -> None:
         try:
             referenced.update(json.loads((generation / SEGMENT_LIST).read_text(encoding="utf-8")))
         except (OSError, ValueError):
-            referenced.update(read_manifest(generation).get("segments", []))
+            try:
+                referenced.update(read_manifest(generation).get("segments", []))
+            except (OSError, ValueError):
+                return  # a damaged generation: which segments it needs is unknown, delete none this time
     for segment in (index_dir / SEGMENTS_DIR).glob("seg-*"):
         if segment.name not in referenced:
             shutil.rmtree(segment, ignore_errors=True)

@@ -40,6 +40,12 @@ def register_report_routes(app: FastAPI, settings: Settings | None = None) -> No
             period = make_period(since, until)
         except PeriodError as exc:
             raise HTTPException(422, f"日期格式有误：{exc}") from exc
+        except (OverflowError, ValueError) as exc:  # e.g. until=9999-12-31: the day after does not exist
+            raise HTTPException(422, f"日期超出可用范围（0001-01-02 至 9999-12-30）：since={since!r} until={until!r}") from exc
         current: Settings = settings or request.app.state.settings
-        result = build_report(current.log_db, period, article_catalog=load_article_catalog(current), sections=[name])
+        try:
+            result = build_report(current.log_db, period, article_catalog=load_article_catalog(current),
+                                  sections=[name])
+        except OverflowError as exc:  # a bound that parses but cannot become a timestamp
+            raise HTTPException(422, f"日期超出可用范围：since={since!r} until={until!r}") from exc
         return report_to_json(result, sections=[name])

@@ -13,6 +13,7 @@ costs the size of the edit, not of the knowledge base (Lucene's design, at our s
                           vectors.faiss    FAISS index over the rows' embeddings
                           questions.faiss  FAISS index over the rows' 相似问, in row order (optional)
                           vocabulary.json  the rows' jieba words and their sounds (typo correction)
+                          checksums.json   SHA-256 and size of every file above (integrity.py), written last
 """
 
 from __future__ import annotations
@@ -22,12 +23,14 @@ import os
 import shutil
 import time
 import uuid
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from .integrity import IndexDamagedError, verify_folder, write_checksums
 from .models import Passage
 from .sparse_lexical import LexicalSegment
 from .spelling import sound_table
@@ -80,6 +83,7 @@ def write_segment(
             json.dumps({"id": segment_id, "passages": len(passages), "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}),
             encoding="utf-8",
         )
+        write_checksums(staging)  # last: a segment with a checksum file is complete
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -173,7 +177,32 @@ def segment_path(index_dir: Path, segment_id: str) -> Path:
     return Path(index_dir) / SEGMENTS_DIR / segment_id
 
 
-def load_segment(index_dir: Path, segment_id: str) -> Segment:
+def segment_part(segment_id: str) -> str:
+    """How errors name a segment: its path inside the index folder."""
+    return f"{SEGMENTS_DIR}/{segment_id}"
+
+
+def verify_segment(index_dir: Path, segment_id: str, checksum: str | None = None) -> None:
+    """IndexDamagedError unless the segment's files are as written (and its checksum file is `checksum`)."""
+    verify_folder(segment_path(index_dir, segment_id), segment_part(segment_id), checksum)
+
+
+# What reading a damaged file raises (FAISS: RuntimeError; numpy: ValueError, zipfile.BadZipFile).
+READ_ERRORS = (OSError, ValueError, KeyError, IndexError, TypeError, RuntimeError, EOFError, zipfile.BadZipFile)
+
+
+def load_segment(index_dir: Path, segment_id: str, checksum: str | None = None, verify: bool = False) -> Segment:
+    """Load a segment; with `verify`, its files are checked against its checksums first. A file
+    that cannot be read raises IndexDamagedError either way."""
+    if verify:
+        verify_segment(index_dir, segment_id, checksum)
+    try:
+        return _load_segment(index_dir, segment_id)
+    except READ_ERRORS as exc:
+        raise IndexDamagedError(segment_part(segment_id), "", f"cannot be read: {type(exc).__name__}: {exc}") from exc
+
+
+def _load_segment(index_dir: Path, segment_id: str) -> Segment:
     path = segment_path(index_dir, segment_id)
     passages = read_segment_passages(index_dir, segment_id)
     articles = read_segment_articles(index_dir, segment_id)

@@ -82,7 +82,16 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     query_id_wait_seconds: float = Field(
-        2.0, description="how long an event or feedback waits for its search to reach the log (another worker may be writing it)"
+        2.0,
+        description="with several workers (or a factory-started app): how long an event or feedback waits for a search "
+        "id this process did not issue to reach the log (another worker may be writing it); the wait holds no thread. "
+        "Ids this process issued are known at once; a single-worker `kb serve` answers unknown ids 404 without waiting",
+    )
+    max_body_bytes: int = Field(64 * 1024, description="largest request body accepted (413 beyond it)")
+    max_request_head_bytes: int = Field(
+        256 * 1024,
+        description="largest request line + headers uvicorn accepts (h11_max_incomplete_event_size); "
+        "a 1,000-character Chinese query is about 9 KB URL-encoded",
     )
     watch_interval_seconds: float = Field(0.5, description="how often `kb serve --watch` looks for edited articles")
     log_db: Path = Field(PROJECT_ROOT / "var" / "usage.sqlite3", description="SQLite usage log")

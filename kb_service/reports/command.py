@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from .build import build_report
+from .build import PeriodError, build_report, make_period
 from .export import report_to_json, write_csv
 from .html import render_html
 
@@ -59,6 +59,10 @@ def run_report_command(
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown report format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    try:
+        make_period(since, until)  # a bad date fails here, before anything is read or written
+    except OverflowError as exc:  # e.g. --until 9999-12-31: the day after does not exist
+        raise PeriodError(f"date out of range (0001-01-02 to 9999-12-30): since={since!r} until={until!r}") from exc
     out = Path(out_dir) if out_dir is not None else Path.cwd() / "reports"
     report = build_report(Path(settings.log_db), since, until, article_catalog=load_article_catalog(settings))
     if report.empty:
