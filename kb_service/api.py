@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import importlib
 import ipaddress
 import json
@@ -19,7 +20,6 @@ import logging
 import os
 import re
 import secrets
-import signal
 import threading
 import time
 import traceback
@@ -49,6 +49,7 @@ from .http_guards import (
     install_access_log,
 )
 from .logstore import Impression, QueryLog, SQLiteLogStore, UsageLogStore
+from .masking import mask_personal_data
 from .models import CATEGORIES, Hit, SearchResponse
 from .settings import Settings
 
@@ -366,8 +367,16 @@ def _store(request: Request) -> UsageLogStore:
 
 
 def _short_header(value: str | None) -> str | None:
-    value = (value or "").strip()
-    return value[:MAX_ID_CHARS] or None
+    """An agent or session id as it may be stored: any client can set these headers, so one
+    that holds personal data (a phone typed as an agent id) is stored masked, with a short
+    digest of the original so that distinct ids still count apart in the reports."""
+    value = (value or "").strip()[:MAX_ID_CHARS]
+    if not value:
+        return None
+    masked = mask_personal_data(value)
+    if masked == value:
+        return value
+    return f"{masked}#{hashlib.sha256(value.encode('utf-8', 'replace')).hexdigest()[:8]}"
 
 
 def _split_tags(tags: list[str] | None) -> list[str] | None:
@@ -426,7 +435,8 @@ def _known_article(engine: Any, article_id: str) -> Any:
 
 
 def _info(engine: Any, policy: AccessPolicy) -> dict[str, Any]:
-    return {"status": "ok", **engine.info(), "auth_required": policy.enabled}
+    # worker_pid: which `kb serve` worker answered (operators and tests tell workers apart by it)
+    return {"status": "ok", **engine.info(), "auth_required": policy.enabled, "worker_pid": os.getpid()}
 
 
 def _register_report_routes(app: FastAPI) -> None:
@@ -787,6 +797,38 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
     return options
 
 
+WORKER_HEALTHCHECK_SECONDS = 30
+
+
+class SupervisorEmbedder:
+    """The `--watch` supervisor's query embedder, loaded once on first use (thread-safe).
+
+    A failed load is not kept: the next rebuild tries again (and build_index loads its own)."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._embedder: Embedder | None = None
+
+    def get(self) -> Embedder | None:
+        with self._lock:
+            if self._embedder is None:
+                from .embedding import load_embedder
+
+                try:
+                    embedder = load_embedder(
+                        self.settings.embedding_model,
+                        self.settings.embedding_runtime,
+                        Path(self.settings.index_dir) / "models",
+                        self.settings.threads,
+                    )
+                    embedder.encode([WARM_UP_QUERY])  # models load on first use: pay it here
+                    self._embedder = embedder
+                except Exception:
+                    log.warning("loading the embedder for re-indexing failed", exc_info=True)
+            return self._embedder
+
+
 def serve(
     settings: Settings,
     host: str | None = None,
@@ -794,14 +836,17 @@ def serve(
     workers: int = 1,
     watch: bool = False,
 ) -> None:
-    """Run the API with uvicorn; `watch` rebuilds and reloads the index when articles change.
+    """Run the API with uvicorn; `watch` rebuilds the index when articles change.
 
-    One worker serves an app built here, so the watcher can call its engine's reload(). Several
-    workers are separate processes: the watcher rebuilds once, then SIGHUPs uvicorn's supervisor,
-    which replaces the workers one at a time (each new one opens the newest index before the old
-    one stops, so nothing is refused).
+    Every worker follows `indexes/CURRENT` (`kb_service.workers.IndexPoller`) and reloads its
+    engine in place when a new generation is named, so an edit (or a `kb index` run) is served
+    without restarting anything. One worker: the app is built here and the watcher also reloads
+    it directly. Several workers: uvicorn's supervisor (this process) runs the watcher and only
+    rebuilds; the spawned workers pick the new generation up, and die with the supervisor.
     """
     import uvicorn
+
+    from .workers import SUPERVISOR_PID_ENV, attach_index_poller
 
     host = settings.host if host is None else host
     port = settings.port if port is None else port
@@ -810,6 +855,7 @@ def serve(
     try:
         if workers <= 1:
             app = create_app(settings, shared_log=False)  # the only writer of its log: no waiting for ids
+            attach_index_poller(app, settings)
             if watch:
 
                 parsed = ArticleCache()  # the watcher re-parses only the files an editor touched
@@ -824,30 +870,32 @@ def serve(
             uvicorn.Server(uvicorn.Config(app, host=host, port=port, **uvicorn_options(settings))).run()
         else:
             _export_settings(settings)
+            os.environ[SUPERVISOR_PID_ENV] = str(os.getpid())
             if watch:
-                # Until uvicorn installs its own handler, a change must not kill the process.
-                signal.signal(signal.SIGHUP, signal.SIG_IGN)
-
                 parsed = ArticleCache()
+                # Load the embedder once, in the background: an edit then re-indexes in about a second
+                # instead of paying the model load (seconds) each time.
+                embedder = SupervisorEmbedder(settings)
+                threading.Thread(target=embedder.get, name="kb-embedder-preload", daemon=True).start()
 
-                def rebuild_and_restart_workers() -> None:
-                    if rebuild_index(settings, parsed):
-                        os.kill(os.getpid(), signal.SIGHUP)
+                def rebuild_for_workers() -> None:
+                    rebuild_index(settings, parsed, embedder=embedder.get())  # workers' pollers switch to it
 
-                watcher = ArticleWatcher(settings, rebuild_and_restart_workers)
+                watcher = ArticleWatcher(settings, rebuild_for_workers)
                 watcher.start()
             uvicorn.run(
-                f"{__name__}:create_app_from_env",
+                "kb_service.workers:create_worker_app_from_env",
                 factory=True,
                 host=host,
                 port=port,
                 workers=workers,
+                # A worker loading its model can miss uvicorn's 5 s ping on a busy host and be killed.
+                timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
                 **uvicorn_options(settings),
             )
     finally:
         if watcher is not None:
             watcher.stop()
-
 
 __all__ = [
     "AccessPolicy",

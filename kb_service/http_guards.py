@@ -24,6 +24,8 @@ from typing import Any
 
 from fastapi import HTTPException
 
+from .masking import mask_personal_data
+
 access_log = logging.getLogger("kb_service.access")
 
 Scope = MutableMapping[str, Any]
@@ -91,7 +93,9 @@ class RequestGuard:
         finally:
             status = status_seen[0] if status_seen else 0
             # Never the query string, never the client address: what the agent typed is personal data.
-            access_log.info("%s %s %s %.1fms", method, path, status or "-", (time.perf_counter() - started) * 1000)
+            # The path can carry typed data too (/api/articles/<whatever was typed>): masked like a query.
+            access_log.info("%s %s %s %.1fms", method, mask_personal_data(path), status or "-",
+                            (time.perf_counter() - started) * 1000)
 
     async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         method = scope["method"]

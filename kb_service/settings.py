@@ -94,6 +94,11 @@ class Settings(BaseSettings):
         "a 1,000-character Chinese query is about 9 KB URL-encoded",
     )
     watch_interval_seconds: float = Field(0.5, description="how often `kb serve --watch` looks for edited articles")
+    index_poll_interval_seconds: float = Field(
+        0.5,
+        description="how often each `kb serve` worker checks indexes/CURRENT and reloads in place when it names a new "
+        "generation (after `--watch` rebuilt it, or a `kb index` run); 0 turns the check off",
+    )
     log_db: Path = Field(PROJECT_ROOT / "var" / "usage.sqlite3", description="SQLite usage log")
     agent_keys: str = Field("", description="comma-separated API keys for the agent role")
     editor_keys: str = Field("", description="comma-separated API keys for the editor role")

@@ -298,3 +298,81 @@ def test_questions_can_be_left_out_of_the_index(corpus_settings: Settings) -> No
     engine = SearchEngine.open(settings)
     assert all(s.questions is None for s in engine._snapshot.segments) and engine._snapshot.question_mean is None
     assert engine.search("前挡被石子崩裂了能赔吗").features.question_match == 0.0  # type: ignore[attr-defined]
+
+
+def _big_article(folder, sections: int) -> None:
+    """One article of `sections` distinct `## ` sections, as a large manual would be written: a link,
+    a script block and 相似问 on some sections, the rest without (only a note)."""
+    texts, questions = {}, {}
+    for n in range(sections):
+        heading = f"第{n}节 三者险赔付要点"
+        text = (f"第{n}节说明第三者责任险的赔付范围，事故造成第三方人身伤亡或财产损失时按保单约定赔付。"
+                f"客户报案后，客服应先核实身份，再说明理赔材料和处理时限。")
+        if n % 10 == 0:
+            text += f"\n\n交强险详见[交强险](third-party.md)。\n\n```script\n您好，第{n}节的赔付以条款为准。\n```"
+        if n % 3 == 0:
+            questions[heading] = [f"三者险第{n}条赔啥", f"撞了别人第{n}次谁赔"]
+        texts[heading] = text
+    write_article(folder, "big-manual", "超长理赔手册", texts, questions=questions)
+
+
+def _counted_calls(settings: Settings, tokenizer) -> dict[str, int]:
+    """Function calls (Python and C) of each stage before embedding: check (parse, validate,
+    chunk) and lexical (analysis, term weights, vocabulary). A deterministic measure of work."""
+    import sys
+
+    from kb_service.sparse_lexical import (
+        BM25FParams,
+        LexicalSegment,
+        analyze_passage,
+        average_lengths,
+        word_document_counts,
+    )
+    from kb_service.validation import check_knowledge_base, sections_without_questions
+
+    calls = 0
+
+    def count(frame, event, arg) -> None:  # noqa: ANN001
+        nonlocal calls
+        if event in ("call", "c_call"):
+            calls += 1
+
+    counts = {}
+    sys.setprofile(count)
+    try:
+        check = check_knowledge_base(settings.articles_dir, settings)
+        for article in check.articles:
+            sections_without_questions(article)
+        counts["check"], calls = calls, 0
+        analyzed = [analyze_passage(p, tokenizer) for p in check.passages]
+        LexicalSegment.build(analyzed, average_lengths(analyzed), BM25FParams())
+        word_document_counts(analyzed)
+        texts = [indexing.embedding_text(p) for p in check.passages]
+        counts["lexical"] = calls
+    finally:
+        sys.setprofile(None)
+    assert check.ok and len(texts) == len(check.passages), check.problems[:3]
+    return counts
+
+
+def test_indexing_work_grows_linearly_with_the_sections_of_one_article(tmp_path, corpus_dir) -> None:
+    """A 2,000-section article once took minutes to become searchable: per-section work that
+    re-scans the whole article (heading lookups, line searches, question matching) would make
+    4x the sections cost up to 16x. Counted in calls, not seconds, so the test is deterministic.
+    (A scan done inside one C call, e.g. str.find over the whole article, is not seen.)"""
+    from kb_service.analysis import DomainTokenizer
+
+    tokenizer = DomainTokenizer(())
+    list(tokenizer.spans("三者险赔付"))  # load jieba's dictionary outside the count
+    counts = {}
+    for sections in (100, 400):
+        folder = tmp_path / f"kb-{sections}"
+        folder.mkdir()
+        (folder / "third-party.md").write_text((corpus_dir / "third-party.md").read_text(encoding="utf-8"),
+                                               encoding="utf-8")
+        _big_article(folder, sections)
+        settings = Settings(articles_dir=folder, lexicon_path=folder / "lexicon.yaml", index_dir=tmp_path / "idx")
+        counts[sections] = _counted_calls(settings, tokenizer)
+    for stage in ("check", "lexical"):
+        ratio = counts[400][stage] / counts[100][stage]
+        assert 3.0 < ratio < 5.0, (stage, counts)  # linear: ~4x for 4x the sections (quadratic: ~10x)
