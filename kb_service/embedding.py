@@ -86,22 +86,34 @@ class OnnxEmbedder:
         self._tokenizer.enable_truncation(max_length)
         self.name = name or model_path.name
         self.dim = int(self._session.get_outputs()[0].shape[-1])
+        self._parallel = os.cpu_count() or 1  # concurrent runs when embedding many texts
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """One text per run: int8 dynamic quantisation scales activations per input tensor, so in a
         batch a vector would depend on its neighbours and padding; alone it is deterministic, equal
-        to what a query gets, and no slower per passage (scripts/bench_embedding.py)."""
-        out = []
-        for text in texts:
-            encoding = self._tokenizer.encode(text)
-            ids = np.array([encoding.ids], dtype=np.int64)
-            mask = np.array([encoding.attention_mask], dtype=np.int64)
-            feeds = {"input_ids": ids, "attention_mask": mask}
-            if "token_type_ids" in self._inputs:
-                feeds["token_type_ids"] = np.zeros_like(ids)
-            hidden = self._session.run(None, feeds)[0]
-            out.append(hidden[0].mean(axis=0))
+        to what a query gets, and no slower per passage (scripts/bench_embedding.py).
+
+        Many texts (an index build) run on every core at once, one text per run each: ONNX
+        Runtime releases the GIL, so a new article of 2,000 sections embeds about twice as fast on
+        two cores, with the same vectors. A single query stays on the calling thread."""
+        if len(texts) < 2 or self._parallel < 2:
+            out = [self._one(text) for text in texts]
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=min(self._parallel, len(texts))) as pool:
+                out = list(pool.map(self._one, texts))
         return _normalise_rows(np.stack(out) if out else np.zeros((0, self.dim)))
+
+    def _one(self, text: str) -> np.ndarray:
+        encoding = self._tokenizer.encode(text)
+        ids = np.array([encoding.ids], dtype=np.int64)
+        mask = np.array([encoding.attention_mask], dtype=np.int64)
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self._inputs:
+            feeds["token_type_ids"] = np.zeros_like(ids)
+        hidden = self._session.run(None, feeds)[0]
+        return hidden[0].mean(axis=0)
 
 
 class UniversalSentenceEncoderEmbedder:

@@ -83,7 +83,7 @@ def big_article(sections: int, sentences: list[str], seed: int = 7) -> str:
     return "\n".join(lines)
 
 
-def real_embedder(settings: Settings, index_dir: Path) -> object:
+def real_embedder(settings: Settings, index_dir: Path, embed_threads: int | None = None) -> object:
     """The configured embedder, its cache seeded with the project's vectors (read only)."""
     key = model_key(settings.embedding_model, settings.embedding_runtime)
     project = PROJECT_ROOT / "indexes"
@@ -99,10 +99,13 @@ def real_embedder(settings: Settings, index_dir: Path) -> object:
     models = project / "models"
     if not (models / key / "model-int8.onnx").exists():
         models = index_dir / "models"  # exported there, never into the project's folder
-    return load_embedder(settings.embedding_model, settings.embedding_runtime, models, settings.threads)
+    embedder = load_embedder(settings.embedding_model, settings.embedding_runtime, models, settings.threads)
+    if embed_threads and hasattr(embedder, "_parallel"):
+        embedder._parallel = embed_threads  # noqa: SLF001 - a benchmark compares 1 with all cores
+    return embedder
 
 
-def run(sections: int, sentences: list[str], real: bool) -> dict[str, float]:
+def run(sections: int, sentences: list[str], real: bool, embed_threads: int | None = None) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="kb-big-") as tmp:
         root = Path(tmp)
         articles = root / "articles"
@@ -110,7 +113,7 @@ def run(sections: int, sentences: list[str], real: bool) -> dict[str, float]:
         if sections:
             (articles / f"{BIG_ID}.md").write_text(big_article(sections, sentences), encoding="utf-8")
         settings = Settings(articles_dir=articles, lexicon_path=articles / "lexicon.yaml", index_dir=root / "indexes")
-        embedder = real_embedder(settings, settings.index_dir) if real else HashEmbedder()
+        embedder = real_embedder(settings, settings.index_dir, embed_threads) if real else HashEmbedder()
         started = time.perf_counter()
         report = build_index(settings, full=True, embedder=embedder)  # type: ignore[arg-type]
         total = time.perf_counter() - started
@@ -127,6 +130,8 @@ def main() -> None:
     parser.add_argument("--sections", type=int, nargs="+", default=[500, 1000, 2000])
     parser.add_argument("--real-embedder", action="store_true",
                         help="also build with the configured embedder (KB_EMBEDDING_MODEL): slow, ~20-60 ms per new text")
+    parser.add_argument("--embed-threads", type=int, default=None,
+                        help="concurrent embedding runs of the ONNX embedder (default: one per core)")
     args = parser.parse_args()
     sentences = real_sentences(PROJECT_ROOT / "articles")
     print(f"{'sections':>8} {'passages':>8} {'check':>7} {'lexical':>7} {'chk+lex':>7} {'per 1k':>7} "
@@ -135,7 +140,7 @@ def main() -> None:
     base: float | None = None
     for n in [0, *args.sections]:
         for real in (False, True) if args.real_embedder and n else (False,):
-            r = run(n, sentences, real)
+            r = run(n, sentences, real, args.embed_threads)
             own = r["check"] + r["lexical"]
             if n == 0 and not real:
                 base = own
