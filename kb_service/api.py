@@ -325,7 +325,9 @@ def _validation_message(exc: RequestValidationError) -> str:
         if error.get("type") == "missing":
             message = "field required"
         elif "input" in error:
-            message = f"{message} (got {json.dumps(error['input'], ensure_ascii=False, default=str)[:80]})"
+            # The echoed input is masked first (it may hold a phone or an ID), then cut.
+            typed = json.dumps(error["input"], ensure_ascii=False, default=str)[:400]
+            message = f"{message} (got {mask_personal_data(typed)[:80]})"
         parts.append(f"{where}: {message}" if where else message)
     return _encodable("请求参数有误：" + "; ".join(parts or ["invalid request"]))
 
@@ -416,7 +418,7 @@ async def _query_logged(request: Request, query_id: str) -> bool:
 
 async def _known_query(request: Request, query_id: str) -> None:
     if not await _query_logged(request, query_id):
-        raise HTTPException(404, f"未知的 query_id：{query_id}（请先搜索，再记录打开、复制或反馈）")
+        raise HTTPException(404, f"未知的 query_id：{mask_personal_data(query_id)}（请先搜索，再记录打开、复制或反馈）")
 
 
 _ABSOLUTE_PATH = re.compile(r"(?:[A-Za-z]:)?[\\/](?:[^\s'\"\\/:]+[\\/])*([^\s'\"\\/:]*)")
@@ -430,7 +432,7 @@ def _without_paths(text: str) -> str:
 def _known_article(engine: Any, article_id: str) -> Any:
     article = engine.article(article_id)
     if article is None:
-        raise HTTPException(404, f"没有找到文章：{article_id}（可能已被删除或更名）")
+        raise HTTPException(404, f"没有找到文章：{mask_personal_data(article_id)}（可能已被删除或更名）")
     return article
 
 

@@ -275,3 +275,21 @@ def test_access_log_has_path_status_duration_but_no_query(client: TestClient, ca
     everything = caplog.text
     assert "13812345678" not in everything and "110101199003074258" not in everything
     assert "?" not in "".join(lines)
+
+
+def test_a_validation_error_never_echoes_personal_data(client: TestClient) -> None:
+    """422 messages quote the input back; a phone or ID in it is masked before it is quoted."""
+    comment = "客户手机 138 1234 5678，身份证 110101199003071234，" + "太慢了" * 400  # over the comment limit
+    response = client.post("/api/feedback", json={"query_id": "x" * 8, "resolved": False, "comment": comment})
+    detail = _detail(response, 422)
+    assert "comment" in detail
+    flat = detail.replace(" ", "")
+    assert "13812345678" not in flat and "110101199003071234" not in flat and "〔手机号〕" in detail
+
+
+def test_unknown_ids_are_quoted_masked(client: TestClient) -> None:
+    detail = _detail(client.get("/api/articles/13812345678"), 404)
+    assert "13812345678" not in detail and "〔手机号〕" in detail
+    detail = _detail(client.post("/api/events", json={"query_id": "110101199003071234", "article_id": "a",
+                                                        "type": "open"}), 404)
+    assert "110101199003071234" not in detail
