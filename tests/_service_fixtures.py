@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import socket
 import sqlite3
+import subprocess
 import sys
 import uuid
 from dataclasses import dataclass
@@ -197,3 +200,21 @@ def uvicorn_command(port: int, *extra: str) -> list[str]:
     """The server the end-to-end tests start: the env-configured app factory on loopback."""
     return [sys.executable, "-m", "uvicorn", "kb_service.api:create_app_from_env", "--factory",
             "--host", "127.0.0.1", "--port", str(port), *extra]
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on now (servers in tests bind loopback only)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def stop_server(process: subprocess.Popen) -> None:
+    """SIGTERM (the server drains its usage log), then a kill if it does not exit in 30 s."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)

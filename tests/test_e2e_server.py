@@ -2,7 +2,6 @@
 
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -14,17 +13,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from _service_fixtures import build_corpus_index, corpus_settings, settings_env, uvicorn_command
+from _service_fixtures import build_corpus_index, corpus_settings, free_port, settings_env, uvicorn_command
 
 from kb_service.settings import Settings
 
 STARTUP_SECONDS = 90
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -59,7 +53,7 @@ def svc_built_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
 
 def _start(settings: Settings, tmp_path: Path, **extra_env: str) -> Server:
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, **settings_env(settings), **extra_env}
     log_path = tmp_path / "uvicorn.log"
     with open(log_path, "w", encoding="utf-8") as log:

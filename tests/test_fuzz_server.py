@@ -27,7 +27,7 @@ from typing import Any
 
 import httpx
 import pytest
-from _service_fixtures import build_corpus_index, corpus_settings, settings_env
+from _service_fixtures import build_corpus_index, corpus_settings, free_port, settings_env, stop_server
 
 SEED = 20261206
 REQUESTS = 2400
@@ -41,11 +41,6 @@ ROUTES_GET = ["/api/search", "/api/articles/third-party", "/api/articles/ghost",
 ROUTES_POST = ["/api/events", "/api/feedback", "/api/admin/reload"]
 ARTICLE_IDS = ["third-party", "vehicle-damage", "claim-materials", "privacy-check", "ghost", ""]
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -63,7 +58,7 @@ class FuzzServer:
 def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FuzzServer]:
     root = tmp_path_factory.mktemp("fuzz")
     settings = corpus_settings(build_corpus_index(root), root / "var" / "usage.sqlite3")
-    port = _free_port()
+    port = free_port()
     log_path = root / "server.log"
     env = {**os.environ, **settings_env(settings), "KB_HOST": "127.0.0.1", "KB_PORT": str(port)}
     with open(log_path, "w", encoding="utf-8") as log:
@@ -85,13 +80,7 @@ def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FuzzServer
             time.sleep(0.2)
         yield server
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+        stop_server(process)
 
 
 # --- generators -------------------------------------------------------------------------------------

@@ -23,8 +23,6 @@ from __future__ import annotations
 import os
 import random
 import re
-import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -39,7 +37,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from _service_fixtures import build_corpus_index, corpus_settings, settings_env
+from _service_fixtures import build_corpus_index, corpus_settings, free_port, settings_env, stop_server
 
 SEED = 20261206
 MIN_VARIANTS = 1000
@@ -247,11 +245,6 @@ def generate_variants(rng: random.Random, n: int) -> list[Variant]:
 # --- the server -------------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 @dataclass
 class Channel:
@@ -275,7 +268,7 @@ class PrivacyRun:
 
 def _start(root: Path) -> tuple[subprocess.Popen, str, Path, Path]:
     settings = corpus_settings(build_corpus_index(root), root / "var" / "usage.sqlite3")
-    port = _free_port()
+    port = free_port()
     log_path = root / "server.log"
     env = {**os.environ, **settings_env(settings), "KB_HOST": "127.0.0.1", "KB_PORT": str(port)}
     with open(log_path, "w", encoding="utf-8") as log:
@@ -299,13 +292,7 @@ def _start(root: Path) -> tuple[subprocess.Popen, str, Path, Path]:
 
 
 def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+    stop_server(process)
 
 
 def _long_message(rng: random.Random, group: list[Variant]) -> str:

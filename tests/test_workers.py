@@ -15,7 +15,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-from _service_fixtures import BuiltCorpus, build_corpus_index, copy_corpus, corpus_settings, settings_env
+from _service_fixtures import (
+    BuiltCorpus,
+    build_corpus_index,
+    copy_corpus,
+    corpus_settings,
+    free_port,
+    settings_env,
+    stop_server,
+)
 
 from kb_service.settings import Settings
 from kb_service.workers import IndexPoller
@@ -26,11 +34,6 @@ STARTUP_SECONDS = 90
 ROOT = Path(__file__).resolve().parent.parent
 EDITED_SENTENCE = "理赔材料可以通过电子保单二维码在线上传，上传后客服核对材料是否齐全。"
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _alive(pid: int) -> bool:
@@ -79,7 +82,7 @@ def cluster(workers_corpus: BuiltCorpus, tmp_path: Path) -> Iterator[Cluster]:
     settings = corpus_settings(
         corpus, tmp_path / "usage.sqlite3", watch_interval_seconds=0.2, index_poll_interval_seconds=0.2
     )
-    port = _free_port()
+    port = free_port()
     log_path = tmp_path / "serve.log"
     with open(log_path, "w", encoding="utf-8") as log:
         process = subprocess.Popen(
@@ -104,13 +107,7 @@ def cluster(workers_corpus: BuiltCorpus, tmp_path: Path) -> Iterator[Cluster]:
                 server.worker_pids = set()
         yield server
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_server(process)
         for pid in server.worker_pids:  # never leave a worker behind, whatever the test did
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
