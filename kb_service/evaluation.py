@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .calibration import fit_logistic
 from .confidence import FEATURES, ConfidenceModel
 from .models import Hit
 
@@ -146,54 +145,6 @@ def metrics_table(results: dict[str, list[QueryOutcome]], by_kind: bool = True) 
     return header + "\n".join(lines)
 
 
-REGULARISATION_GRID = (0.1, 1.0, 10.0)
-
-
-_fit_logistic = fit_logistic  # one implementation, in calibration.py
-
-
-def cross_validated_rejection(x, y, C: float, max_false_rejection: float, folds: int = 10,  # type: ignore[no-untyped-def]
-                              repeats: int = 5) -> tuple[float, float]:
-    """(share of out-of-scope rejected, share of answerable rejected) on held-out folds, each fold
-    judged by a model and threshold fitted without it: what calibration promises for new queries.
-    Repeated with reshuffled folds, because 25 negatives make one split's figure jump by 4 points."""
-    import numpy as np
-    from sklearn.model_selection import RepeatedStratifiedKFold
-
-    rejected_negative = rejected_positive = 0
-    splits = RepeatedStratifiedKFold(n_splits=min(folds, int(min(np.bincount(y)))), n_repeats=repeats, random_state=0)
-    for train, test in splits.split(x, y):
-        model = _fit_logistic(x[train], y[train], C, max_false_rejection, "")
-        for vector, truth in zip(x[test], y[test], strict=True):
-            if model.probability_of(vector) < model.threshold:
-                rejected_negative += truth == 0
-                rejected_positive += truth == 1
-    return (rejected_negative / max(1, repeats * int((y == 0).sum())),
-            rejected_positive / max(1, repeats * int((y == 1).sum())))
-
-
-def fit_confidence(
-    outcomes: list[QueryOutcome], max_false_rejection: float = 0.03, label: str = "", C: float | None = None
-) -> ConfidenceModel:
-    """Logistic regression on the features: answerable (1) vs out-of-scope (0).
-
-    The threshold is the highest probability that still keeps false rejections of answerable
-    queries at or under `max_false_rejection` on the fitting set. The regularisation strength,
-    unless given, is the one whose held-out folds reject the most out-of-scope queries (ties go to
-    the stronger regularisation): the fitting set is small, and in-sample rejection flatters.
-    """
-    import numpy as np
-
-    x = np.array([o.features for o in outcomes], dtype=float)
-    y = np.array([0 if o.query.negative else 1 for o in outcomes])
-    if C is None:
-        scores = {c: cross_validated_rejection(x, y, c, max_false_rejection) for c in REGULARISATION_GRID}
-        C = max(REGULARISATION_GRID, key=lambda c: (scores[c][0], -scores[c][1], -c))
-        negatives, positives = scores[C]
-        label = f"{label}; C={C} by 10-fold CV (held out: {negatives:.0%} out-of-scope rejected, {positives:.1%} answerable rejected)"
-    return _fit_logistic(x, y, C, max_false_rejection, label)
-
-
 def save_confidence(path: Path, key: str, model: ConfidenceModel) -> None:
     data = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
     data[key] = model.to_dict()
@@ -201,7 +152,7 @@ def save_confidence(path: Path, key: str, model: ConfidenceModel) -> None:
     path.write_text(json.dumps(data, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
 
 
-__all__ = ["FEATURES", "MODES", "LabelledQuery", "answers", "compute_metrics", "fit_confidence", "load_dev_set",
+__all__ = ["FEATURES", "MODES", "LabelledQuery", "answers", "compute_metrics", "load_dev_set",
            "load_own_set", "metrics_table", "run_queries", "save_confidence"]
 
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 
 from .masking import mask_personal_data
@@ -89,7 +89,6 @@ class Reading:
     converted: bool = False  # traditional characters were converted
     personal_data: tuple[str, ...] = ()  # kinds removed, e.g. 〔手机号〕 (never the values)
     truncated: bool = False  # longer than the limit: only the start was read
-    notes: tuple[str, ...] = field(default=())
 
     @property
     def changed(self) -> bool:
