@@ -1,5 +1,5 @@
 """`python -m kb_service …` runs the `kb` command line."""
 
-from .cli import app
+from kb_service.cli import app
 
 app()

@@ -12,8 +12,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from .models import CATEGORIES
-from .settings import Settings
+from kb_service.models import CATEGORIES
+from kb_service.settings import Settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="车险客服知识库 kb_service")
 console = Console(stderr=True)
@@ -36,8 +36,8 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 
 def _open_engine(settings: Settings):  # type: ignore[no-untyped-def]
     """The search engine, or one line saying why the index cannot be served (none built, damaged)."""
-    from .engine import IndexNotBuiltError, SearchEngine
-    from .integrity import IndexDamagedError
+    from kb_service.index.integrity import IndexDamagedError
+    from kb_service.search.engine import IndexNotBuiltError, SearchEngine
 
     try:
         return SearchEngine.open(settings)
@@ -55,7 +55,7 @@ def check(
     path: Annotated[Path | None, typer.Argument(help="articles folder")] = None,
 ) -> None:
     """Validate every article (and the lexicon); exit 1 on any problem."""
-    from .validation import check_knowledge_base
+    from kb_service.content.validation import check_knowledge_base
 
     settings = _settings(articles_dir=path)
     _require_folder(settings.articles_dir, "articles folder")
@@ -90,7 +90,7 @@ def index(
                                                        "of this index (KB_BUILD_LOCK_TIMEOUT, default 600)")] = None,
 ) -> None:
     """Build or update the indexes (incremental; atomic switch when complete). A damaged index is rebuilt."""
-    from .indexing import BuildLockTimeout, build_index
+    from kb_service.index.builder import BuildLockTimeout, build_and_merge
 
     settings = _settings(articles_dir=articles, index_dir=index_dir, embedding_model=model, embedding_runtime=runtime)
     _require_folder(settings.articles_dir, "articles folder")
@@ -104,11 +104,9 @@ def index(
             bar.update(tasks[stage], completed=done, total=total)
 
         try:
-            report = build_index(settings, full=full, progress=progress, lock_timeout=lock_timeout)
-            if report.full_merge_due:  # the update is already live; this only reclaims outdated rows
-                console.print("many outdated rows: merging everything into one segment (vectors from the cache)")
-                merged = build_index(settings, full=True, progress=progress, lock_timeout=lock_timeout)
-                report.generation, report.seconds = merged.generation, report.seconds + merged.seconds
+            report = build_and_merge(settings, full=full, progress=progress, lock_timeout=lock_timeout,
+                                     on_live=lambda: console.print("many outdated rows: merging everything into "
+                                                                   "one segment (vectors from the cache)"))
         except BuildLockTimeout as exc:
             raise _fail(str(exc)) from None
     for line in report.repaired:
@@ -157,7 +155,7 @@ def search(
     runtime: RuntimeOpt = None,
 ) -> None:
     """Search the knowledge base (loads the model and indexes once for all queries)."""
-    from .engine import QueryError
+    from kb_service.search.engine import QueryError
 
     if category and category not in CATEGORIES:
         raise typer.BadParameter(f"unknown category {category!r}; one of {', '.join(CATEGORIES)}")
@@ -202,7 +200,7 @@ def eval_command(
     per_kind: Annotated[bool, typer.Option("--per-kind/--no-per-kind", help="a row per style (kind)")] = True,
 ) -> None:
     """Recall@1/3/5, MRR@10, rejection rates and wrong-section counts per set, design and style."""
-    from .evaluation import evaluate, load_dev_set, load_own_set, metrics_table
+    from kb_service.evaluation.runner import evaluate, load_dev_set, load_own_set, metrics_table
 
     settings = _settings()
     named = {}
@@ -231,8 +229,8 @@ def calibrate(
 ) -> None:
     """Fit the confidence model on our own set plus the blind selection half, by style
     (never on the dev sets or the blind report half)."""
-    from .evaluation import calibrate as fit
-    from .evaluation import load_dev_set, load_own_set
+    from kb_service.evaluation.runner import calibrate as fit
+    from kb_service.evaluation.runner import load_dev_set, load_own_set
 
     settings = _settings()
     paths = pool if pool is not None else [Path("eval/blind/selection.jsonl")]
@@ -253,9 +251,9 @@ def explain(
     相似问 and coverage parts, and each confidence feature's contribution."""
     from dataclasses import asdict
 
-    from .engine import QueryError
-    from .explain import explain as explain_query
-    from .explain import render
+    from kb_service.search.engine import QueryError
+    from kb_service.search.explain import explain as explain_query
+    from kb_service.search.explain import render
 
     if mode not in ("hybrid", "lexical", "semantic"):
         raise _fail(f"--mode must be hybrid, lexical or semantic, not {mode!r}", 2)
@@ -282,8 +280,8 @@ def impact(
 ) -> None:
     """What an article change does to search: queries whose top answer, section or confidence
     changes between --base and the working tree; exit 1 when a labelled query gets worse."""
-    from .evaluation import load_dev_set, load_own_set
-    from .impact import ReplayQuery, logged_queries, run_impact
+    from kb_service.evaluation.impact import ReplayQuery, logged_queries, run_impact
+    from kb_service.evaluation.runner import load_dev_set, load_own_set
 
     settings = _settings(log_db=log_db)
     _require_folder(settings.articles_dir, "articles folder")
@@ -316,8 +314,8 @@ def serve(
     index_dir: IndexOpt = None,
 ) -> None:
     """Start the search API and the side panel (http://127.0.0.1:8000/)."""
-    from .api import UnsafeBindError
-    from .api import serve as run_server
+    from kb_service.web.auth import UnsafeBindError
+    from kb_service.web.serve import serve as run_server
 
     settings = _settings(host=host, port=port, index_dir=index_dir)
     try:
@@ -356,7 +354,7 @@ def report(
     log_db: Annotated[Path | None, typer.Option("--log-db", help="usage log (KB_LOG_DB)")] = None,
 ) -> None:
     """Analyst reports from the usage log: frequency, article performance, content gaps."""
-    from .reports import run_report_command
+    from kb_service.reports import run_report_command
 
     if fmt not in ("html", "csv", "json"):
         raise typer.BadParameter("--format must be html, csv or json")

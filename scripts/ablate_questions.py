@@ -27,8 +27,8 @@ from pathlib import Path
 import yaml
 from check_question_overlap import bigram_set, jaccard  # the same measure of "nearly repeats"
 
-from kb_service.embedding import model_key
-from kb_service.evaluation import calibrate, evaluate, load_dev_set, load_own_set, metrics_table
+from kb_service.evaluation.runner import calibrate, evaluate, load_dev_set, load_own_set, metrics_table
+from kb_service.index.embedding import model_key
 from kb_service.settings import PROJECT_ROOT, Settings
 
 MODEL, RUNTIME = "m3e-small", "onnx-int8"

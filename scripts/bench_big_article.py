@@ -30,9 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-from kb_service.articles import article_files
-from kb_service.embedding import load_embedder, model_key
-from kb_service.indexing import build_index
+from kb_service.content.articles import article_files
+from kb_service.index.builder import build_index
+from kb_service.index.embedding import load_embedder, model_key
 from kb_service.settings import PROJECT_ROOT, Settings
 
 _SENTENCES = re.compile(r"(?<=[。！？；])")

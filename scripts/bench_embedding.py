@@ -10,9 +10,9 @@ import json
 import time
 from pathlib import Path
 
-from kb_service.embedding import load_embedder
-from kb_service.engine import SearchEngine
-from kb_service.indexing import embedding_text
+from kb_service.index.builder import embedding_text
+from kb_service.index.embedding import load_embedder
+from kb_service.search.engine import SearchEngine
 from kb_service.settings import PROJECT_ROOT, Settings
 
 

@@ -20,10 +20,11 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from kb_service.api import create_app
-from kb_service.engine import SearchEngine
-from kb_service.logstore import QueryLog, SQLiteLogStore
+from kb_service.search.engine import SearchEngine
 from kb_service.settings import PROJECT_ROOT, Settings
+from kb_service.usage_log.sqlite import SQLiteLogStore
+from kb_service.usage_log.store import QueryLog
+from kb_service.web.app import create_app
 
 
 class DiscardingLogStore:

@@ -20,11 +20,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from kb_service.articles import ArticleCache, load_articles
-from kb_service.chunking import chunk_article
-from kb_service.engine import SearchEngine
-from kb_service.indexing import build_index
+from kb_service.content.articles import ArticleCache, load_articles
+from kb_service.content.chunking import chunk_article
+from kb_service.index.builder import build_index
 from kb_service.models import CATEGORIES
+from kb_service.search.engine import SearchEngine
 from kb_service.settings import PROJECT_ROOT, Settings
 
 SECTIONS_PER_ARTICLE = 4
@@ -153,7 +153,7 @@ def bench(passages: int, n_queries: int, queries: list[str], sentences: list[str
                             lexical_backend=lexical_backend)
         embedder = None
         if approx:
-            from kb_service.embedding import load_embedder
+            from kb_service.index.embedding import load_embedder
 
             embedder = SentenceMeanEmbedder(load_embedder(settings.embedding_model, settings.embedding_runtime,
                                                           settings.index_dir / "models", settings.threads))

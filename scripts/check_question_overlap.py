@@ -14,7 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
-from kb_service.articles import load_articles
+from kb_service.content.articles import load_articles
 from kb_service.settings import PROJECT_ROOT
 
 

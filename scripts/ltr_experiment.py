@@ -17,11 +17,11 @@ import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 
-from kb_service.engine import SearchEngine, lexical_search, semantic_search
-from kb_service.evaluation import answers, load_dev_set, load_own_set
-from kb_service.lexicon import normalise
+from kb_service.content.lexicon import normalise
+from kb_service.evaluation.runner import answers, load_dev_set, load_own_set
 from kb_service.models import Hit
-from kb_service.ranking import bigrams, coverage_scorer, weighted_score_fusion
+from kb_service.search.engine import SearchEngine, lexical_search, semantic_search
+from kb_service.search.ranking import bigrams, coverage_scorer, weighted_score_fusion
 from kb_service.settings import PROJECT_ROOT, Settings
 
 

@@ -39,15 +39,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from kb_service.logstore import (  # noqa: E402
-    EventLog,
-    FeedbackLog,
-    Impression,
-    QueryLog,
-    SQLiteLogStore,
-)
 from kb_service.masking import mask_personal_data  # noqa: E402
-from kb_service.querynorm import normalise_query  # noqa: E402
+from kb_service.usage_log.grouping import normalise_query  # noqa: E402
+from kb_service.usage_log.sqlite import SQLiteLogStore  # noqa: E402
+from kb_service.usage_log.store import EventLog, FeedbackLog, Impression, QueryLog  # noqa: E402
 
 UTC8 = dt.timezone(dt.timedelta(hours=8))
 DEFAULT_END = dt.date(2026, 11, 24)  # fixed so a run never depends on the wall clock
@@ -184,7 +179,7 @@ def load_sim_articles(articles_dir: Path) -> list[SimArticle]:
 
 @lru_cache(maxsize=4)
 def _load_sim_articles(articles_dir: Path) -> tuple[SimArticle, ...]:
-    from kb_service.articles import load_articles
+    from kb_service.content.articles import load_articles
 
     loaded = load_articles(articles_dir).articles
     if not loaded:
@@ -318,7 +313,7 @@ def engine_resolver(settings_overrides: dict | None = None) -> Resolver:
     """Results from the real search engine (slow: one search per distinct text used)."""
 
     def resolve(entries: list[TextEntry]) -> None:
-        from kb_service.engine import SearchEngine
+        from kb_service.search.engine import SearchEngine
         from kb_service.settings import Settings
 
         engine = SearchEngine.open(Settings().with_overrides(**(settings_overrides or {})))

@@ -152,7 +152,7 @@ def corpus_settings(corpus: BuiltCorpus, log_db: Path, **overrides: object) -> S
 
 def build_corpus_index(root: Path) -> BuiltCorpus:
     """Write the articles and build a real index with the lead's indexer."""
-    from kb_service.indexing import build_index
+    from kb_service.index.builder import build_index
 
     corpus = BuiltCorpus(root / "articles", root / "indexes", root / "lexicon.yaml")
     write_corpus(corpus.articles_dir)
@@ -171,7 +171,7 @@ def copy_corpus(corpus: BuiltCorpus, root: Path) -> BuiltCorpus:
 
 def point_current_at(index_dir: Path, generation: str) -> None:
     """Switch which built generation is 'newest' the way the indexer does: atomic rename."""
-    from kb_service.indexing import CURRENT
+    from kb_service.index.builder import CURRENT
 
     tmp = index_dir / f".current-{uuid.uuid4().hex}.tmp"
     tmp.write_text(generation, encoding="utf-8")
@@ -198,7 +198,7 @@ def sqlite_rows(path: Path, sql: str, *args: object) -> list[tuple]:
 
 def uvicorn_command(port: int, *extra: str) -> list[str]:
     """The server the end-to-end tests start: the env-configured app factory on loopback."""
-    return [sys.executable, "-m", "uvicorn", "kb_service.api:create_app_from_env", "--factory",
+    return [sys.executable, "-m", "uvicorn", "kb_service.web.app:create_app_from_env", "--factory",
             "--host", "127.0.0.1", "--port", str(port), *extra]
 
 

@@ -1,9 +1,9 @@
 from collections import Counter
 from pathlib import Path
 
-from kb_service.analysis import DomainTokenizer, bigrams, words
-from kb_service.lexicon import load_lexicon
-from kb_service.spelling import HomophoneCorrector
+from kb_service.content.lexicon import load_lexicon
+from kb_service.query.spelling import HomophoneCorrector
+from kb_service.query.tokenizer import DomainTokenizer, bigrams, words
 
 
 def test_domain_words_stay_whole_and_stop_words_go() -> None:
@@ -46,7 +46,7 @@ def test_homophone_corrector_maps_input_method_typos_to_known_words() -> None:
 
 
 def test_only_domain_terms_are_reached_by_a_fuzzy_sound() -> None:
-    from kb_service.spelling import sound_table
+    from kb_service.query.spelling import sound_table
 
     counts = {"定损": 20, "索要": 20, "个性": 20, "质检": 20}
     corrector = HomophoneCorrector.merged([sound_table(counts)], [counts], fuzzy_words={"定损"})
@@ -60,7 +60,7 @@ def test_only_domain_terms_are_reached_by_a_fuzzy_sound() -> None:
 
 
 def test_corrector_tables_merge_by_passage_count() -> None:
-    from kb_service.spelling import sound_table
+    from kb_service.query.spelling import sound_table
 
     base = sound_table({"理赔": 50, "投诉": 40})
     update = sound_table({"理赔": 3, "里培": 9, "盗抢": 2})  # 里培 sounds like 理赔 but is rarer overall
@@ -93,7 +93,7 @@ def test_words_typed_as_pinyin_become_the_articles_words() -> None:
 
 
 def test_an_unreadable_run_of_letters_costs_one_pass_not_every_segmentation() -> None:
-    from kb_service.spelling import pinyin_syllables, syllable_splits
+    from kb_service.query.spelling import pinyin_syllables, syllable_splits
 
     class CountingSet:
         def __init__(self) -> None:
@@ -112,7 +112,7 @@ def test_an_unreadable_run_of_letters_costs_one_pass_not_every_segmentation() ->
 
 
 def test_pinyin_prefers_the_articles_word_over_a_lexicon_variant_with_its_sound() -> None:
-    from kb_service.spelling import sound_table
+    from kb_service.query.spelling import sound_table
 
     articles, lexicon = {"保险": 111}, {"报险": 10_000}  # a lexicon colloquial form of 报案, same sound
     corrector = HomophoneCorrector.merged([sound_table(articles), sound_table(lexicon)], [articles, lexicon],
@@ -121,7 +121,7 @@ def test_pinyin_prefers_the_articles_word_over_a_lexicon_variant_with_its_sound(
 
 
 def test_query_analyzer_guards_common_words_from_typo_correction() -> None:
-    from kb_service.ranking import QueryAnalyzer
+    from kb_service.search.ranking import QueryAnalyzer
 
     tokenizer = DomainTokenizer(["理赔", "盗抢险"])
     corrector = HomophoneCorrector.build(Counter({"理赔": 50, "出示": 3, "盗抢险": 5}))

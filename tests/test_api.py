@@ -17,15 +17,12 @@ from _service_fixtures import (
 )
 from fastapi.testclient import TestClient
 
-from kb_service.api import (
-    ArticleWatcher,
-    UnsafeBindError,
-    check_bind_allowed,
-    create_app,
-    render_article_html,
-)
-from kb_service.logstore import SQLiteLogStore
 from kb_service.settings import Settings
+from kb_service.usage_log.sqlite import SQLiteLogStore
+from kb_service.web.app import create_app
+from kb_service.web.auth import UnsafeBindError, check_bind_allowed
+from kb_service.web.rendering import render_article_html
+from kb_service.web.serve import ArticleWatcher
 
 
 @pytest.fixture(scope="session")
@@ -35,14 +32,14 @@ def svc_corpus(tmp_path_factory: pytest.TempPathFactory) -> BuiltCorpus:
 
 @pytest.fixture(scope="session")
 def svc_embedder(svc_corpus: BuiltCorpus):  # type: ignore[no-untyped-def]
-    from kb_service.embedding import load_embedder
+    from kb_service.index.embedding import load_embedder
 
     return load_embedder("use-multilingual", "onnx-int8", svc_corpus.index_dir / "models", 1)
 
 
 @pytest.fixture(scope="session")
 def svc_engine(svc_corpus: BuiltCorpus, svc_embedder, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    from kb_service.engine import SearchEngine
+    from kb_service.search.engine import SearchEngine
 
     settings = corpus_settings(svc_corpus, tmp_path_factory.mktemp("unused") / "u.sqlite3")
     return SearchEngine.open(settings, embedder=svc_embedder)
@@ -420,7 +417,7 @@ def test_panel_and_static_files(svc) -> None:  # type: ignore[no-untyped-def]
     client, _ = svc
     response = client.get("/")
     assert response.status_code == 200 and "text/html" in response.headers["content-type"]
-    static = sorted(p.name for p in (Path(__file__).parent.parent / "kb_service" / "static").iterdir())
+    static = sorted(p.name for p in (Path(__file__).parent.parent / "kb_service" / "web" / "static").iterdir())
     assert client.get(f"/static/{static[0]}").status_code == 200
 
 
@@ -535,8 +532,8 @@ def test_keys_allow_any_host() -> None:
 
 
 def test_reload_under_concurrent_searches(svc_corpus: BuiltCorpus, svc_embedder, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from kb_service.engine import SearchEngine
-    from kb_service.indexing import build_index
+    from kb_service.index.builder import build_index
+    from kb_service.search.engine import SearchEngine
 
     corpus = copy_corpus(svc_corpus, tmp_path / "kb")
     settings = corpus_settings(corpus, tmp_path / "usage.sqlite3")
@@ -624,7 +621,7 @@ def test_watcher_notices_article_changes(tmp_path: Path) -> None:
 
 def test_event_waits_for_a_search_another_worker_is_still_logging(svc_corpus: BuiltCorpus, svc_engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """Two workers share one log file; worker A's writer commits the search after B sees the click."""
-    from kb_service.logstore import QueryLog
+    from kb_service.usage_log.store import QueryLog
 
     db = tmp_path / "usage.sqlite3"
     worker_a = Service(corpus_settings(svc_corpus, db), svc_engine)

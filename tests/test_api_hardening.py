@@ -18,10 +18,10 @@ import pytest
 from _service_fixtures import BuiltCorpus, build_corpus_index, corpus_settings, sqlite_rows
 from fastapi.testclient import TestClient
 
-from kb_service.api import create_app
-from kb_service.http_guards import install_access_log
-from kb_service.logstore import SQLiteLogStore
 from kb_service.settings import Settings
+from kb_service.usage_log.sqlite import SQLiteLogStore
+from kb_service.web.app import create_app
+from kb_service.web.guards import install_access_log
 
 KEYS = {"agent_keys": "agent-key", "editor_keys": "editor-key", "analyst_keys": "analyst-key"}
 
@@ -33,7 +33,7 @@ def hard_corpus(tmp_path_factory: pytest.TempPathFactory) -> BuiltCorpus:
 
 @pytest.fixture(scope="module")
 def hard_engine(hard_corpus: BuiltCorpus, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    from kb_service.engine import SearchEngine
+    from kb_service.search.engine import SearchEngine
 
     return SearchEngine.open(corpus_settings(hard_corpus, tmp_path_factory.mktemp("unused") / "u.sqlite3"))
 

@@ -2,7 +2,7 @@ from pathlib import Path
 
 from conftest import write_article
 
-from kb_service.articles import load_articles, parse_article
+from kb_service.content.articles import load_articles, parse_article
 
 
 def test_good_article_parses_with_fields_sections_and_lines(tmp_path: Path) -> None:
@@ -53,7 +53,7 @@ def test_readme_is_not_an_article(tmp_path: Path) -> None:
 def test_cache_reparses_only_touched_files(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     import os
 
-    from kb_service import articles
+    from kb_service.content import articles
 
     first = write_article(tmp_path, "a-one", "甲文章", {"小节": "这是第一篇文章的正文内容，足够长。"})
     write_article(tmp_path, "b-two", "乙文章", {"小节": "这是第二篇文章的正文内容，足够长。"})
@@ -75,7 +75,7 @@ def test_cache_reparses_only_touched_files(tmp_path: Path, monkeypatch) -> None:
 
 
 def test_questions_attach_to_their_sections_and_reach_every_passage(tmp_path: Path) -> None:
-    from kb_service.chunking import chunk_article
+    from kb_service.content.chunking import chunk_article
 
     path = write_article(tmp_path, "theft", "盗抢险", {"赔什么": "盗抢险赔车辆被盗。" * 3, "等多久": "报警后满60天未找回再赔。" * 40},
                          questions={"等多久": ["车丢了要等几天", "车丢了要等几天", "被偷的车多久能赔"]})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kb_service.calibration import choose_design, fit_logistic, leave_one_style_out
+from kb_service.search.calibration import choose_design, fit_logistic, leave_one_style_out
 
 
 def _pool(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, list[str]]:

@@ -2,8 +2,8 @@ from pathlib import Path
 
 from conftest import write_article
 
-from kb_service.articles import parse_article
-from kb_service.chunking import chunk_article, split_text
+from kb_service.content.articles import parse_article
+from kb_service.content.chunking import chunk_article, split_text
 
 
 def test_one_passage_per_section_with_metadata(tmp_path: Path) -> None:

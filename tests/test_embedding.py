@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kb_service.embedding import load_embedder
+from kb_service.index.embedding import load_embedder
 
 
 @pytest.mark.model

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kb_service.embedding import load_embedder
-from kb_service.embedding_cache import EmbeddingCache
+from kb_service.index.embedding import load_embedder
+from kb_service.index.embedding_cache import EmbeddingCache
 
 
 class CountingEmbedder:

@@ -3,11 +3,11 @@ from __future__ import annotations
 import pytest
 from conftest import write_article
 
-from kb_service.confidence import FEATURES, ConfidenceModel
-from kb_service.embedding import model_key
-from kb_service.engine import IndexNotBuiltError, QueryError, SearchEngine
-from kb_service.evaluation import save_confidence
-from kb_service.indexing import build_index
+from kb_service.evaluation.runner import save_confidence
+from kb_service.index.builder import build_index
+from kb_service.index.embedding import model_key
+from kb_service.search.confidence import FEATURES, ConfidenceModel
+from kb_service.search.engine import IndexNotBuiltError, QueryError, SearchEngine
 from kb_service.settings import Settings
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from kb_service.evaluation import LabelledQuery, QueryOutcome, answers, compute_metrics, run_queries
+from kb_service.evaluation.runner import LabelledQuery, QueryOutcome, answers, compute_metrics, run_queries
 from kb_service.models import Hit
 
 

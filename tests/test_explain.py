@@ -8,9 +8,9 @@ import math
 from typer.testing import CliRunner
 
 from kb_service.cli import app
-from kb_service.engine import SearchEngine
-from kb_service.explain import explain, render
-from kb_service.indexing import build_index
+from kb_service.index.builder import build_index
+from kb_service.search.engine import SearchEngine
+from kb_service.search.explain import explain, render
 from kb_service.settings import Settings
 
 

@@ -11,8 +11,8 @@ from conftest import write_article
 from typer.testing import CliRunner
 
 from kb_service.cli import app
-from kb_service.evaluation import LabelledQuery
-from kb_service.impact import ReplayQuery, run_impact
+from kb_service.evaluation.impact import ReplayQuery, run_impact
+from kb_service.evaluation.runner import LabelledQuery
 from kb_service.settings import Settings
 
 

@@ -7,9 +7,9 @@ import json
 import pytest
 from conftest import write_article
 
-from kb_service import indexing
-from kb_service.engine import SearchEngine, semantic_search
-from kb_service.indexing import CURRENT, build_index, current_generation
+from kb_service.index import builder as indexing
+from kb_service.index.builder import CURRENT, build_index, current_generation
+from kb_service.search.engine import SearchEngine, semantic_search
 from kb_service.settings import Settings
 
 
@@ -321,14 +321,14 @@ def _counted_calls(settings: Settings, tokenizer) -> dict[str, int]:
     chunk) and lexical (analysis, term weights, vocabulary). A deterministic measure of work."""
     import sys
 
-    from kb_service.sparse_lexical import (
+    from kb_service.content.validation import check_knowledge_base, sections_without_questions
+    from kb_service.index.lexical.bm25f import (
         BM25FParams,
         LexicalSegment,
         analyze_passage,
         average_lengths,
         word_document_counts,
     )
-    from kb_service.validation import check_knowledge_base, sections_without_questions
 
     calls = 0
 
@@ -360,7 +360,7 @@ def test_indexing_work_grows_linearly_with_the_sections_of_one_article(tmp_path,
     re-scans the whole article (heading lookups, line searches, question matching) would make
     4x the sections cost up to 16x. Counted in calls, not seconds, so the test is deterministic.
     (A scan done inside one C call, e.g. str.find over the whole article, is not seen.)"""
-    from kb_service.analysis import DomainTokenizer
+    from kb_service.query.tokenizer import DomainTokenizer
 
     tokenizer = DomainTokenizer(())
     list(tokenizer.spans("三者险赔付"))  # load jieba's dictionary outside the count

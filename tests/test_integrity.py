@@ -11,12 +11,12 @@ import pytest
 from conftest import SMALL_CORPUS, write_article
 from typer.testing import CliRunner
 
-from kb_service import indexing
 from kb_service.cli import app
-from kb_service.embedding import Embedder, load_embedder
-from kb_service.engine import SearchEngine
-from kb_service.indexing import CURRENT, build_index, current_generation, read_manifest
-from kb_service.integrity import IndexDamagedError
+from kb_service.index import builder as indexing
+from kb_service.index.builder import CURRENT, build_index, current_generation, read_manifest
+from kb_service.index.embedding import Embedder, load_embedder
+from kb_service.index.integrity import IndexDamagedError
+from kb_service.search.engine import SearchEngine
 from kb_service.settings import Settings
 
 LEXICON = "terms: [三者险, 第三者责任险, 交强险, 盗抢]\nsynonyms:\n  第三者责任险: [三者险, 三者]\n  盗抢: [丢车, 被偷]\n"

@@ -18,7 +18,7 @@ from kb_service.masking import (
     VIN,
     mask_personal_data,
 )
-from kb_service.querynorm import normalise_query
+from kb_service.usage_log.grouping import normalise_query
 
 # (what an agent pasted, what must be stored)
 MASKED = [

@@ -1,6 +1,6 @@
 """End-to-end test of the agent side panel in headless Chromium against a real server.
 
-A real uvicorn process serves `kb_service.api:create_app_from_env` over a small fixture
+A real uvicorn process serves `kb_service.web.app:create_app_from_env` over a small fixture
 knowledge base; Playwright drives the panel the way an agent does (type, arrow keys, Enter,
 copy a script, go back, give feedback). After a clean SIGINT shutdown the SQLite usage log must
 hold the query, its impressions, the open and copy events and the feedback.
@@ -176,7 +176,7 @@ def kb_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         (articles / name).write_text(textwrap.dedent(text), encoding="utf-8")
     build = (
         "from kb_service.settings import Settings\n"
-        "from kb_service.indexing import build_index\n"
+        "from kb_service.index.builder import build_index\n"
         "report = build_index(Settings(), full=True)\n"
         "assert not report.problems, [str(p) for p in report.problems]\n"
         "print(report.generation, report.articles, report.passages)\n"

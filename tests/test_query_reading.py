@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kb_service.query_reading import (
+from kb_service.query.reading import (
     clauses,
     condense_message,
     fold_text,

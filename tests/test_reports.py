@@ -13,9 +13,6 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from kb_service.api import AccessPolicy
-from kb_service.logstore import Impression, QueryLog, SQLiteLogStore
-from kb_service.report_api import register_report_routes
 from kb_service.reports import (
     EMPTY_MESSAGE,
     INSUFFICIENT,
@@ -35,6 +32,10 @@ from kb_service.reports.model import REPORT_TZ
 from kb_service.reports.stats import format_rate
 from kb_service.reports.textsim import cluster_topics, group_near_duplicates, lcs_length, lcs_ratio
 from kb_service.settings import Settings
+from kb_service.usage_log.sqlite import SQLiteLogStore
+from kb_service.usage_log.store import Impression, QueryLog
+from kb_service.web.auth import AccessPolicy
+from kb_service.web.routers.reports import router as report_router
 
 DAY = dt.datetime(2026, 11, 10, 10, 30, tzinfo=REPORT_TZ).timestamp()  # a Tuesday, 10:30 Beijing time
 CATALOG = {
@@ -337,7 +338,7 @@ def api(hand_log: Path, tmp_path: Path) -> Iterator[TestClient]:
     app = FastAPI()
     app.state.settings = settings
     app.state.access = AccessPolicy.from_settings(settings)
-    register_report_routes(app)
+    app.include_router(report_router)
     with TestClient(app) as client:
         yield client
 

@@ -13,9 +13,9 @@ from types import ModuleType
 
 import pytest
 
-from kb_service.querynorm import normalise_query
 from kb_service.reports import build_report
 from kb_service.reports.model import REPORT_TZ
+from kb_service.usage_log.grouping import normalise_query
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTICLES = ROOT / "articles"

@@ -7,9 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kb_service.analysis import DomainTokenizer, QueryTerms
-from kb_service.models import Passage
-from kb_service.sparse_lexical import (
+from kb_service.index.lexical.bm25f import (
     BM25FParams,
     LexicalSegment,
     SegmentView,
@@ -19,6 +17,8 @@ from kb_service.sparse_lexical import (
     search_segments,
     word_document_counts,
 )
+from kb_service.models import Passage
+from kb_service.query.tokenizer import DomainTokenizer, QueryTerms
 
 TOKENIZER = DomainTokenizer(["三者险", "交强险", "盗抢"])
 

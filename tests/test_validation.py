@@ -3,8 +3,8 @@ from pathlib import Path
 import pytest
 from conftest import article_text, write_article
 
+from kb_service.content.validation import check_knowledge_base
 from kb_service.settings import Settings
-from kb_service.validation import check_knowledge_base
 
 
 def _check(folder: Path) -> list[str]:

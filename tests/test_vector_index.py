@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kb_service.vector_index import FaissVectorIndex
+from kb_service.index.vectors import FaissVectorIndex
 
 
 @pytest.mark.parametrize("kind", ["flat", "hnsw"])

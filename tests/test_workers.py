@@ -26,7 +26,7 @@ from _service_fixtures import (
 )
 
 from kb_service.settings import Settings
-from kb_service.workers import IndexPoller
+from kb_service.web.workers import IndexPoller
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="worker processes are tested on Linux")
 

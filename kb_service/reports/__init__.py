@@ -4,23 +4,25 @@ Entry points: `build_report` (log → Report dataclasses), `render_html`, `write
 `report_to_json`, and `run_report_command` (what `kb report` does).
 """
 
-from .build import SECTIONS, PeriodError, build_report, make_period, never_shown_articles, parse_when
-from .command import load_article_catalog, run_report_command
-from .export import report_to_json, write_csv
-from .html import render_html
-from .model import EMPTY_MESSAGE, Report, ReportOptions, definitions_markdown, metric_definitions
-from .stats import INSUFFICIENT, MIN_FEEDBACK, wilson_interval
-
-
-def register_report_routes(app, settings=None) -> None:  # type: ignore[no-untyped-def]
-    """The API's hook (api.create_app calls it with the app): routes live in kb_service.report_api.
-
-    Imported lazily so `kb report` and the tests of this package do not load FastAPI.
-    """
-    from ..report_api import register_report_routes as register
-
-    register(app, settings)
-
+from kb_service.reports.build import (
+    SECTIONS,
+    PeriodError,
+    build_report,
+    make_period,
+    never_shown_articles,
+    parse_when,
+)
+from kb_service.reports.command import load_article_catalog, run_report_command
+from kb_service.reports.export import report_to_json, write_csv
+from kb_service.reports.html import render_html
+from kb_service.reports.model import (
+    EMPTY_MESSAGE,
+    Report,
+    ReportOptions,
+    definitions_markdown,
+    metric_definitions,
+)
+from kb_service.reports.stats import INSUFFICIENT, MIN_FEEDBACK, wilson_interval
 
 __all__ = [
     "EMPTY_MESSAGE",
@@ -37,7 +39,6 @@ __all__ = [
     "metric_definitions",
     "never_shown_articles",
     "parse_when",
-    "register_report_routes",
     "render_html",
     "report_to_json",
     "run_report_command",

@@ -13,10 +13,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..models import CATEGORIES
-from . import textsim
-from .logdb import LogReader
-from .model import (
+from kb_service.models import CATEGORIES
+from kb_service.reports import textsim
+from kb_service.reports.logdb import LogReader
+from kb_service.reports.model import (
     EMPTY_MESSAGE,
     REPORT_TZ,
     UNKNOWN_CATEGORY,
@@ -36,7 +36,7 @@ from .model import (
     Summary,
     metric_definitions,
 )
-from .stats import enough_feedback, format_rate, rate, wilson_interval
+from kb_service.reports.stats import enough_feedback, format_rate, rate, wilson_interval
 
 Catalog = Mapping[str, Mapping[str, Any]]
 SECTIONS = ("frequency", "articles", "gaps")

@@ -18,7 +18,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib import font_manager  # noqa: E402
 
-from .model import ArticleStats, CategoryStats, DayVolume, GapCluster, HourVolume, QueryGroup  # noqa: E402
+from kb_service.reports.model import (  # noqa: E402
+    ArticleStats,
+    CategoryStats,
+    DayVolume,
+    GapCluster,
+    HourVolume,
+    QueryGroup,
+)
 
 log = logging.getLogger(__name__)
 

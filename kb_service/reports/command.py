@@ -8,9 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from .build import PeriodError, build_report, make_period
-from .export import report_to_json, write_csv
-from .html import render_html
+from kb_service.reports.build import PeriodError, build_report, make_period
+from kb_service.reports.export import report_to_json, write_csv
+from kb_service.reports.html import render_html
 
 ReportFormat = Literal["html", "csv", "json"]
 FORMATS: tuple[str, ...] = ("html", "csv", "json")
@@ -22,7 +22,7 @@ def load_article_catalog(settings: Any) -> dict[str, dict[str, Any]]:
     The index's list is what agents could actually be shown, so it is preferred; the folder is
     the fallback before the first `kb index`.
     """
-    from ..indexing import current_generation, read_manifest
+    from kb_service.index.builder import current_generation, read_manifest
 
     generation = current_generation(Path(settings.index_dir)) if getattr(settings, "index_dir", None) else None
     if generation is not None:
@@ -32,7 +32,7 @@ def load_article_catalog(settings: Any) -> dict[str, dict[str, Any]]:
     catalog: dict[str, dict[str, Any]] = {}
     articles_dir = Path(settings.articles_dir)
     if articles_dir.is_dir():
-        from ..articles import load_articles
+        from kb_service.content.articles import load_articles
 
         for article in load_articles(articles_dir).articles:
             catalog[article.id] = {"title": article.title, "category": article.category, "version": article.version}

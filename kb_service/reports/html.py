@@ -10,8 +10,8 @@ from collections.abc import Callable, Iterable, Sequence
 from html import escape
 from typing import Any
 
-from . import charts
-from .model import ArticleStats, Report
+from kb_service.reports import charts
+from kb_service.reports.model import ArticleStats, Report
 
 CSS = """
 body{font-family:"Noto Sans CJK SC","PingFang SC","Microsoft YaHei",sans-serif;margin:0;background:#f5f6f8;color:#222;font-size:14px}

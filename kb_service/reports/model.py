@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from .stats import MIN_FEEDBACK
+from kb_service.reports.stats import MIN_FEEDBACK
 
 # China has had no daylight saving time since 1991, so a fixed offset is exact and lets SQLite
 # bucket days and hours without a time-zone database.

@@ -1,0 +1,145 @@
+"""The confidence model: does the top of the ranking look like an answer to the question?
+
+Features of one question's results (how well the top passage covers the query, how known its
+words are, how the semantic scores peak, whether the two indexes agree, how close the nearest
+相似问 is) and a logistic model over them, fitted by `kb calibrate` (calibration.py) and stored per
+embedder and mode in `confidence.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kb_service.content.lexicon import normalise
+from kb_service.models import Passage
+from kb_service.query.tokenizer import bigrams
+from kb_service.search.ranking import AnalyzedQuery, Candidate
+
+FEATURES = ("semantic_top", "semantic_margin", "word_coverage", "bigram_coverage", "known_ratio", "domain_terms",
+            "agreement", "lexical_strength", "semantic_density", "question_match", "unknown_word")
+
+DENSITY_NEIGHBOURS = 10
+SPECIFICITY_SCALE = 20.0  # -log P of a word jieba has never seen is about 18
+MIN_CLAUSE_WORDS = 2  # a clause judged on its own needs this many words (one word proves little)
+
+
+def best_clause_coverage(query: AnalyzedQuery, haystack: str, known: Callable[[str], bool],
+                         specificity: Callable[[str], float]) -> tuple[float, float, float, float]:
+    """(word coverage, known-word share, bigram coverage, most specific unknown word) of the
+    clause the top passage covers best.
+
+    Words are weighted by how specific they are in general Chinese: an unmatched 年检 or 公积金 says
+    far more about being out of scope than an unmatched 晚上. A pasted message is judged by its
+    best-covered clause, so its story (上班路上, 红绿灯, 白色轿车) does not drown the clause the
+    answer addresses; a short query is one clause and is judged whole."""
+    parts = [p for p in re.split(r"[，,。;；!?]+", query.corrected) if p.strip()] or [query.corrected]
+    best = (0.0, 0.0, 0.0, 0.0)
+    for part in parts:
+        words_here = [w for w in query.content_words if w in part]
+        if len(parts) > 1 and len(words_here) < MIN_CLAUSE_WORDS:
+            continue
+        weights = {w: specificity(w) for w in words_here}
+        total = sum(weights.values())
+        word_cov = sum(v for w, v in weights.items() if w in haystack) / total if total else 0.0
+        known_ratio = sum(v for w, v in weights.items() if known(w)) / total if total else 0.0
+        grams = list(dict.fromkeys(bigrams(part)))
+        gram_cov = sum(1 for g in grams if g in haystack) / len(grams) if grams else 0.0
+        # One rare word the knowledge base never uses (车船税, 年检, 食堂) marks a question it
+        # cannot answer, however well the rest of the clause matches.
+        unknown = max((v for w, v in weights.items() if not known(w)), default=0.0) / SPECIFICITY_SCALE
+        best = max(best, (word_cov, known_ratio, gram_cov, -unknown))
+    return best[0], best[1], best[2], -best[3]
+
+
+@dataclass
+class ConfidenceFeatures:
+    semantic_top: float  # cosine of the best passage
+    semantic_margin: float  # best cosine minus the mean of the other candidates: a peak, not a flat field
+    word_coverage: float  # share of the query's whole words found in the top hit
+    bigram_coverage: float  # share of the query's bigrams found in the top hit
+    known_ratio: float  # share of the query's whole words that occur anywhere in the knowledge base
+    domain_terms: float  # lexicon words or article aliases in the query (0, 0.5, 1)
+    agreement: float  # top article among the top 3 of each list
+    lexical_strength: float  # BM25 of the best lexical hit per query term (log)
+    # Mean cosine of the nearest passages minus the mean cosine to all passages. Short queries
+    # are similar to everything (0.7+ with m3e); what separates a question the knowledge base
+    # answers is how far its neighbourhood stands above that baseline.
+    semantic_density: float = 0.0
+    # Cosine of the closest 相似问 (0 without them): an answerable question has usually been asked
+    # in other words, and question to question is what the embedder compares best.
+    question_match: float = 0.0
+    # Specificity of the rarest query word the knowledge base never uses (0: every word is known).
+    unknown_word: float = 0.0
+
+    def vector(self) -> list[float]:
+        return [getattr(self, name) for name in FEATURES]
+
+
+def confidence_features(
+    query: AnalyzedQuery,
+    top: Candidate | None,
+    top_passage: Passage | None,
+    semantic: Sequence[tuple[str, float]],
+    lexical: Sequence[tuple[str, float]],
+    article_of: Callable[[str], str],
+    known: Callable[[str], bool],
+    specificity: Callable[[str], float] = lambda word: 1.0,
+    baseline_cosine: float | None = None,
+    question_match: float = 0.0,
+) -> ConfidenceFeatures:
+    """`baseline_cosine`: the query's mean cosine to every passage (None in lexical mode);
+    `question_match`: the closest 相似问's cosine (0 in lexical mode)."""
+    if top is None or top_passage is None:
+        return ConfidenceFeatures(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    haystack = normalise(" ".join((top_passage.title, top_passage.heading, top_passage.text, *top_passage.aliases)))
+    word_cov, known_ratio, gram_cov, unknown = best_clause_coverage(query, haystack, known, specificity)
+    top_article = article_of(top.passage_id)
+    lex_articles = [article_of(p) for p, _ in lexical[:3]]
+    sem_articles = [article_of(p) for p, _ in semantic[:3]]
+    agreement = 0.5 * (top_article in lex_articles) + 0.5 * (top_article in sem_articles)
+    lexical_top = lexical[0][1] if lexical else 0.0
+    strength = math.log1p(lexical_top / max(1, len(query.terms.words) + len(query.terms.bigrams)))
+    semantic_top = semantic[0][1] if semantic else 0.0
+    rest = [score for _, score in semantic[1:]]
+    margin = semantic_top - sum(rest) / len(rest) if rest else 0.0
+    domain = min(1.0, len(query.domain_terms) / 2)
+    near = [score for _, score in semantic[:DENSITY_NEIGHBOURS]]
+    density = sum(near) / len(near) - baseline_cosine if near and baseline_cosine is not None else 0.0
+    return ConfidenceFeatures(semantic_top, margin, word_cov, gram_cov, known_ratio, domain, agreement, strength, density,
+                              question_match, unknown)
+
+
+@dataclass
+class ConfidenceModel:
+    """Logistic model over ConfidenceFeatures, fitted on labelled queries (`kb calibrate`)."""
+
+    weights: list[float] = field(default_factory=lambda: [4.0, 10.0, 2.0, 2.0, 2.0, 1.0, 1.0, 1.0, 20.0, 0.0, -2.0])
+    bias: float = -8.0
+    threshold: float = 0.5
+    fitted_on: str = "defaults"
+
+    def probability(self, features: ConfidenceFeatures) -> float:
+        return self.probability_of(features.vector())
+
+    def probability_of(self, vector: Sequence[float]) -> float:
+        z = self.bias + sum(w * float(x) for w, x in zip(self.weights, vector, strict=True))
+        return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+
+    def to_dict(self) -> dict:
+        return {"features": list(FEATURES), "weights": self.weights, "bias": self.bias,
+                "threshold": self.threshold, "fitted_on": self.fitted_on}
+
+    @classmethod
+    def load(cls, path: Path, model_key: str) -> ConfidenceModel:
+        """The model fitted for this embedder (cosines differ between embedders), else defaults."""
+        if not path.exists():
+            return cls()
+        data = json.loads(path.read_text(encoding="utf-8")).get(model_key)
+        if not data or data.get("features") != list(FEATURES):
+            return cls()
+        return cls(data["weights"], data["bias"], data["threshold"], data.get("fitted_on", ""))

@@ -1,0 +1,352 @@
+"""The SQLite usage log: the embedded default, one file beside the server.
+
+The log sits on the search path, so writing must never make a search wait: callers only put
+records on a queue and a single background thread writes them to SQLite in batched
+transactions. `close()` drains the queue, so a clean shutdown loses nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from kb_service.masking import mask_personal_data
+from kb_service.usage_log.store import (
+    EVENT_TYPES,
+    EventLog,
+    EventType,
+    FeedbackLog,
+    LogRecord,
+    QueryLog,
+    scrub_query,
+)
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+
+
+# --- schema -------------------------------------------------------------------------------
+# Analyst reports read these tables directly: names and columns are a published contract.
+# A new version appends a migration to _MIGRATIONS; never edit an applied one.
+
+_SCHEMA_V1 = """
+CREATE TABLE IF NOT EXISTS queries (
+    query_id TEXT PRIMARY KEY,
+    ts REAL,
+    agent_id TEXT,
+    session_id TEXT,
+    query_masked TEXT,
+    query_normalised TEXT,
+    confident INTEGER,
+    n_hits INTEGER,
+    latency_ms REAL,
+    index_version TEXT
+);
+CREATE TABLE IF NOT EXISTS impressions (
+    query_id TEXT,
+    rank INTEGER,
+    article_id TEXT,
+    article_version INTEGER,
+    passage_id TEXT,
+    score REAL
+);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    query_id TEXT,
+    ts REAL,
+    type TEXT,
+    article_id TEXT
+);
+CREATE TABLE IF NOT EXISTS feedback (
+    id INTEGER PRIMARY KEY,
+    query_id TEXT,
+    ts REAL,
+    article_id TEXT,
+    resolved INTEGER,
+    comment TEXT
+);
+CREATE INDEX IF NOT EXISTS idx_queries_ts ON queries(ts);
+CREATE INDEX IF NOT EXISTS idx_impressions_article ON impressions(article_id);
+CREATE INDEX IF NOT EXISTS idx_events_article ON events(article_id);
+CREATE INDEX IF NOT EXISTS idx_feedback_article ON feedback(article_id);
+-- reports join everything back to its query
+CREATE INDEX IF NOT EXISTS idx_impressions_query ON impressions(query_id);
+CREATE INDEX IF NOT EXISTS idx_events_query ON events(query_id);
+CREATE INDEX IF NOT EXISTS idx_feedback_query ON feedback(query_id);
+"""
+
+_MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1}
+
+
+class LogStoreError(RuntimeError):
+    """The log file cannot be used (newer schema, closed store)."""
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(str(path), timeout=30.0, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA busy_timeout = 30000")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    return conn
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring the file to SCHEMA_VERSION; several processes may race here, so it is one transaction."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+        current = row[0] or 0
+        if current > SCHEMA_VERSION:
+            raise LogStoreError(
+                f"usage log schema version {current} is newer than this code supports "
+                f"({SCHEMA_VERSION}); upgrade kb_service"
+            )
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            for statement in _MIGRATIONS[version].split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def schema_version(path: Path) -> int:
+    """Version recorded in an existing log file (0 if it has none)."""
+    conn = sqlite3.connect(str(path))
+    try:
+        row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+        return int(row[0] or 0)
+    except sqlite3.OperationalError:
+        return 0
+    finally:
+        conn.close()
+
+
+_STOP = object()
+
+
+class SQLiteLogStore:
+    """Single-file SQLite usage log with a background writer thread.
+
+    Safe to share between threads. Several processes (uvicorn workers) may open the same file:
+    WAL mode lets them write in turn while readers continue.
+    """
+
+    def __init__(self, path: Path | str, *, max_batch: int = 1000) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._max_batch = max_batch
+        setup = _connect(self.path)
+        try:
+            setup.execute("PRAGMA journal_mode = WAL")
+            _migrate(setup)
+        finally:
+            setup.close()
+        self._queue: queue.Queue[object] = queue.Queue()
+        # Ids queued but not yet committed, so has_query is right before the writer catches up.
+        self._pending: dict[str, int] = {}
+        self._pending_lock = threading.Lock()
+        self._reader = _connect(self.path)
+        self._reader_lock = threading.Lock()
+        self._closed = False
+        self._close_lock = threading.Lock()
+        self._writer = threading.Thread(target=self._run_writer, name="kb-usage-log-writer", daemon=True)
+        self._writer.start()
+
+    # --- producer side (any thread) ---------------------------------------------------
+
+    def record_query(self, entry: QueryLog) -> None:
+        self._put(entry)
+
+    def record_event(self, query_id: str, article_id: str, type: EventType, ts: float | None = None) -> None:
+        if type not in EVENT_TYPES:
+            raise ValueError(f"unknown event type {type!r}; expected one of {sorted(EVENT_TYPES)}")
+        self._put(EventLog(query_id, article_id, type, time.time() if ts is None else ts))
+
+    def record_feedback(
+        self,
+        query_id: str,
+        article_id: str | None,
+        resolved: bool,
+        comment: str | None = None,
+        ts: float | None = None,
+    ) -> None:
+        self._put(
+            FeedbackLog(query_id, article_id, bool(resolved), comment, time.time() if ts is None else ts)
+        )
+
+    def record_many(self, records: Iterable[LogRecord]) -> int:
+        """Queue many records at once (the usage simulator); returns how many were queued."""
+        count = 0
+        for record in records:
+            if isinstance(record, EventLog) and record.type not in EVENT_TYPES:
+                raise ValueError(f"unknown event type {record.type!r}")
+            self._put(record)
+            count += 1
+        return count
+
+    @contextmanager
+    def batch(self) -> Iterator[SQLiteLogStore]:
+        """`with store.batch(): ...` — everything recorded inside is on disk when the block exits."""
+        yield self
+        self.flush()
+
+    def has_query(self, query_id: str) -> bool:
+        with self._pending_lock:
+            if query_id in self._pending:
+                return True
+        # The writer commits before it forgets a pending id, so a query is always in one place.
+        with self._reader_lock:
+            self._check_open()
+            row = self._reader.execute("SELECT 1 FROM queries WHERE query_id = ?", (query_id,)).fetchone()
+        return row is not None
+
+    def flush(self) -> None:
+        """Block until everything recorded so far is committed."""
+        self._check_open()
+        self._queue.join()
+
+    def close(self) -> None:
+        """Write everything still queued, then release the file. Idempotent."""
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._queue.put(_STOP)
+        self._writer.join()
+        with self._reader_lock:
+            self._reader.close()
+
+    def __enter__(self) -> SQLiteLogStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise LogStoreError(f"usage log {self.path} is closed")
+
+    def _put(self, record: LogRecord) -> None:
+        # Under the close lock so nothing can be queued behind the writer's stop marker.
+        with self._close_lock:
+            self._check_open()
+            if isinstance(record, QueryLog):
+                with self._pending_lock:
+                    self._pending[record.query_id] = self._pending.get(record.query_id, 0) + 1
+            self._queue.put(record)
+
+    # --- writer thread ----------------------------------------------------------------
+
+    def _run_writer(self) -> None:
+        conn = _connect(self.path)
+        try:
+            stop = False
+            while not stop:
+                batch = [self._queue.get()]
+                # Take whatever else is already waiting: batches grow exactly when load does.
+                while len(batch) < self._max_batch:
+                    try:
+                        batch.append(self._queue.get_nowait())
+                    except queue.Empty:
+                        break
+                # The stop marker is always the last item ever queued (see _put), so every
+                # record before it is in this or an earlier batch.
+                stop = batch[-1] is _STOP
+                records = [item for item in batch if item is not _STOP]
+                try:
+                    self._write(conn, records)
+                finally:
+                    self._forget_pending(records)
+                    for _ in batch:
+                        self._queue.task_done()
+        finally:
+            conn.close()
+
+    def _forget_pending(self, records: list[LogRecord]) -> None:
+        with self._pending_lock:
+            for record in records:
+                if isinstance(record, QueryLog):
+                    left = self._pending.get(record.query_id, 0) - 1
+                    if left > 0:
+                        self._pending[record.query_id] = left
+                    else:
+                        self._pending.pop(record.query_id, None)
+
+    def _write(self, conn: sqlite3.Connection, records: list[LogRecord]) -> None:
+        if not records:
+            return
+        try:
+            self._write_transaction(conn, records)
+        except Exception:
+            # One bad record must not cost the whole batch (nor kill the writer thread, which
+            # would make flush() wait forever): retry one by one and log what still fails.
+            log.exception("usage log batch of %d failed; retrying record by record", len(records))
+            for record in records:
+                try:
+                    self._write_transaction(conn, [record])
+                except Exception:
+                    log.exception("usage log record dropped: query_id=%s", record.query_id)
+
+    def _write_transaction(self, conn: sqlite3.Connection, records: list[LogRecord]) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for record in records:
+                _insert(conn, record)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+
+def _insert(conn: sqlite3.Connection, record: LogRecord) -> None:
+    if isinstance(record, QueryLog):
+        masked, normalised = scrub_query(record.query_text)
+        cursor = conn.execute(
+            "INSERT OR IGNORE INTO queries (query_id, ts, agent_id, session_id, query_masked, "
+            "query_normalised, confident, n_hits, latency_ms, index_version) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                record.query_id,
+                record.ts,
+                record.agent_id,
+                record.session_id,
+                masked,
+                normalised,
+                int(record.confident),
+                record.n_hits,
+                record.latency_ms,
+                record.index_version,
+            ),
+        )
+        if cursor.rowcount == 1:  # a replayed query_id must not duplicate its impressions
+            conn.executemany(
+                "INSERT INTO impressions (query_id, rank, article_id, article_version, passage_id, score) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (record.query_id, i.rank, i.article_id, i.article_version, i.passage_id, i.score)
+                    for i in record.impressions
+                ],
+            )
+    elif isinstance(record, EventLog):
+        conn.execute(
+            "INSERT INTO events (query_id, ts, type, article_id) VALUES (?, ?, ?, ?)",
+            (record.query_id, record.ts, record.type, record.article_id),
+        )
+    elif isinstance(record, FeedbackLog):
+        comment = mask_personal_data(record.comment) if record.comment else record.comment
+        conn.execute(
+            "INSERT INTO feedback (query_id, ts, article_id, resolved, comment) VALUES (?, ?, ?, ?, ?)",
+            (record.query_id, record.ts, record.article_id, int(record.resolved), comment),
+        )
+    else:  # pragma: no cover - _put only accepts the three record types
+        raise TypeError(f"not a usage log record: {record!r}")

@@ -1,0 +1,108 @@
+"""Usage log records and the protocol every log backend implements.
+
+What agents searched, what they were shown, opened, copied and whether it helped. The routes code
+against `UsageLogStore`, so a backend (SQLite by default, `sqlite.py`) can be replaced without
+touching them. Query text and feedback comments are masked before they reach any backend:
+`scrub_query` is what every backend stores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, runtime_checkable
+
+from kb_service.masking import mask_personal_data
+from kb_service.usage_log.grouping import normalise_query
+
+EventType = Literal["open", "copy"]
+EVENT_TYPES: frozenset[str] = frozenset({"open", "copy"})
+
+
+@dataclass(frozen=True)
+class Impression:
+    """One hit shown to the agent, at its 1-based rank."""
+
+    rank: int
+    article_id: str
+    article_version: int
+    passage_id: str
+    score: float
+
+
+@dataclass(frozen=True)
+class QueryLog:
+    query_id: str
+    ts: float
+    agent_id: str | None
+    session_id: str | None
+    query_text: str
+    confident: bool
+    n_hits: int
+    latency_ms: float
+    index_version: str
+    impressions: list[Impression] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class EventLog:
+    query_id: str
+    article_id: str
+    type: EventType
+    ts: float
+
+
+@dataclass(frozen=True)
+class FeedbackLog:
+    query_id: str
+    article_id: str | None
+    resolved: bool
+    comment: str | None
+    ts: float
+
+
+LogRecord = QueryLog | EventLog | FeedbackLog
+
+
+@runtime_checkable
+class UsageLogStore(Protocol):
+    def record_query(self, entry: QueryLog) -> None: ...
+
+    def record_event(
+        self, query_id: str, article_id: str, type: EventType, ts: float | None = None
+    ) -> None: ...
+
+    def record_feedback(
+        self,
+        query_id: str,
+        article_id: str | None,
+        resolved: bool,
+        comment: str | None = None,
+        ts: float | None = None,
+    ) -> None: ...
+
+    def has_query(self, query_id: str) -> bool: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def scrub_query(text: str) -> tuple[str, str]:
+    """(masked, normalised) query text. Mask first and normalise the masked text (placeholders
+    survive normalising); then mask again, because normalising drops all spaces and punctuation
+    and can join digit groups the first pass left apart (a card typed 6222，0212，… or a number
+    split by a longer run of punctuation than the masker accepts) into clear digits."""
+    masked = mask_personal_data(text)
+    return masked, mask_personal_data(normalise_query(masked))
+
+
+def open_log_store(log_db: str | object) -> UsageLogStore:
+    """The usage-log backend for a `KB_LOG_DB` value; today a SQLite file path.
+
+    The one place a backend is chosen, so a server database (a `postgresql://` URL) plugs in here.
+    """
+    from pathlib import Path
+
+    from kb_service.usage_log.sqlite import SQLiteLogStore
+
+    return SQLiteLogStore(Path(str(log_db)))

@@ -1,0 +1,55 @@
+"""Analyst report routes: GET /api/reports/{frequency|articles|gaps}?since=&until= (JSON).
+
+Each request builds only the section asked for, straight from the SQLite log (read-only), so
+an analyst's dashboard never waits for the parts it does not show. Access is the analyst role;
+the role check runs before anything else, so an unauthenticated caller learns nothing, not even
+which report names exist.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Query, Request
+
+from kb_service.reports import (
+    SECTIONS,
+    PeriodError,
+    build_report,
+    load_article_catalog,
+    make_period,
+    report_to_json,
+)
+from kb_service.settings import Settings
+from kb_service.web.deps import ANALYST
+from kb_service.web.schemas import ERROR_RESPONSES
+
+router = APIRouter(tags=["analyst"], dependencies=ANALYST)
+
+
+@router.get(
+    "/api/reports/{name}",
+    responses={**ERROR_RESPONSES, 404: {"description": "unknown report name"}},
+    summary="Usage report section as JSON (frequency, articles or gaps)",
+)
+def report(
+    request: Request,
+    name: str,
+    since: str | None = Query(None, description="first day, YYYY-MM-DD (Beijing time), or a date-time"),
+    until: str | None = Query(None, description="last day, inclusive, YYYY-MM-DD, or an exclusive date-time"),
+) -> dict[str, Any]:
+    if name not in SECTIONS:
+        raise HTTPException(404, f"没有这个报表：{name}（可用：{', '.join(SECTIONS)}）")
+    try:
+        period = make_period(since, until)
+    except PeriodError as exc:
+        raise HTTPException(422, f"日期格式有误：{exc}") from exc
+    except (OverflowError, ValueError) as exc:  # e.g. until=9999-12-31: the day after does not exist
+        raise HTTPException(422, f"日期超出可用范围（0001-01-02 至 9999-12-30）：since={since!r} until={until!r}") from exc
+    settings: Settings = request.app.state.settings
+    try:
+        result = build_report(settings.log_db, period, article_catalog=load_article_catalog(settings),
+                              sections=[name])
+    except OverflowError as exc:  # a bound that parses but cannot become a timestamp
+        raise HTTPException(422, f"日期超出可用范围：since={since!r} until={until!r}") from exc
+    return report_to_json(result, sections=[name])

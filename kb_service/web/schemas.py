@@ -1,0 +1,98 @@
+"""Request and response shapes of the HTTP API, and the size limits they enforce.
+
+Pydantic models only: the routers validate with them and OpenAPI documents them.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from kb_service.models import Hit
+
+MAX_K = 20
+MAX_ID_CHARS = 128
+MAX_COMMENT_CHARS = 1000
+
+
+def _no_lone_surrogates(value: str) -> str:
+    """JSON may spell half a UTF-16 pair ("\\ud800"); such text cannot be stored or shown."""
+    if any("\ud800" <= ch <= "\udfff" for ch in value):
+        raise ValueError("contains an invalid character (a lone UTF-16 surrogate)")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_no_lone_surrogates)]
+
+
+class ErrorOut(BaseModel):
+    detail: str
+
+
+class SearchOut(BaseModel):
+    query_id: str = Field(description="pass back to /api/articles, /api/events and /api/feedback")
+    query: str
+    confident: bool = Field(description="false: show 'no confident answer' and ask for feedback")
+    confidence: float
+    hits: list[Hit] = Field(description="one per article, best first (kb_service.models.Hit)")
+    reading: dict[str, Any] | None = Field(None, description="how the query was read: cleaned text, questions, "
+                                           "traditional characters converted, kinds of personal data removed")
+    questions: list[dict[str, Any]] = Field(default_factory=list, description="per question, when the query asks several")
+    outside_filter: str | None = Field(None, description="the category of the best answer when the filter excluded it")
+    took_ms: float
+
+
+class ArticleOut(BaseModel):
+    id: str
+    title: str
+    category: str
+    category_label: str
+    tags: list[str]
+    aliases: list[str]
+    updated: str
+    version: int
+    owner: str
+    markdown: str
+    html: str = Field(description='rendered body; ```script blocks become <div class="kb-script">')
+    open_recorded: bool = Field(description="an 'open' event was logged for the given query_id")
+
+
+class EventIn(BaseModel):
+    query_id: Text = Field(min_length=1, max_length=MAX_ID_CHARS)
+    article_id: Text = Field(min_length=1, max_length=MAX_ID_CHARS)
+    type: Literal["open", "copy"]
+
+
+class FeedbackIn(BaseModel):
+    query_id: Text = Field(min_length=1, max_length=MAX_ID_CHARS)
+    article_id: Text | None = Field(None, max_length=MAX_ID_CHARS, description="null: nothing helped")
+    resolved: bool
+    comment: Text | None = Field(None, max_length=MAX_COMMENT_CHARS)
+
+
+class RecordedOut(BaseModel):
+    status: Literal["recorded"] = "recorded"
+
+
+class HealthOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    status: str
+    index_version: str | None = None
+    articles: int | None = None
+    passages: int | None = None
+    model: str | None = None
+    auth_required: bool
+
+
+class ReloadOut(HealthOut):
+    reloaded: bool = Field(description="false: the newest built index was already serving")
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "missing or unknown API key"},
+    403: {"model": ErrorOut, "description": "the key's role may not use this route"},
+    422: {"model": ErrorOut, "description": "invalid input"},
+}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut, "description": "unknown id"}}
