@@ -90,7 +90,8 @@ def index(
                                                        "of this index (KB_BUILD_LOCK_TIMEOUT, default 600)")] = None,
 ) -> None:
     """Build or update the indexes (incremental; atomic switch when complete). A damaged index is rebuilt."""
-    from kb_service.index.builder import BuildLockTimeout, build_and_merge
+    from kb_service.index.builder import build_and_merge
+    from kb_service.index.store import BuildLockTimeout
 
     settings = _settings(articles_dir=articles, index_dir=index_dir, embedding_model=model, embedding_runtime=runtime)
     _require_folder(settings.articles_dir, "articles folder")

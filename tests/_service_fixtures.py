@@ -171,7 +171,7 @@ def copy_corpus(corpus: BuiltCorpus, root: Path) -> BuiltCorpus:
 
 def point_current_at(index_dir: Path, generation: str) -> None:
     """Switch which built generation is 'newest' the way the indexer does: atomic rename."""
-    from kb_service.index.builder import CURRENT
+    from kb_service.index.store import CURRENT
 
     tmp = index_dir / f".current-{uuid.uuid4().hex}.tmp"
     tmp.write_text(generation, encoding="utf-8")

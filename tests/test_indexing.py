@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 from conftest import write_article
 
 from kb_service.index import builder as indexing
-from kb_service.index.builder import CURRENT, build_index, current_generation
+from kb_service.index.builder import build_index
+from kb_service.index.store import CURRENT, current_generation, read_manifest
 from kb_service.search.engine import SearchEngine, semantic_search
 from kb_service.settings import Settings
 
@@ -21,10 +24,10 @@ def test_full_build_writes_manifest_and_serves(corpus_settings: Settings) -> Non
     report = build_index(corpus_settings)
     assert report.full and sorted(report.added) == ["complaint-grading", "flood-claim", "theft-claim", "third-party"]
     generation = current_generation(corpus_settings.index_dir)
-    manifest = json.loads((generation / "manifest.json").read_text(encoding="utf-8"))
-    assert set(manifest["articles"]) == set(report.added)
-    assert manifest["articles"]["third-party"]["version"] == 1 and len(manifest["articles"]["third-party"]["hash"]) == 64
-    assert manifest["embedding_model"] == "use-multilingual" and manifest["built_at"]
+    manifest = read_manifest(generation)
+    assert set(manifest.articles) == set(report.added)
+    assert manifest.articles["third-party"].version == 1 and len(manifest.articles["third-party"].hash) == 64
+    assert manifest.embedding_model == "use-multilingual" and manifest.built_at
     engine = SearchEngine.open(corpus_settings)
     assert _top_articles(engine, "三者险赔什么")[0] == "third-party"
     assert _top_articles(engine, "车被偷了要什么材料")[0] == "theft-claim"
@@ -105,6 +108,27 @@ def test_broken_article_keeps_its_last_good_version(corpus_settings: Settings) -
     assert _top_articles(engine, "玻璃碎了")[0] == "glass"
 
 
+def test_broken_article_keeps_its_last_good_version_in_a_moved_checkout(corpus_settings: Settings,
+                                                                          tmp_path: Path) -> None:
+    """The index is built in one checkout, then the checkout (articles + index) moves: the manifest
+    holds paths relative to the articles folder, so a broken article is still recognised."""
+    build_index(corpus_settings)
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    shutil.move(str(corpus_settings.articles_dir), moved / "articles")
+    shutil.move(str(corpus_settings.index_dir), moved / "indexes")
+    settings = corpus_settings.with_overrides(articles_dir=moved / "articles", index_dir=moved / "indexes",
+                                              lexicon_path=moved / "articles" / "lexicon.yaml")
+    assert read_manifest(current_generation(settings.index_dir)).articles["complaint-grading"].path == "complaint-grading.md"
+    path = settings.articles_dir / "complaint-grading.md"
+    path.write_text(path.read_text(encoding="utf-8").replace("category: coverage", "category: nonsense"), encoding="utf-8")
+    report = build_index(settings)
+    assert report.kept_last_good == ["complaint-grading"] and report.removed == []
+    engine = SearchEngine.open(settings)
+    assert _top_articles(engine, "二级投诉多久解决")[0] == "complaint-grading"
+    assert engine.article("complaint-grading").path == settings.articles_dir / "complaint-grading.md"
+
+
 def _segment_dirs(settings: Settings) -> set[str]:
     return {p.name for p in (settings.index_dir / "segments").iterdir()}
 
@@ -116,11 +140,11 @@ def test_an_edit_writes_one_small_segment_and_reload_reuses_the_rest(corpus_sett
     write_article(corpus_settings.articles_dir, "theft-claim", "车辆盗抢理赔",
                   {"盗抢理赔材料": "车辆被盗后先报警，理赔需要报警证明和行驶证原件，满60天未找回再赔付。"}, version=2)
     report = build_index(corpus_settings)
-    manifest = json.loads((current_generation(corpus_settings.index_dir) / "manifest.json").read_text(encoding="utf-8"))
-    assert len(manifest["segments"]) == 2 and manifest["segments"][0] == base.segment_id
-    assert manifest["articles"]["theft-claim"]["segment"] == manifest["segments"][1]
-    assert manifest["articles"]["third-party"]["segment"] == base.segment_id
-    assert report.passages == manifest["passages"] == sum(manifest["segment_rows"].values()) - 1  # the old theft-claim row is dead
+    manifest = read_manifest(current_generation(corpus_settings.index_dir))
+    assert len(manifest.segments) == 2 and manifest.segments[0] == base.segment_id
+    assert manifest.articles["theft-claim"].segment == manifest.segments[1]
+    assert manifest.articles["third-party"].segment == base.segment_id
+    assert report.passages == manifest.passages == sum(manifest.segment_rows.values()) - 1  # the old theft-claim row is dead
     assert engine.reload()
     snapshot = engine._snapshot
     assert snapshot.segments[0] is base  # loaded once, shared by both snapshots
@@ -142,8 +166,8 @@ def test_too_many_outdated_rows_make_a_full_merge_due(corpus_settings: Settings)
     assert not _edit_theft_claim(settings, 2).full_merge_due  # 1 outdated row of 6
     assert _edit_theft_claim(settings, 3).full_merge_due  # 2 of 7
     merged = build_index(settings, full=True)
-    manifest = json.loads((current_generation(settings.index_dir) / "manifest.json").read_text(encoding="utf-8"))
-    assert merged.embedded == 0 and sum(manifest["segment_rows"].values()) == manifest["passages"] == 5  # vectors from the cache
+    manifest = read_manifest(current_generation(settings.index_dir))
+    assert merged.embedded == 0 and sum(manifest.segment_rows.values()) == manifest.passages == 5  # vectors from the cache
 
 
 def test_small_segments_are_folded_when_they_pile_up(corpus_settings: Settings) -> None:
@@ -156,11 +180,11 @@ def test_small_segments_are_folded_when_they_pile_up(corpus_settings: Settings) 
     assert [r.merged for r in reports] == [False, True]
     report = reports[-1]
     assert not report.full and report.embedded == 1  # glass moved over with its cached vector
-    manifest = json.loads((current_generation(settings.index_dir) / "manifest.json").read_text(encoding="utf-8"))
-    base = manifest["segments"][0]
-    assert len(manifest["segments"]) == 2 and manifest["articles"]["third-party"]["segment"] == base
-    assert manifest["articles"]["glass"]["segment"] == manifest["articles"]["theft-claim"]["segment"] == manifest["segments"][1]
-    assert manifest["segment_rows"][manifest["segments"][1]] == 2
+    manifest = read_manifest(current_generation(settings.index_dir))
+    base = manifest.segments[0]
+    assert len(manifest.segments) == 2 and manifest.articles["third-party"].segment == base
+    assert manifest.articles["glass"].segment == manifest.articles["theft-claim"].segment == manifest.segments[1]
+    assert manifest.segment_rows[manifest.segments[1]] == 2
     assert engine.reload()
     assert engine.search("盗抢理赔材料").hits[0].version == 3
     assert _top_articles(engine, "挡风玻璃碎了")[0] == "glass"

@@ -12,10 +12,11 @@ from conftest import SMALL_CORPUS, write_article
 from typer.testing import CliRunner
 
 from kb_service.cli import app
-from kb_service.index import builder as indexing
-from kb_service.index.builder import CURRENT, build_index, current_generation, read_manifest
+from kb_service.index import store as index_store
+from kb_service.index.builder import build_index
 from kb_service.index.embedding import Embedder, load_embedder
 from kb_service.index.integrity import IndexDamagedError
+from kb_service.index.store import CURRENT, current_generation, read_manifest
 from kb_service.search.engine import SearchEngine
 from kb_service.settings import Settings
 
@@ -98,7 +99,7 @@ def test_a_damaged_file_is_named_never_served_and_repaired(settings: Settings, e
     serving = engine._snapshot.generation
     generation = settings.index_dir / _add_glass(settings, embedder)
     manifest = read_manifest(generation)
-    folder = settings.index_dir / "segments" / manifest["segments"][-1] if where == "segment" else generation
+    folder = settings.index_dir / "segments" / manifest.segments[-1] if where == "segment" else generation
     assert (folder / name).is_file()
     _corrupt(folder / name, how)
 
@@ -123,14 +124,14 @@ def test_a_damaged_file_is_named_never_served_and_repaired(settings: Settings, e
 
 def test_a_damaged_older_segment_found_by_an_incremental_build(settings: Settings, embedder: Embedder) -> None:
     """A segment the new generation carries over (not the newest) is verified by the update too."""
-    base = read_manifest(current_generation(settings.index_dir))["segments"][0]
+    base = read_manifest(current_generation(settings.index_dir)).segments[0]
     _add_glass(settings, embedder)
     _corrupt(settings.index_dir / "segments" / base / "vectors.faiss", "flip")
     write_article(settings.articles_dir, "theft-claim", "车辆盗抢理赔", {"盗抢理赔材料": "车辆被盗后先报警，理赔需要报警证明和未找回证明。"}, version=2)
     report = build_index(settings, embedder=embedder)
     assert report.full and not report.problems and any(f"{base}/vectors.faiss" in line for line in report.repaired)
     engine = SearchEngine.open(settings, embedder=embedder)
-    assert _answers(engine) and base not in read_manifest(current_generation(settings.index_dir))["segments"]
+    assert _answers(engine) and base not in read_manifest(current_generation(settings.index_dir)).segments
     assert engine.article("theft-claim").version == 2
 
 
@@ -157,7 +158,7 @@ def test_two_builds_at_once_both_finish_and_leave_a_consistent_index(settings: S
 
 
 def test_a_second_build_waits_for_the_lock_then_gives_up_in_one_line(settings: Settings) -> None:
-    with indexing.build_lock(settings.index_dir), pytest.raises(indexing.BuildLockTimeout) as waited:
+    with index_store.build_lock(settings.index_dir, 5.0), pytest.raises(index_store.BuildLockTimeout) as waited:
         build_index(settings, lock_timeout=0.2)
     assert "\n" not in str(waited.value) and "another index build" in str(waited.value)
     result = CliRunner().invoke(app, ["index", "--lock-timeout", "0.2"], env=_env(settings))

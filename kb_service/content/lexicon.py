@@ -80,6 +80,11 @@ def _line_of(lines: list[str], needle: str) -> int:
     return 1
 
 
+def load_lexicon_or_empty(path: Path | str) -> Lexicon:
+    """The lexicon, or an empty one when the file does not exist (a knowledge base may have none)."""
+    return load_lexicon(Path(path)) if Path(path).exists() else Lexicon()
+
+
 def load_lexicon(path: Path) -> Lexicon:
     """Read and validate the lexicon file; problems are kept, never raised."""
     path = Path(path)

@@ -1,29 +1,19 @@
-"""Build the lexical and semantic indexes into a new generation, then switch atomically.
-
-A build never touches the generation that is serving: it writes new segments and a new
-`indexes/gen-…/` manifest, and only a complete generation is named in `indexes/CURRENT`
-(written with an atomic rename). A crash at any point leaves the previous generation serving.
+"""Build the lexical and semantic indexes into a new generation (the store switches atomically).
 
 After an edit only changed and added articles are analysed and embedded, into one small new
 segment (see segments.py); the manifest points each article at the segment holding its live
 version. When segments pile up or too many rows are dead, the next build merges: a full build
 that takes unchanged vectors from the embedding cache. An article that fails validation keeps
-its last good version.
+its last good version. What to build is decided in planning.py; where it goes is store.py.
 
 Every segment and generation carries a `checksums.json` (integrity.py) and the manifest records
 each segment's checksum-file digest. An update first verifies the serving generation and its
 segments: anything damaged makes it a full build (vectors from the embedding cache), which
 replaces the damaged files instead of building on them.
-
-Builds of one index folder take turns: an exclusive `flock` on `.build.lock`, waited for up to
-KB_BUILD_LOCK_TIMEOUT seconds (default 600). Under the lock a build first removes what a killed
-build left behind (staging folders, temporary CURRENT files).
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import logging
 import os
@@ -31,24 +21,20 @@ import shutil
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import orjson
 
 from kb_service import __version__
 from kb_service.content.articles import ArticleCache, content_digest
-from kb_service.content.lexicon import Lexicon, load_lexicon
+from kb_service.content.lexicon import Lexicon, load_lexicon_or_empty
 from kb_service.content.validation import check_knowledge_base
 from kb_service.index.embedding import Embedder, load_embedder, model_key
 from kb_service.index.embedding_cache import EmbeddingCache
 from kb_service.index.integrity import (
-    CHECKSUMS,
-    IndexDamagedError,
     checksum_digest,
-    verify_folder,
     write_checksums,
 )
 from kb_service.index.lexical.bm25f import (
@@ -59,28 +45,38 @@ from kb_service.index.lexical.bm25f import (
     word_document_counts,
 )
 from kb_service.index.lexical.whoosh import LexicalIndex
+from kb_service.index.planning import (
+    BuildPlan,
+    PreviousIndex,
+    find_changes,
+    full_merge_due,
+    plan_full,
+    plan_update,
+    previous_index,
+)
+from kb_service.index.records import ArticleEntry, ArticleRecord, Manifest
 from kb_service.index.segments import (
     SEGMENTS_DIR,
     new_segment_id,
-    read_segment_articles,
-    read_segment_passages,
     segment_path,
-    verify_segment,
     write_segment,
 )
+from kb_service.index.store import (
+    CURRENT,
+    FORMAT,
+    KEEP_GENERATIONS,
+    article_path,
+    build_lock,
+    prune,
+    remove_leftovers,
+    write_atomic,
+    write_manifest,
+)
 from kb_service.index.vectors import FaissVectorIndex
-from kb_service.models import Article, Passage, Problem
+from kb_service.models import Passage, Problem
 from kb_service.query.tokenizer import DomainTokenizer
 from kb_service.settings import Settings
 
-CURRENT = "CURRENT"
-MANIFEST = "manifest.json"
-SEGMENT_LIST = "segments.json"  # the manifest's segment ids alone, for pruning
-FORMAT = 4  # generation layout: 4 = segments with their own vocabulary, rows per segment
-KEEP_GENERATIONS = 3
-BUILD_LOCK = ".build.lock"
-LOCK_TIMEOUT_ENV = "KB_BUILD_LOCK_TIMEOUT"
-DEFAULT_LOCK_TIMEOUT = 600.0
 log = logging.getLogger(__name__)
 ProgressFn = Callable[[str, int, int], None]
 
@@ -123,117 +119,6 @@ def file_hash(path: Path) -> str:
     return content_digest(path.read_bytes())
 
 
-def current_generation(index_dir: Path) -> Path | None:
-    pointer = Path(index_dir) / CURRENT
-    if not pointer.exists():
-        return None
-    name = pointer.read_text(encoding="utf-8").strip()
-    generation = Path(index_dir) / name
-    # A generation folder without its manifest is damaged, not absent: verify_generation says so.
-    return generation if name.startswith("gen-") and "/" not in name and generation.is_dir() else None
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def read_manifest(generation: Path) -> dict:
-    # orjson: at 25k articles the manifest is ~5 MB, read and written on every update.
-    return orjson.loads((generation / MANIFEST).read_bytes())
-
-
-def verify_generation(generation: Path) -> dict:
-    """The generation's manifest, once its files are verified; IndexDamagedError names the file.
-
-    A generation written before checksums existed (no checksum file, no `segment_checksums` in
-    its manifest) is read unverified."""
-    generation = Path(generation)
-    checked = (generation / CHECKSUMS).exists()
-    if checked:
-        verify_folder(generation, generation.name)
-    try:
-        manifest = read_manifest(generation)
-        if not isinstance(manifest, dict):
-            raise ValueError("not a JSON object")
-    except FileNotFoundError:
-        raise IndexDamagedError(generation.name, MANIFEST, "missing") from None
-    except (OSError, ValueError) as exc:
-        raise IndexDamagedError(generation.name, MANIFEST, f"unreadable: {exc}") from None
-    if not checked and "segment_checksums" in manifest:
-        raise IndexDamagedError(generation.name, CHECKSUMS, "missing")
-    return manifest
-
-
-class BuildLockTimeout(RuntimeError):
-    """Another build of the same index folder did not finish in time."""
-
-
-@contextlib.contextmanager
-def build_lock(index_dir: Path, timeout: float | None = None) -> Iterator[None]:
-    """Hold the index folder's build lock: wait while another build (thread or process) holds it."""
-    if timeout is None:
-        timeout = float(os.environ.get(LOCK_TIMEOUT_ENV, DEFAULT_LOCK_TIMEOUT))
-    path = Path(index_dir) / BUILD_LOCK
-    deadline = time.monotonic() + timeout
-    with open(path, "a+b") as fh:
-        while True:
-            try:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise BuildLockTimeout(f"another index build is running in {index_dir}: gave up after "
-                                           f"{timeout:g} s waiting for {BUILD_LOCK} ({LOCK_TIMEOUT_ENV})") from None
-                time.sleep(0.05)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-
-
-def remove_leftovers(index_dir: Path) -> list[str]:
-    """What killed builds left behind: staging folders and temporary files. Call under the lock."""
-    index_dir = Path(index_dir)
-    stale = [*index_dir.glob(".building-*"), *index_dir.glob(f".{CURRENT}.*.tmp"),
-             *(index_dir / SEGMENTS_DIR).glob(".building-*")]
-    for path in stale:
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            path.unlink(missing_ok=True)
-    return sorted(str(p.relative_to(index_dir)) for p in stale)
-
-
-def _previous_index(index_dir: Path) -> tuple[Path | None, dict | None, set[str], list[str]]:
-    """The serving generation, its manifest, its damaged segments and what is damaged (one line each).
-
-    A damaged generation counts as no previous index: the build is full."""
-    previous = current_generation(index_dir)
-    if previous is None:
-        return None, None, set(), []
-    try:
-        manifest = verify_generation(previous)
-    except IndexDamagedError as exc:
-        return None, None, set(), [str(exc)]
-    if manifest.get("signature", {}).get("format") != FORMAT:
-        return None, None, set(), []  # an older layout: rebuild from the articles
-    checksums = manifest.get("segment_checksums")
-    damaged: set[str] = set()
-    problems: list[str] = []
-    if checksums is not None:
-        for segment_id in manifest.get("segments", []):
-            try:
-                verify_segment(index_dir, segment_id, checksums.get(segment_id, ""))
-            except IndexDamagedError as exc:
-                damaged.add(segment_id)
-                problems.append(str(exc))
-    return previous, manifest, damaged, problems
-
-
 def _link_tree(source: Path, target: Path) -> None:
     """Copy a Whoosh folder by hard links: its segment files are never modified in place."""
     target.mkdir(parents=True)
@@ -243,22 +128,6 @@ def _link_tree(source: Path, target: Path) -> None:
                 os.link(item, target / item.name)
             except OSError:
                 shutil.copy2(item, target / item.name)
-
-
-def article_record(article: Article, digest: str) -> dict:
-    return {
-        "id": article.id,
-        "title": article.title,
-        "category": article.category,
-        "tags": list(article.tags),
-        "aliases": list(article.aliases),
-        "updated": article.updated,
-        "version": article.version,
-        "owner": article.owner,
-        "path": str(article.path),
-        "hash": digest,
-        "markdown": article.markdown,
-    }
 
 
 def bm25f_params(settings: Settings) -> BM25FParams:
@@ -282,19 +151,6 @@ def index_signature(settings: Settings, lexicon: Lexicon) -> dict:
     }
 
 
-@dataclass
-class _Plan:
-    """What one build writes: the new segment's passages and records, and the live map."""
-
-    passages: list[Passage]
-    records: dict[str, dict]
-    entries: dict[str, dict]  # manifest article entries carried over unchanged
-    segments: list[str]  # previous segments still referenced
-    delete_from_whoosh: list[str]
-    add_to_whoosh: list[Passage] | None = None  # None: all of `passages`
-    checksums: dict[str, str] = field(default_factory=dict)  # segment id → its checksum file's digest
-
-
 def build_index(
     settings: Settings,
     *,
@@ -308,11 +164,11 @@ def build_index(
 
     `cache` lets a long-running process (the watcher of `kb serve --watch`) skip re-parsing
     files that have not changed since its last build. Builds of one index folder take turns;
-    `lock_timeout` (default KB_BUILD_LOCK_TIMEOUT, 600 s) bounds the wait: BuildLockTimeout.
+    `lock_timeout` (default Settings.build_lock_timeout, 600 s) bounds the wait: BuildLockTimeout.
     """
     index_dir = Path(settings.index_dir)
     index_dir.mkdir(parents=True, exist_ok=True)
-    with build_lock(index_dir, lock_timeout):
+    with build_lock(index_dir, settings.build_lock_timeout if lock_timeout is None else lock_timeout):
         cleaned = remove_leftovers(index_dir)
         report = _build_index(settings, full, embedder, progress, cache)
         report.cleaned = cleaned
@@ -357,68 +213,47 @@ def _build_index(
     started = time.perf_counter()
     index_dir = Path(settings.index_dir)
     check = check_knowledge_base(settings.articles_dir, settings, cache=cache)
-    lexicon = load_lexicon(settings.lexicon_path) if Path(settings.lexicon_path).exists() else Lexicon()
+    lexicon = load_lexicon_or_empty(settings.lexicon_path)
     tokenizer = DomainTokenizer(lexicon.dictionary_words)
     signature = index_signature(settings, lexicon)
     timings = {"check": time.perf_counter() - started}
 
-    previous, prev_manifest, damaged, damage = _previous_index(index_dir)
+    previous = previous_index(index_dir)
     timings["verify"] = time.perf_counter() - started - timings["check"]
-    known: dict[str, dict] = prev_manifest["articles"] if prev_manifest else {}
-    # Damaged segments, or none with checksums (written before they existed): rebuild everything.
-    incremental = (bool(prev_manifest) and not full and prev_manifest["signature"] == signature and not damage
-                   and "segment_checksums" in prev_manifest)
-
-    digests = {a.id: (cache.digest(a.path) if cache is not None else file_hash(a.path)) for a in check.articles}
-    current = {a.id: a for a in check.articles}
-    # A broken file that was indexed before keeps its last good version.
-    broken = {str(p) for p in check.broken_paths}
-    kept = {aid: entry for aid, entry in known.items()
-            if entry["path"] in broken and aid not in current and entry["segment"] not in damaged}
-    before = known if incremental else {}
-    added = sorted(a for a in current if a not in before)
-    changed = sorted(a for a in current if a in before and before[a]["hash"] != digests[a])
-    removed = sorted(a for a in before if a not in current and a not in kept)
-    report = BuildReport(generation="", full=not incremental, added=added, changed=changed, removed=removed,
-                         kept_last_good=sorted(kept), problems=check.problems, repaired=damage)
-    if incremental and not (added or changed or removed):
-        report.generation = previous.name
-        report.articles = len(known)
-        report.passages = prev_manifest["passages"]
+    records = {a.id: ArticleRecord.of(a, cache.digest(a.path) if cache is not None else file_hash(a.path),
+                                      article_path(a.path, settings.articles_dir)) for a in check.articles}
+    broken = {article_path(p, settings.articles_dir) for p in check.broken_paths}
+    changes = find_changes(previous, signature, full, {aid: r.hash for aid, r in records.items()}, broken)
+    report = BuildReport(generation="", full=not changes.incremental, added=changes.added, changed=changes.changed,
+                         removed=changes.removed, kept_last_good=sorted(changes.kept), problems=check.problems,
+                         repaired=previous.damage)
+    if changes.incremental and not (changes.added or changes.changed or changes.removed):
+        assert previous.generation is not None and previous.manifest is not None
+        report.generation = previous.generation.name
+        report.articles = len(previous.manifest.articles)
+        report.passages = previous.manifest.passages
         report.seconds = time.perf_counter() - started
         return report
 
     by_article: dict[str, list[Passage]] = {}
     for passage in check.passages:
         by_article.setdefault(passage.article_id, []).append(passage)
-    if incremental:
-        fresh = added + changed
-        plan = _Plan(
-            passages=[p for aid in fresh for p in by_article.get(aid, [])],
-            records={aid: article_record(current[aid], digests[aid]) for aid in fresh},
-            entries={aid: e for aid, e in known.items() if aid not in set(fresh) | set(removed)},
-            segments=list(prev_manifest["segments"]),
-            delete_from_whoosh=changed + removed,
-        )
-        plan.checksums = {sid: prev_manifest["segment_checksums"][sid] for sid in plan.segments}
-        plan.add_to_whoosh = list(plan.passages)  # folded articles are in the Whoosh index already
-        if len(plan.segments) + 1 > settings.max_segments:
-            _fold_small_segments(index_dir, prev_manifest, plan)
-            report.merged = True
+    base = previous if changes.incremental else PreviousIndex()
+    if changes.incremental:
+        assert previous.manifest is not None
+        plan, report.merged = plan_update(index_dir, previous.manifest, changes, by_article, records,
+                                          settings.max_segments)
     else:
-        plan = _Plan(passages=[p for aid in sorted(current) for p in by_article.get(aid, [])],
-                     records={aid: article_record(current[aid], digests[aid]) for aid in current},
-                     entries={}, segments=[], delete_from_whoosh=[])
-        _carry_kept_articles(index_dir, kept, plan)
+        plan = plan_full(index_dir, changes, by_article, records)
 
     generation = index_dir / f"gen-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
     staging = index_dir / f".building-{generation.name}"
     segment_id = new_segment_id()
     try:
-        manifest = _build_generation(settings, staging, previous if incremental else None, prev_manifest if incremental else None,
-                          plan, segment_id, tokenizer, signature, embedder, progress, report, timings)
+        manifest = _build_generation(settings, staging, base, plan, segment_id, tokenizer, signature, embedder,
+                                     progress, report, timings)
         os.replace(staging, generation)
-        _write_atomic(index_dir / CURRENT, generation.name)
+        write_atomic(index_dir / CURRENT, generation.name)
     except BaseException:
         shutil.rmtree(index_dir / SEGMENTS_DIR / segment_id, ignore_errors=True)
         raise
@@ -426,61 +261,18 @@ def _build_index(
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
     report.generation = generation.name
-    report.full_merge_due = full_merge_due(settings, manifest)
-    _prune(index_dir, keep=KEEP_GENERATIONS)
+    report.full_merge_due = full_merge_due(manifest, settings.max_dead_fraction)
+    prune(index_dir, keep=KEEP_GENERATIONS)
     report.seconds = time.perf_counter() - started
     report.timings = timings
     return report
 
 
-def full_merge_due(settings: Settings, manifest: dict) -> bool:
-    """Too many outdated rows: queries skip them and idf ignores them, but they cost memory."""
-    rows = sum(manifest["segment_rows"].values())
-    return rows > 0 and (rows - manifest["passages"]) / rows > settings.max_dead_fraction
-
-
-def _fold_small_segments(index_dir: Path, manifest: dict, plan: _Plan) -> None:
-    """Tiered merge: the live articles of every segment but the largest move into the new one.
-
-    The cost is the size of the small segments, not of the knowledge base, so a merge never
-    delays an edit by a full rebuild; the large segment is rebuilt only by a full build.
-    """
-    sizes = manifest["segment_rows"]
-    base = max(plan.segments, key=lambda sid: sizes.get(sid, 0))
-    folded = [sid for sid in plan.segments if sid != base]
-    moving: dict[str, set[str]] = {sid: set() for sid in folded}
-    for aid, entry in list(plan.entries.items()):
-        if entry["segment"] in moving:
-            moving[entry["segment"]].add(aid)
-            del plan.entries[aid]
-    for sid, ids in moving.items():
-        _copy_articles(index_dir, sid, ids, plan)
-    plan.segments = [base]
-    plan.checksums = {base: plan.checksums[base]}
-
-
-def _carry_kept_articles(index_dir: Path, kept: dict[str, dict], plan: _Plan) -> None:
-    """A full build copies a broken article's last good version out of its old segment."""
-    by_segment: dict[str, set[str]] = {}
-    for aid, entry in kept.items():
-        by_segment.setdefault(entry["segment"], set()).add(aid)
-    for segment_id, ids in by_segment.items():
-        _copy_articles(index_dir, segment_id, ids, plan)
-
-
-def _copy_articles(index_dir: Path, segment_id: str, ids: set[str], plan: _Plan) -> None:
-    """Add these articles' passages and records, as stored in an older segment, to the new one."""
-    if ids:
-        plan.passages += [p for p in read_segment_passages(index_dir, segment_id) if p.article_id in ids]
-        plan.records.update({aid: r for aid, r in read_segment_articles(index_dir, segment_id).items() if aid in ids})
-
-
-def _build_generation(
+def _build_generation(  # noqa: PLR0913 - one build's state, passed rather than kept in globals
     settings: Settings,
     staging: Path,
-    previous: Path | None,
-    prev_manifest: dict | None,
-    plan: _Plan,
+    base: PreviousIndex,
+    plan: BuildPlan,
     segment_id: str,
     tokenizer: DomainTokenizer,
     signature: dict,
@@ -488,34 +280,71 @@ def _build_generation(
     progress: ProgressFn | None,
     report: BuildReport,
     timings: dict[str, float],
-) -> dict:
+) -> Manifest:
+    """Write the new segment and the generation's files into `staging`; returns its manifest."""
     staging.mkdir(parents=True)
     index_dir = Path(settings.index_dir)
-    passages = plan.passages
-
     clock = time.perf_counter()
-    analyzed = []
-    for n, passage in enumerate(passages, start=1):
-        analyzed.append(analyze_passage(passage, tokenizer))
-        if progress and (n % 500 == 0 or n == len(passages)):
-            progress("analysing", n, len(passages))
-    stats = prev_manifest["lexical_stats"] if prev_manifest else average_lengths(analyzed)
-    lexical = LexicalSegment.build(analyzed, stats, bm25f_params(settings))
-    counts = word_document_counts(analyzed)
-    if settings.lexical_backend == "whoosh":
-        whoosh_add = passages if plan.add_to_whoosh is None else plan.add_to_whoosh
-        _update_whoosh(staging, previous, whoosh_add, plan.delete_from_whoosh, tokenizer)
+    lexical, counts, stats = _lexical_part(settings, staging, base, plan, tokenizer, progress)
     timings["lexical"] = time.perf_counter() - clock
     clock = time.perf_counter()
-
-    key = signature["embedding_model"]
     if embedder is None:
         embedder = load_embedder(settings.embedding_model, settings.embedding_runtime, index_dir / "models",
                                  settings.threads)
-    embedding_cache = EmbeddingCache(index_dir / "cache" / f"embeddings-{key}.sqlite3")
+    vector_index, question_index, report.embedded = _vector_part(settings, plan.passages, embedder,
+                                                                 signature["embedding_model"], progress)
+    timings["embedding+vectors"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    segment_records = [plan.records[aid] for aid in sorted(plan.records)]
+    write_segment(index_dir, segment_id, plan.passages, segment_records, lexical, vector_index, counts,
+                  question_index)
+    checksums = {**{sid: plan.checksums[sid] for sid in plan.segments},
+                 segment_id: checksum_digest(segment_path(index_dir, segment_id))}
+    passages_per_article = Counter(p.article_id for p in plan.passages)
+    entries = dict(plan.entries)
+    for r in segment_records:
+        entries[r.id] = ArticleEntry(path=r.path, version=r.version, hash=r.hash, title=r.title,
+                                     category=r.category, segment=segment_id, passages=passages_per_article[r.id])
+    (staging / "tokenizer.json").write_text(json.dumps(list(tokenizer.words), ensure_ascii=False), encoding="utf-8")
+    rows = {sid: n for sid, n in (base.manifest.segment_rows if base.manifest else {}).items() if sid in plan.segments}
+    manifest = Manifest(
+        signature=signature, segments=[*plan.segments, segment_id], articles={a: entries[a] for a in sorted(entries)},
+        passages=sum(e.passages for e in entries.values()), segment_rows={**rows, segment_id: len(plan.passages)},
+        lexical_stats=stats, segment_checksums=checksums, embedding_model=embedder.name,
+        embedding_dim=embedder.dim, built_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"), kb_service_version=__version__,
+    )
+    write_manifest(staging, manifest)
+    write_checksums(staging)  # last: it covers the manifest, which covers the segments
+    report.articles, report.passages = len(entries), manifest.passages
+    timings["store+vocabulary"] = time.perf_counter() - clock
+    return manifest
+
+
+def _lexical_part(settings: Settings, staging: Path, base: PreviousIndex, plan: BuildPlan,
+                  tokenizer: DomainTokenizer, progress: ProgressFn | None) -> tuple[LexicalSegment, dict, dict]:
+    """The new segment's BM25F columns and word counts (and the Whoosh index when that backend is on).
+
+    An update keeps the previous generation's average field lengths, so old segments' scores stay valid."""
+    analyzed = []
+    for n, passage in enumerate(plan.passages, start=1):
+        analyzed.append(analyze_passage(passage, tokenizer))
+        if progress and (n % 500 == 0 or n == len(plan.passages)):
+            progress("analysing", n, len(plan.passages))
+    stats = base.manifest.lexical_stats if base.manifest else average_lengths(analyzed)
+    lexical = LexicalSegment.build(analyzed, stats, bm25f_params(settings))
+    if settings.lexical_backend == "whoosh":
+        whoosh_add = plan.passages if plan.add_to_whoosh is None else plan.add_to_whoosh
+        _update_whoosh(staging, base.generation, whoosh_add, plan.delete_from_whoosh, tokenizer)
+    return lexical, word_document_counts(analyzed), stats
+
+
+def _vector_part(settings: Settings, passages: list[Passage], embedder: Embedder, model: str,
+                 progress: ProgressFn | None) -> tuple[FaissVectorIndex, FaissVectorIndex | None, int]:
+    """Passage vectors and 相似问 vectors (texts already embedded come from the cache); how many were new."""
+    embedding_cache = EmbeddingCache(Path(settings.index_dir) / "cache" / f"embeddings-{model}.sqlite3")
     questions = [q for p in passages for q in p.questions] if settings.embedded_questions else []
     try:
-        vectors, report.embedded = embedding_cache.embed(
+        vectors, embedded = embedding_cache.embed(
             [*(embedding_text(p, settings.embedded_aliases) for p in passages), *questions], embedder, progress)
     finally:
         embedding_cache.close()
@@ -524,48 +353,10 @@ def _build_generation(
     question_index = None
     if questions:
         # Vector id = the question's position; the segment maps it back to its passage's row.
-        # Always HNSW: three questions per passage made an exact scan the largest cost of a query
-        # (2.3 of 10.7 ms at 10k passages), and on the knowledge base HNSW gave the same eval figures.
-        question_index = FaissVectorIndex.create(embedder.dim, "hnsw", settings.hnsw_m, half_precision=True)
+        question_index = FaissVectorIndex.create(embedder.dim, settings.question_vector_index, settings.hnsw_m,
+                                                 half_precision=True)
         question_index.add(np.arange(len(questions), dtype=np.int64), vectors[len(passages):])
-    timings["embedding+vectors"] = time.perf_counter() - clock
-    clock = time.perf_counter()
-
-    segment_records = [plan.records[aid] for aid in sorted(plan.records)]
-    write_segment(index_dir, segment_id, passages, segment_records, lexical, vector_index, counts, question_index)
-    checksums = {**{sid: plan.checksums[sid] for sid in plan.segments},
-                 segment_id: checksum_digest(segment_path(index_dir, segment_id))}
-    passages_per_article = Counter(p.article_id for p in passages)
-    entries = dict(plan.entries)
-    for record in segment_records:
-        entries[record["id"]] = {
-            "path": record["path"], "version": record["version"], "hash": record["hash"], "title": record["title"],
-            "category": record["category"], "segment": segment_id, "passages": passages_per_article[record["id"]],
-        }
-    (staging / "tokenizer.json").write_text(json.dumps(list(tokenizer.words), ensure_ascii=False), encoding="utf-8")
-    segment_rows = {sid: n for sid, n in (prev_manifest or {}).get("segment_rows", {}).items() if sid in plan.segments}
-    segment_rows[segment_id] = len(passages)
-    live = sum(e["passages"] for e in entries.values())
-    manifest = {
-        "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "kb_service_version": __version__,
-        "signature": signature,
-        "embedding_model": embedder.name,
-        "embedding_dim": embedder.dim,
-        "lexical_stats": stats,
-        "segments": [*plan.segments, segment_id],
-        "articles": {aid: entries[aid] for aid in sorted(entries)},
-        "passages": live,
-        "segment_rows": segment_rows,
-        "segment_checksums": checksums,
-    }
-    (staging / MANIFEST).write_bytes(orjson.dumps(manifest))
-    (staging / SEGMENT_LIST).write_text(json.dumps(manifest["segments"]), encoding="utf-8")
-    write_checksums(staging)  # last: it covers the manifest, which covers the segments
-    report.articles = len(entries)
-    report.passages = live
-    timings["store+vocabulary"] = time.perf_counter() - clock
-    return manifest
+    return vector_index, question_index, embedded
 
 
 def _update_whoosh(staging: Path, previous: Path | None, passages: list[Passage], delete: list[str],
@@ -579,26 +370,3 @@ def _update_whoosh(staging: Path, previous: Path | None, passages: list[Passage]
         whoosh = LexicalIndex.create(staging / "lexical", tokenizer)
         whoosh.update(passages)
     whoosh.close()
-
-
-def _prune(index_dir: Path, keep: int) -> None:
-    """Keep the newest generations (a server may still answer from one) and their segments."""
-    current = (index_dir / CURRENT).read_text(encoding="utf-8").strip()
-    generations = sorted((p for p in index_dir.glob("gen-*") if p.is_dir()), key=lambda p: p.stat().st_mtime, reverse=True)
-    for old in generations[keep:]:
-        if old.name != current:
-            shutil.rmtree(old, ignore_errors=True)
-    for stale in index_dir.glob(".building-*"):
-        shutil.rmtree(stale, ignore_errors=True)
-    referenced: set[str] = set()
-    for generation in index_dir.glob("gen-*"):
-        try:
-            referenced.update(json.loads((generation / SEGMENT_LIST).read_text(encoding="utf-8")))
-        except (OSError, ValueError):
-            try:
-                referenced.update(read_manifest(generation).get("segments", []))
-            except (OSError, ValueError):
-                return  # a damaged generation: which segments it needs is unknown, delete none this time
-    for segment in (index_dir / SEGMENTS_DIR).glob("seg-*"):
-        if segment.name not in referenced:
-            shutil.rmtree(segment, ignore_errors=True)

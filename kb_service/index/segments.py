@@ -32,6 +32,7 @@ import numpy as np
 
 from kb_service.index.integrity import IndexDamagedError, verify_folder, write_checksums
 from kb_service.index.lexical.bm25f import LexicalSegment
+from kb_service.index.records import ArticleRecord
 from kb_service.index.vectors import FaissVectorIndex
 from kb_service.models import Passage
 from kb_service.query.spelling import sound_table
@@ -59,7 +60,7 @@ def write_segment(
     index_dir: Path,
     segment_id: str,
     passages: Sequence[Passage],
-    article_records: Sequence[dict],
+    article_records: Sequence[ArticleRecord],
     lexical: LexicalSegment,
     vectors: FaissVectorIndex,
     word_counts: dict[str, int],
@@ -72,7 +73,7 @@ def write_segment(
     staging.mkdir()
     try:
         _write_jsonl(staging / "passages.jsonl", [p.to_dict() for p in passages])
-        _write_jsonl(staging / "articles.jsonl", list(article_records))
+        _write_jsonl(staging / "articles.jsonl", [r.to_json() for r in article_records])
         lexical.save(staging / "lexical.npz")
         vectors.save(staging / "vectors.faiss")
         if questions is not None:
@@ -98,7 +99,7 @@ class Segment:
 
     segment_id: str
     passages: list[Passage]
-    articles: dict[str, dict]
+    articles: dict[str, ArticleRecord]
     lexical: LexicalSegment
     vectors: FaissVectorIndex
     vocabulary: frozenset[str]  # jieba words of these passages: the typo corrector's dictionary
@@ -217,5 +218,5 @@ def read_segment_passages(index_dir: Path, segment_id: str) -> list[Passage]:
     return [Passage.from_dict(row) for row in _read_jsonl(segment_path(index_dir, segment_id) / "passages.jsonl")]
 
 
-def read_segment_articles(index_dir: Path, segment_id: str) -> dict[str, dict]:
-    return {row["id"]: row for row in _read_jsonl(segment_path(index_dir, segment_id) / "articles.jsonl")}
+def read_segment_articles(index_dir: Path, segment_id: str) -> dict[str, ArticleRecord]:
+    return {row["id"]: ArticleRecord.from_json(row) for row in _read_jsonl(segment_path(index_dir, segment_id) / "articles.jsonl")}

@@ -22,13 +22,12 @@ def load_article_catalog(settings: Any) -> dict[str, dict[str, Any]]:
     The index's list is what agents could actually be shown, so it is preferred; the folder is
     the fallback before the first `kb index`.
     """
-    from kb_service.index.builder import current_generation, read_manifest
+    from kb_service.index.store import current_generation, read_manifest
 
     generation = current_generation(Path(settings.index_dir)) if getattr(settings, "index_dir", None) else None
     if generation is not None:
-        entries = read_manifest(generation).get("articles", {})
-        return {aid: {"title": e.get("title", aid), "category": e.get("category"), "version": e.get("version")}
-                for aid, e in entries.items()}
+        entries = read_manifest(generation).articles
+        return {aid: {"title": e.title, "category": e.category, "version": e.version} for aid, e in entries.items()}
     catalog: dict[str, dict[str, Any]] = {}
     articles_dir = Path(settings.articles_dir)
     if articles_dir.is_dir():

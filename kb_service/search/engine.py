@@ -14,13 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
-from kb_service.content.lexicon import Lexicon, load_lexicon
-from kb_service.index.builder import FORMAT, current_generation, verify_generation
+from kb_service.content.lexicon import Lexicon, load_lexicon_or_empty
 from kb_service.index.embedding import Embedder, load_embedder, model_key
 from kb_service.index.integrity import IndexDamagedError  # noqa: F401  (re-exported: what a damaged index raises)
 from kb_service.index.lexical.bm25f import SegmentView, search_segments
 from kb_service.index.lexical.whoosh import LexicalIndex
+from kb_service.index.records import ArticleRecord, Manifest
 from kb_service.index.segments import Segment, load_segment
+from kb_service.index.store import FORMAT, current_generation, verify_generation
 from kb_service.models import Article, Hit, Passage, QuestionAnswer, SearchResponse, merge_hits
 from kb_service.query.reading import read_query
 from kb_service.query.spelling import HomophoneCorrector, sound_table
@@ -53,7 +54,7 @@ class IndexNotBuiltError(RuntimeError):
 @dataclass
 class Snapshot:
     generation: str
-    manifest: dict
+    manifest: Manifest
     segments: list[Segment]
     live: list[np.ndarray]  # per segment: rows whose article version is the live one
     passages: dict[str, Passage]
@@ -79,18 +80,18 @@ def load_snapshot(generation: Path, lexicon: Lexicon, loaded: dict[str, Segment]
     The generation's files and those of every segment read from disk are checked against their
     checksums first: a damaged one raises IndexDamagedError, one line naming the file."""
     manifest = verify_generation(generation)
-    if manifest.get("signature", {}).get("format") != FORMAT:
+    if manifest.format != FORMAT:
         raise IndexNotBuiltError(f"index {generation.name} has an older layout: run `kb index --full`")
     index_dir = generation.parent
     tokenizer = DomainTokenizer(json.loads((generation / "tokenizer.json").read_text(encoding="utf-8")))
     loaded = loaded or {}
-    checksums = manifest.get("segment_checksums")  # None: a generation written before checksums
-    segments = [loaded.get(sid) or load_segment(index_dir, sid, (checksums or {}).get(sid, ""), verify=checksums is not None)
-                for sid in manifest["segments"]]
-    article_segments = {aid: entry["segment"] for aid, entry in manifest["articles"].items()}
+    checksums = manifest.segment_checksums
+    segments = [loaded.get(sid) or load_segment(index_dir, sid, checksums.get(sid, ""), verify=True)
+                for sid in manifest.segments]
+    article_segments = {aid: entry.segment for aid, entry in manifest.articles.items()}
     live = [segment.live_rows(article_segments) for segment in segments]
     passages: dict[str, Passage] = {}
-    articles: dict[str, dict] = {}
+    articles: dict[str, ArticleRecord] = {}
     for segment, mask in zip(segments, live, strict=True):
         for row in np.flatnonzero(mask):
             passage = segment.passages[row]
@@ -102,7 +103,7 @@ def load_snapshot(generation: Path, lexicon: Lexicon, loaded: dict[str, Segment]
     corrector = HomophoneCorrector.merged([*(s.sounds for s in segments), sound_table(lexicon_words)],
                                           [*(s.vocabulary for s in segments), lexicon_words],
                                           spelling_tables=[s.sounds for s in segments], fuzzy_words=lexicon_words)
-    aliases = frozenset(alias for record in articles.values() for alias in record["aliases"])
+    aliases = frozenset(alias for record in articles.values() for alias in record.aliases)
     analyzer = QueryAnalyzer(tokenizer, lexicon, corrector, aliases, intended_word_count)
     whoosh = None
     if backend == "whoosh":
@@ -216,8 +217,12 @@ def _settle_heap() -> None:
     gc.freeze()
 
 
-def warm_up(snapshot: Snapshot) -> None:
-    analyzed = snapshot.analyzer.analyze("交强险理赔流程")
+WARM_UP_QUERY = "交强险理赔材料 lipei"
+
+
+def warm_snapshot(snapshot: Snapshot) -> None:
+    """A new snapshot's lexical side warmed before it serves (the embedder is already warm)."""
+    analyzed = snapshot.analyzer.analyze(WARM_UP_QUERY)
     lexical_search(snapshot, analyzed.terms, 5)
 
 
@@ -240,22 +245,25 @@ class SearchEngine:
             embedder = load_embedder(settings.embedding_model, settings.embedding_runtime,
                                      Path(settings.index_dir) / "models", settings.threads)
         key = model_key(settings.embedding_model, settings.embedding_runtime)
-        if snapshot.manifest["signature"]["embedding_model"] != key:
+        if snapshot.manifest.signature["embedding_model"] != key:
             raise IndexNotBuiltError(
-                f"index was built with {snapshot.manifest['signature']['embedding_model']}, settings ask for {key}: run `kb index`"
+                f"index was built with {snapshot.manifest.signature['embedding_model']}, settings ask for {key}: run `kb index`"
             )
         confidence = {mode: ConfidenceModel.load(Path(settings.confidence_path), f"{key}/{mode}")
                       for mode in ("lexical", "semantic", "hybrid")}
         engine = cls(settings, snapshot, embedder, confidence)
         _settle_heap()
-        # Warm up jieba, the pinyin syllables, the ONNX session and Whoosh so the first agent waits no longer.
-        engine.search("理赔流程 lipei")
+        engine.warm_up()
         return engine
+
+    def warm_up(self) -> None:
+        """One unlogged search: loads jieba's dictionary, the pinyin syllables, the ONNX session and
+        Whoosh (seconds), which must not land on the first agent, nor after a worker restart."""
+        self.search(WARM_UP_QUERY, k=1)
 
     @staticmethod
     def _lexicon(settings: Settings) -> Lexicon:
-        path = Path(settings.lexicon_path)
-        return load_lexicon(path) if path.exists() else Lexicon()
+        return load_lexicon_or_empty(settings.lexicon_path)
 
     # ------------------------------------------------------------ serving
 
@@ -268,7 +276,7 @@ class SearchEngine:
             loaded = {segment.segment_id: segment for segment in self._snapshot.segments}
             snapshot = load_snapshot(generation, self._lexicon(self.settings), loaded, self.settings.lexical_backend,
                                      self.settings.intended_word_count)
-            warm_up(snapshot)  # pay jieba's start-up (and Whoosh's) before agents see the new snapshot
+            warm_snapshot(snapshot)  # pay jieba's start-up (and Whoosh's) before agents see the new snapshot
             old, self._snapshot = self._snapshot, snapshot
             _settle_heap()
             # Searches already running finish on the old snapshot; close its files once they are done.
@@ -286,10 +294,10 @@ class SearchEngine:
         snap = self._snapshot
         return {
             "index_version": snap.generation,
-            "built_at": snap.manifest.get("built_at"),
+            "built_at": snap.manifest.built_at,
             "articles": len(snap.articles),
             "passages": len(snap.passages),
-            "model": snap.manifest.get("embedding_model"),
+            "model": snap.manifest.embedding_model,
             "max_query_chars": self.settings.max_query_chars,
         }
 
@@ -297,11 +305,7 @@ class SearchEngine:
         record = self._snapshot.articles.get(article_id)
         if record is None:
             return None
-        return Article(
-            id=record["id"], title=record["title"], category=record["category"], tags=tuple(record["tags"]),
-            aliases=tuple(record["aliases"]), updated=record["updated"], version=record["version"],
-            owner=record["owner"], path=Path(record["path"]), markdown=record["markdown"], body_line=0, sections=(),
-        )
+        return record.to_article(Path(self.settings.articles_dir))
 
     def passages_of(self, article_id: str) -> list[Passage]:
         return [p for p in self._snapshot.passages.values() if p.article_id == article_id]

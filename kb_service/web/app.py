@@ -27,16 +27,12 @@ from kb_service.web.routers import admin, articles, panel, reports, search, usag
 
 log = logging.getLogger(__name__)
 
-WARM_UP_QUERY = "交强险理赔材料"
-
-
 def warm_up(engine: Any) -> None:
-    """One untimed, unlogged search before serving: the first search loads the tokenizer
-    dictionary and the embedding model (seconds), which must not land on an agent — nor on
-    the first requests after a rolling worker restart."""
+    """Warm the engine before serving (an engine passed in by a caller may not be): the first
+    search loads the tokenizer dictionary and the embedding model (seconds)."""
     started = time.perf_counter()
     try:
-        engine.search(WARM_UP_QUERY, k=1)
+        engine.warm_up()
     except Exception:
         log.warning("warm-up search failed; the first real search will be slow", exc_info=True)
         return

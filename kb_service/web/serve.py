@@ -18,8 +18,9 @@ from typing import Any
 from kb_service.content.articles import ArticleCache
 from kb_service.index.builder import build_and_merge
 from kb_service.index.embedding import Embedder
+from kb_service.search.engine import WARM_UP_QUERY
 from kb_service.settings import Settings
-from kb_service.web.app import WARM_UP_QUERY, create_app
+from kb_service.web.app import create_app
 from kb_service.web.auth import check_bind_allowed
 from kb_service.web.guards import JSONErrorH11Protocol
 

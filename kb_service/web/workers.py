@@ -114,7 +114,7 @@ def bind_to_supervisor() -> ParentWatcher:
 
 def _current_marker(index_dir: Path) -> tuple[int, int, int, bytes] | None:
     """What CURRENT says, and its identity: the indexer replaces it by an atomic rename."""
-    from kb_service.index.builder import CURRENT
+    from kb_service.index.store import CURRENT
 
     pointer = Path(index_dir) / CURRENT
     try:
