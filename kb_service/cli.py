@@ -145,10 +145,10 @@ def _print_human(response: dict) -> None:
 @app.command()
 def search(
     query: Annotated[str | None, typer.Argument(help="query text")] = None,
-    top_k: Annotated[int, typer.Option("--top-k", "-k")] = 5,
-    category: Annotated[str | None, typer.Option("--category")] = None,
-    tag: Annotated[list[str] | None, typer.Option("--tag")] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    top_k: Annotated[int, typer.Option("--top-k", "-k", help="number of articles shown")] = 5,
+    category: Annotated[str | None, typer.Option("--category", help=f"only this category: {', '.join(CATEGORIES)}")] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", help="only articles with this tag (repeat: all must match)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of text")] = False,
     queries_file: Annotated[Path | None, typer.Option("--queries-file", help="one query per line")] = None,
     mode: Annotated[str, typer.Option("--mode", help="hybrid, lexical or semantic")] = "hybrid",
     index_dir: IndexOpt = None,
@@ -225,7 +225,7 @@ def eval_command(
 def calibrate(
     own: Annotated[Path, typer.Option("--own", help="our article-labelled set")] = Path("eval/queries.jsonl"),
     pool: Annotated[list[Path] | None, typer.Option("--pool", help="fact-judged sets to fit on too (repeat)")] = None,
-    models: Annotated[str, typer.Option("--models")] = DEFAULT_MODELS,
+    models: Annotated[str, typer.Option("--models", help="comma-separated model[:runtime]; models: m3e-small, use-multilingual or a local folder; runtimes: onnx-int8, torch")] = DEFAULT_MODELS,
     max_false_rejection: Annotated[float, typer.Option(help="allowed share of answerable queries rejected")] = 0.03,
 ) -> None:
     """Fit the confidence model on our own set plus the blind selection half, by style
@@ -244,9 +244,9 @@ def calibrate(
 @app.command()
 def explain(
     query: Annotated[str, typer.Argument(help="query text")],
-    top_k: Annotated[int, typer.Option("--top-k", "-k")] = 5,
+    top_k: Annotated[int, typer.Option("--top-k", "-k", help="number of articles shown")] = 5,
     mode: Annotated[str, typer.Option("--mode", help="hybrid, lexical or semantic")] = "hybrid",
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of text")] = False,
 ) -> None:
     """Why each hit ranks where it does: how the query was read, each hit's lexical, semantic,
     相似问 and coverage parts, and each confidence feature's contribution."""
@@ -308,9 +308,9 @@ def impact(
 
 @app.command()
 def serve(
-    host: Annotated[str | None, typer.Option("--host")] = None,
-    port: Annotated[int | None, typer.Option("--port")] = None,
-    workers: Annotated[int, typer.Option("--workers")] = 1,
+    host: Annotated[str | None, typer.Option("--host", help="address to listen on (KB_HOST); beyond 127.0.0.1 only with API keys")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="port (KB_PORT)")] = None,
+    workers: Annotated[int, typer.Option("--workers", help="worker processes (about one per core)")] = 1,
     watch: Annotated[bool, typer.Option("--watch", help="re-index and reload when articles/ changes")] = False,
     index_dir: IndexOpt = None,
 ) -> None:
@@ -329,13 +329,14 @@ def serve(
 @app.command()
 def reload(
     url: Annotated[str | None, typer.Option("--url", help="server base URL")] = None,
-    key: Annotated[str | None, typer.Option("--key", envvar="KB_EDITOR_KEY", help="editor API key")] = None,
+    key: Annotated[str | None, typer.Option("--key", help="editor API key (KB_EDITOR_KEY)")] = None,
 ) -> None:
     """Ask a running server to switch to the newest built index (after `kb index`)."""
     import httpx
 
     settings = _settings()
     base = url or f"http://{settings.host}:{settings.port}"
+    key = key or settings.editor_key
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     try:
         response = httpx.post(f"{base}/api/admin/reload", headers=headers, timeout=60)

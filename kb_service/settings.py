@@ -107,6 +107,7 @@ class Settings(BaseSettings):
     agent_keys: str = Field("", description="comma-separated API keys for the agent role")
     editor_keys: str = Field("", description="comma-separated API keys for the editor role")
     analyst_keys: str = Field("", description="comma-separated API keys for the analyst role")
+    editor_key: str = Field("", description="the editor key `kb reload` presents to a running server")
 
     def with_overrides(self, **overrides: object) -> Settings:
         """A copy with CLI flags applied; `None` means 'flag not given'."""

@@ -20,8 +20,10 @@ from sklearn.linear_model import LogisticRegression
 from kb_service.content.lexicon import normalise
 from kb_service.evaluation.runner import answers, load_dev_set, load_own_set
 from kb_service.models import Hit
+from kb_service.query.tokenizer import bigrams
 from kb_service.search.engine import SearchEngine, lexical_search, semantic_search
-from kb_service.search.ranking import bigrams, coverage_scorer, weighted_score_fusion
+from kb_service.search.fusion import weighted_score_fusion
+from kb_service.search.passages import coverage_scorer
 from kb_service.settings import PROJECT_ROOT, Settings
 
 

@@ -120,6 +120,8 @@ def _validate_meta(meta: dict, path: Path, lines: dict[str, int]) -> list[Proble
 def parse_sections(body: str, body_line: int, title: str) -> tuple[list[Section], list[Problem], str | None]:
     """Split the body at headings (outside code fences).
 
+    One line-by-line state machine (fence open or not, heading path, current buffer) kept in one
+    function on purpose, over 60 lines: split up, its state would travel through every helper.
     Returns sections, structural problems (as (line, message) with a dummy path filled in by
     the caller) and the H1 text if any.
     """

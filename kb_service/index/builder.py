@@ -47,6 +47,7 @@ from kb_service.index.lexical.bm25f import (
 from kb_service.index.lexical.whoosh import LexicalIndex
 from kb_service.index.planning import (
     BuildPlan,
+    Changes,
     PreviousIndex,
     find_changes,
     full_merge_due,
@@ -235,16 +236,8 @@ def _build_index(
         report.seconds = time.perf_counter() - started
         return report
 
-    by_article: dict[str, list[Passage]] = {}
-    for passage in check.passages:
-        by_article.setdefault(passage.article_id, []).append(passage)
     base = previous if changes.incremental else PreviousIndex()
-    if changes.incremental:
-        assert previous.manifest is not None
-        plan, report.merged = plan_update(index_dir, previous.manifest, changes, by_article, records,
-                                          settings.max_segments)
-    else:
-        plan = plan_full(index_dir, changes, by_article, records)
+    plan, report.merged = _plan(settings, base, changes, check.passages, records)
 
     generation = index_dir / f"gen-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
     staging = index_dir / f".building-{generation.name}"
@@ -266,6 +259,17 @@ def _build_index(
     report.seconds = time.perf_counter() - started
     report.timings = timings
     return report
+
+
+def _plan(settings: Settings, base: PreviousIndex, changes: Changes, passages: list[Passage],
+          records: dict[str, ArticleRecord]) -> tuple[BuildPlan, bool]:
+    """The build's plan, and whether small segments were folded into its new one."""
+    by_article: dict[str, list[Passage]] = {}
+    for passage in passages:
+        by_article.setdefault(passage.article_id, []).append(passage)
+    if base.manifest is None:
+        return plan_full(Path(settings.index_dir), changes, by_article, records), False
+    return plan_update(Path(settings.index_dir), base.manifest, changes, by_article, records, settings.max_segments)
 
 
 def _build_generation(  # noqa: PLR0913 - one build's state, passed rather than kept in globals

@@ -16,8 +16,12 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+def stay_offline() -> None:
+    """No model hub at run time: weights come from an installed package or a local folder.
+    Called before anything loads transformers (not at import, which must have no side effects)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 BUNDLED_M3E = "m3e-small"
 USE_MULTILINGUAL = "use-multilingual"
@@ -57,6 +61,7 @@ class SentenceTransformerEmbedder:
     """PyTorch fp32 via sentence-transformers: the reference the ONNX path is checked against."""
 
     def __init__(self, model_path: Path, threads: int = 1, name: str | None = None) -> None:
+        stay_offline()
         import torch
         from sentence_transformers import SentenceTransformer
 
@@ -74,6 +79,7 @@ class OnnxEmbedder:
     """int8 ONNX export of a BERT-style model with mean pooling: ~10x faster per query on CPU."""
 
     def __init__(self, model_path: Path, onnx_file: Path, threads: int = 1, name: str | None = None, max_length: int = 256) -> None:
+        stay_offline()
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -134,6 +140,7 @@ class UniversalSentenceEncoderEmbedder:
 
 def export_onnx_int8(model_path: Path, out_dir: Path) -> Path:
     """Export the transformer to ONNX and quantise weights to int8, locally, once."""
+    stay_offline()
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from transformers import AutoModel
@@ -184,6 +191,7 @@ def model_key(model: str, runtime: str) -> str:
 
 def load_embedder(model: str, runtime: str, models_dir: Path, threads: int = 1) -> Embedder:
     """Resolve a settings value to a ready embedder, exporting ONNX on first use."""
+    stay_offline()
     if model == USE_MULTILINGUAL:
         return UniversalSentenceEncoderEmbedder(threads)
     path = resolve_model_path(model)

@@ -13,16 +13,14 @@ import logging
 import math
 import re
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import jieba
-from whoosh.analysis import Token, Tokenizer
 
 from kb_service.content.lexicon import normalise
 from kb_service.models import Passage
-
-jieba.setLogLevel(logging.WARNING)
 
 # Field → boost: an agent's words matching a title, alias or heading say more than a body match.
 TEXT_FIELDS: dict[str, float] = {"title": 3.0, "alias": 3.0, "heading": 2.0, "body": 1.0}
@@ -56,7 +54,9 @@ STOP_WORDS = frozenset(
 _STOP_CHARS = frozenset("的了吗呢啊吧呀么嘛哦是在有和与就都也还要会能可怎样什啥咋哪些多少几我你您他她它这那个一下请问得地着过被把给让对从到很太又再该不没久里候话般")
 
 
-_JIEBA_BY_FINGERPRINT: dict[str, jieba.Tokenizer] = {}
+# Bounded: under `kb serve --watch` every lexicon edit makes a new dictionary; old ones are dropped.
+JIEBA_CACHE_SIZE = 4
+_JIEBA_BY_FINGERPRINT: OrderedDict[str, jieba.Tokenizer] = OrderedDict()
 _JIEBA_LOCK = threading.Lock()
 
 
@@ -65,12 +65,17 @@ def _loaded_jieba(words: tuple[str, ...], fingerprint: str) -> jieba.Tokenizer:
     followed by a reload would otherwise pay it twice while the edited article waits."""
     with _JIEBA_LOCK:
         tk = _JIEBA_BY_FINGERPRINT.get(fingerprint)
-        if tk is None:
+        if tk is not None:
+            _JIEBA_BY_FINGERPRINT.move_to_end(fingerprint)
+        else:
+            jieba.setLogLevel(logging.WARNING)  # its load messages are noise in a server log
             tk = jieba.Tokenizer()
             tk.initialize()
             for word in words:
                 tk.add_word(word, freq=max(tk.suggest_freq(word, tune=False), 2000))
             _JIEBA_BY_FINGERPRINT[fingerprint] = tk
+            while len(_JIEBA_BY_FINGERPRINT) > JIEBA_CACHE_SIZE:
+                _JIEBA_BY_FINGERPRINT.popitem(last=False)
         return tk
 
 
@@ -149,61 +154,3 @@ def words(text: str, tokenizer: DomainTokenizer) -> list[str]:
 
 def bigrams(text: str) -> list[str]:
     return [g for g, _, _ in bigram_spans(text)]
-
-
-class _SpanTokenizer(Tokenizer):
-    """Adapts a span generator to Whoosh's Tokenizer protocol."""
-
-    def _spans(self, value: str) -> Iterable[tuple[str, int, int]]:
-        raise NotImplementedError
-
-    def __call__(  # noqa: PLR0913 - Whoosh's signature
-        self,
-        value: str,
-        positions: bool = False,
-        chars: bool = False,
-        keeporiginal: bool = False,
-        removestops: bool = True,
-        start_pos: int = 0,
-        start_char: int = 0,
-        tokenize: bool = True,
-        mode: str = "",
-        **kwargs: object,
-    ) -> Iterator[Token]:
-        token = Token(positions, chars, removestops=removestops, mode=mode, **kwargs)
-        spans = self._spans(value) if tokenize else [(value, 0, len(value))]
-        for pos, (text, start, end) in enumerate(spans):
-            token.text = text
-            token.boost = 1.0
-            token.stopped = False
-            if keeporiginal:
-                token.original = text
-            if positions:
-                token.pos = start_pos + pos
-            if chars:
-                token.startchar = start_char + start
-                token.endchar = start_char + end
-            yield token
-
-
-class JiebaWordTokenizer(_SpanTokenizer):
-    def __init__(self, tokenizer: DomainTokenizer) -> None:
-        self.tokenizer = tokenizer
-
-    def _spans(self, value: str) -> Iterable[tuple[str, int, int]]:
-        return word_spans(value, self.tokenizer)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, JiebaWordTokenizer) and other.tokenizer.words == self.tokenizer.words
-
-    __hash__ = None  # type: ignore[assignment]
-
-
-class CJKBigramTokenizer(_SpanTokenizer):
-    def _spans(self, value: str) -> Iterable[tuple[str, int, int]]:
-        return bigram_spans(value)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, CJKBigramTokenizer)
-
-    __hash__ = None  # type: ignore[assignment]

@@ -12,13 +12,11 @@ import io
 import logging
 from functools import lru_cache
 
-import matplotlib
+import matplotlib as mpl
+from matplotlib import font_manager
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib import font_manager  # noqa: E402
-
-from kb_service.reports.model import (  # noqa: E402
+from kb_service.reports.model import (
     ArticleStats,
     CategoryStats,
     DayVolume,
@@ -65,10 +63,9 @@ def _style() -> dict:
     }
 
 
-def _svg(fig: plt.Figure) -> str:
+def _svg(fig: Figure) -> str:
     buffer = io.StringIO()
     fig.savefig(buffer, format="svg", bbox_inches="tight")
-    plt.close(fig)
     text = buffer.getvalue()
     return text[text.index("<svg") :]  # drop the XML prolog: the SVG is inlined in HTML
 
@@ -78,8 +75,9 @@ def _short(text: str, limit: int = 22) -> str:
 
 
 def volume_chart(daily: list[DayVolume]) -> str:
-    with plt.rc_context(_style()):
-        fig, ax = plt.subplots(figsize=(10, 3.2))
+    with mpl.rc_context(_style()):
+        fig = Figure(figsize=(10, 3.2))  # no pyplot: no global backend or figure registry
+        ax = fig.subplots()
         days = [d.day[5:] for d in daily]
         ax.bar(days, [d.queries for d in daily], color=BLUE, label="查询量")
         ax.set_ylabel("查询量 / 天")
@@ -100,8 +98,9 @@ def volume_chart(daily: list[DayVolume]) -> str:
 
 
 def hourly_chart(hourly: list[HourVolume]) -> str:
-    with plt.rc_context(_style()):
-        fig, ax = plt.subplots(figsize=(10, 2.6))
+    with mpl.rc_context(_style()):
+        fig = Figure(figsize=(10, 2.6))  # no pyplot: no global backend or figure registry
+        ax = fig.subplots()
         ax.bar([h.hour for h in hourly], [h.per_day for h in hourly], color=BLUE)
         ax.set_xticks(range(24), [f"{h}" for h in range(24)])
         ax.set_xlabel("小时（北京时间）")
@@ -112,8 +111,9 @@ def hourly_chart(hourly: list[HourVolume]) -> str:
 
 def top_queries_chart(groups: list[QueryGroup], limit: int = 20) -> str:
     shown = groups[:limit][::-1]
-    with plt.rc_context(_style()):
-        fig, ax = plt.subplots(figsize=(10, 0.28 * len(shown) + 1))
+    with mpl.rc_context(_style()):
+        fig = Figure(figsize=(10, 0.28 * len(shown) + 1))  # no pyplot: no global backend or figure registry
+        ax = fig.subplots()
         labels = [f"{_short(g.representative)}（{g.n_variants} 种问法）" for g in shown]
         ax.barh(labels, [g.count for g in shown], color=BLUE, label="有把握答案")
         ax.barh(labels, [g.non_confident for g in shown], color=ORANGE, label="无把握答案")
@@ -128,8 +128,9 @@ def top_queries_chart(groups: list[QueryGroup], limit: int = 20) -> str:
 def resolution_chart(articles: list[ArticleStats], overall: float | None, limit: int = 30) -> str:
     """Worst-resolved ranked articles with Wilson 95% intervals as error bars."""
     ranked = [a for a in articles if a.enough_feedback][:limit][::-1]
-    with plt.rc_context(_style()):
-        fig, ax = plt.subplots(figsize=(10, 0.3 * len(ranked) + 1.2))
+    with mpl.rc_context(_style()):
+        fig = Figure(figsize=(10, 0.3 * len(ranked) + 1.2))  # no pyplot: no global backend or figure registry
+        ax = fig.subplots()
         ys = range(len(ranked))
         rates = [a.resolution_rate * 100 for a in ranked]  # type: ignore[operator]
         low = [r - a.ci_low * 100 for r, a in zip(rates, ranked, strict=True)]  # type: ignore[operator]
@@ -150,8 +151,9 @@ def resolution_chart(articles: list[ArticleStats], overall: float | None, limit:
 def category_chart(categories: list[CategoryStats]) -> str:
     # Worst at the top, as in the article chart.
     shown = sorted((c for c in categories if c.enough_feedback), key=lambda c: -(c.resolution_rate or 0.0))
-    with plt.rc_context(_style()):
-        fig, ax = plt.subplots(figsize=(10, 0.4 * len(shown) + 1))
+    with mpl.rc_context(_style()):
+        fig = Figure(figsize=(10, 0.4 * len(shown) + 1))  # no pyplot: no global backend or figure registry
+        ax = fig.subplots()
         ys = range(len(shown))
         rates = [c.resolution_rate * 100 for c in shown]  # type: ignore[operator]
         ax.errorbar(rates, ys, fmt="o", color=BLUE, ecolor=GREY, capsize=3, xerr=[
@@ -167,8 +169,9 @@ def category_chart(categories: list[CategoryStats]) -> str:
 
 def gaps_chart(gaps: list[GapCluster], limit: int = 15) -> str:
     shown = gaps[:limit][::-1]
-    with plt.rc_context(_style()):
-        fig, ax = plt.subplots(figsize=(10, 0.3 * len(shown) + 1))
+    with mpl.rc_context(_style()):
+        fig = Figure(figsize=(10, 0.3 * len(shown) + 1))  # no pyplot: no global backend or figure registry
+        ax = fig.subplots()
         labels = [f"#{g.rank} {_short(g.label)}" for g in shown]
         ax.barh(labels, [g.queries for g in shown], color=RED)
         for y, g in enumerate(shown):

@@ -17,8 +17,9 @@ from pathlib import Path
 
 from kb_service.content.lexicon import normalise
 from kb_service.models import Passage
+from kb_service.query.analysis import AnalyzedQuery
 from kb_service.query.tokenizer import bigrams
-from kb_service.search.ranking import AnalyzedQuery, Candidate
+from kb_service.search.fusion import Candidate
 
 FEATURES = ("semantic_top", "semantic_margin", "word_coverage", "bigram_coverage", "known_ratio", "domain_terms",
             "agreement", "lexical_strength", "semantic_density", "question_match", "unknown_word")

@@ -6,8 +6,6 @@ search in flight finishes on the snapshot it started with and none fails during 
 
 from __future__ import annotations
 
-import gc
-import json
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -17,184 +15,34 @@ import numpy as np
 from kb_service.content.lexicon import Lexicon, load_lexicon_or_empty
 from kb_service.index.embedding import Embedder, load_embedder, model_key
 from kb_service.index.integrity import IndexDamagedError  # noqa: F401  (re-exported: what a damaged index raises)
-from kb_service.index.lexical.bm25f import SegmentView, search_segments
-from kb_service.index.lexical.whoosh import LexicalIndex
-from kb_service.index.records import ArticleRecord, Manifest
-from kb_service.index.segments import Segment, load_segment
-from kb_service.index.store import FORMAT, current_generation, verify_generation
+from kb_service.index.store import current_generation
 from kb_service.models import Article, Hit, Passage, QuestionAnswer, SearchResponse, merge_hits
+from kb_service.query.analysis import AnalyzedQuery
 from kb_service.query.reading import read_query
-from kb_service.query.spelling import HomophoneCorrector, sound_table
-from kb_service.query.tokenizer import DomainTokenizer
 from kb_service.search.confidence import ConfidenceFeatures, ConfidenceModel, confidence_features
-from kb_service.search.ranking import (
-    AnalyzedQuery,
+from kb_service.search.fusion import (
     Candidate,
-    QueryAnalyzer,
-    best_passages,
-    coverage_scorer,
     group_by_article,
-    highlight_terms,
     reciprocal_rank_fusion,
     weighted_score_fusion,
 )
+from kb_service.search.passages import best_passages, coverage_scorer, highlight_terms
+from kb_service.search.snapshot import (
+    WARM_UP_QUERY,
+    IndexNotBuiltError,
+    SemanticMatches,
+    Snapshot,
+    lexical_search,
+    load_snapshot,
+    semantic_search,
+    settle_heap,
+    warm_snapshot,
+)
 from kb_service.settings import Settings
-
-LEXICON_WORD_COUNT = 10_000  # lexicon terms win a sound over any word merely frequent in the articles
 
 
 class QueryError(ValueError):
     """The query cannot be searched (empty, too long); the message is shown to the agent."""
-
-
-class IndexNotBuiltError(RuntimeError):
-    pass
-
-
-@dataclass
-class Snapshot:
-    generation: str
-    manifest: Manifest
-    segments: list[Segment]
-    live: list[np.ndarray]  # per segment: rows whose article version is the live one
-    passages: dict[str, Passage]
-    articles: dict[str, dict]
-    analyzer: QueryAnalyzer
-    vocabulary: frozenset[str]
-    whoosh: LexicalIndex | None = None
-    vector_mean: np.ndarray | None = None  # mean of the live passages' vectors: the query's baseline cosine
-    question_mean: np.ndarray | None = None  # mean of the live 相似问 vectors: the same for question matches
-
-    def article_of(self, passage_id: str) -> str:
-        return self.passages[passage_id].article_id
-
-    def close(self) -> None:
-        if self.whoosh is not None:
-            self.whoosh.close()
-
-
-def load_snapshot(generation: Path, lexicon: Lexicon, loaded: dict[str, Segment] | None = None,
-                  backend: str = "sparse", intended_word_count: int = 20) -> Snapshot:
-    """Open a generation; segments already in `loaded` (the serving snapshot's) are reused.
-
-    The generation's files and those of every segment read from disk are checked against their
-    checksums first: a damaged one raises IndexDamagedError, one line naming the file."""
-    manifest = verify_generation(generation)
-    if manifest.format != FORMAT:
-        raise IndexNotBuiltError(f"index {generation.name} has an older layout: run `kb index --full`")
-    index_dir = generation.parent
-    tokenizer = DomainTokenizer(json.loads((generation / "tokenizer.json").read_text(encoding="utf-8")))
-    loaded = loaded or {}
-    checksums = manifest.segment_checksums
-    segments = [loaded.get(sid) or load_segment(index_dir, sid, checksums.get(sid, ""), verify=True)
-                for sid in manifest.segments]
-    article_segments = {aid: entry.segment for aid, entry in manifest.articles.items()}
-    live = [segment.live_rows(article_segments) for segment in segments]
-    passages: dict[str, Passage] = {}
-    articles: dict[str, ArticleRecord] = {}
-    for segment, mask in zip(segments, live, strict=True):
-        for row in np.flatnonzero(mask):
-            passage = segment.passages[row]
-            passages[passage.passage_id] = passage
-        articles.update((aid, r) for aid, r in segment.articles.items() if article_segments.get(aid) == segment.segment_id)
-    # Words of outdated rows stay in the typo vocabulary until the next merge: harmless, and it
-    # keeps a reload from re-reading every live passage's words.
-    lexicon_words = {w: LEXICON_WORD_COUNT for w in tokenizer.words}
-    corrector = HomophoneCorrector.merged([*(s.sounds for s in segments), sound_table(lexicon_words)],
-                                          [*(s.vocabulary for s in segments), lexicon_words],
-                                          spelling_tables=[s.sounds for s in segments], fuzzy_words=lexicon_words)
-    aliases = frozenset(alias for record in articles.values() for alias in record.aliases)
-    analyzer = QueryAnalyzer(tokenizer, lexicon, corrector, aliases, intended_word_count)
-    whoosh = None
-    if backend == "whoosh":
-        if not (generation / "lexical").exists():
-            raise IndexNotBuiltError(f"index {generation.name} has no Whoosh index: run `kb index` with KB_LEXICAL_BACKEND=whoosh")
-        whoosh = LexicalIndex.open(generation / "lexical")
-    live_count = sum(int(np.count_nonzero(mask)) for mask in live)
-    vector_mean = None
-    if live_count:
-        vector_mean = (sum(s.live_vector_sum(m) for s, m in zip(segments, live, strict=True)) / live_count).astype(np.float32)
-    question_sums = [s.live_question_sum(m) for s, m in zip(segments, live, strict=True)]
-    question_count = sum(n for _, n in question_sums)
-    question_mean = None
-    if question_count:
-        question_mean = (sum(v for v, _ in question_sums) / question_count).astype(np.float32)
-    return Snapshot(
-        generation=generation.name,
-        manifest=manifest,
-        segments=segments,
-        live=live,
-        passages=passages,
-        articles=articles,
-        analyzer=analyzer,
-        vocabulary=corrector.vocabulary,
-        whoosh=whoosh,
-        vector_mean=vector_mean,
-        question_mean=question_mean,
-    )
-
-
-def lexical_search(snap: Snapshot, terms, limit: int, category: str | None = None,  # type: ignore[no-untyped-def]
-                   tags: list[str] | None = None) -> list[tuple[str, float]]:
-    """(passage id, score) best first, from whichever lexical backend the snapshot has."""
-    if snap.whoosh is not None:
-        return [(pid, s) for pid, s in snap.whoosh.search(terms, limit, category, tags) if pid in snap.passages]
-    views = []
-    for segment, live in zip(snap.segments, snap.live, strict=True):
-        allowed = None
-        if category:
-            allowed = segment.category_mask(category)
-        for tag in tags or ():
-            allowed = segment.tag_mask(tag) if allowed is None else allowed & segment.tag_mask(tag)
-        views.append(SegmentView(segment.lexical, live, allowed))
-    return [(snap.segments[i].passages[row].passage_id, score) for i, row, score in search_segments(views, terms, limit)]
-
-
-QUESTIONS_PER_PASSAGE = 3  # 相似问 searched per wanted passage: the editors' guide asks for three
-
-
-@dataclass
-class SemanticMatches:
-    ranked: list[tuple[str, float]]  # (passage id, score) best first: a passage or one of its 相似问
-    question_match: float = 0.0  # the closest 相似问's own cosine
-
-
-def semantic_search(snap: Snapshot, vector: np.ndarray, limit: int, category: str | None = None,
-                    tags: list[str] | None = None, question_offset: float = 0.0) -> SemanticMatches:
-    """Passages by cosine over every segment's vectors, skipping outdated rows.
-
-    A passage ranks by its closest 相似问 when that beats its own text. Two questions of the same
-    form (…保险赔吗) sit closer than a question and a passage do, so a question's cosine is first
-    moved onto the passages' scale: minus how much closer the query sits to the average question
-    than to the average passage, minus `question_offset`. The confidence model reads these
-    ranked scores and the closest question's own cosine (held out on our set, that beat reading
-    the passages' own cosines: README, "How the design was chosen")."""
-    shift = question_offset
-    if snap.question_mean is not None and snap.vector_mean is not None:
-        shift += float(np.dot(vector, snap.question_mean) - np.dot(vector, snap.vector_mean))
-    ranked: list[tuple[float, str]] = []
-    asked = 0.0
-    for segment, live in zip(snap.segments, snap.live, strict=True):
-        dead = len(live) - int(np.count_nonzero(live))
-        usable = live
-        if category:
-            usable = usable & segment.category_mask(category)
-        for tag in tags or ():
-            usable = usable & segment.tag_mask(tag)
-        best = {row: score for row, score in segment.vectors.search(vector, min(limit + dead, len(live))) if usable[row]}
-        if segment.questions is not None:
-            dead_questions = int(segment.question_counts[~live].sum()) if dead else 0
-            wanted = min(limit * QUESTIONS_PER_PASSAGE + dead_questions, segment.questions.size)
-            for qid, score in segment.questions.search(vector, wanted):
-                row = int(segment.question_rows[qid])
-                if not usable[row]:
-                    continue
-                asked = max(asked, score)
-                if score - shift > best.get(row, -1.0):
-                    best[row] = score - shift
-        ranked.extend((score, segment.passages[row].passage_id) for row, score in best.items())
-    ranked.sort(key=lambda item: (-item[0], item[1]))
-    return SemanticMatches([(pid, score) for score, pid in ranked[:limit]], asked)
 
 
 @dataclass
@@ -204,26 +52,6 @@ class Ranked:
     grouped: list[Candidate]
     top: Candidate | None
     features: ConfidenceFeatures
-
-
-def _settle_heap() -> None:
-    """Move the loaded index out of the garbage collector's sight.
-
-    A snapshot is millions of long-lived objects; every full collection walked them all, which
-    measured ~1 s of an edit's path at 100k passages and shows up as latency spikes in serving.
-    Frozen objects are still freed by reference counting when a replaced snapshot is dropped.
-    """
-    gc.collect()
-    gc.freeze()
-
-
-WARM_UP_QUERY = "交强险理赔材料 lipei"
-
-
-def warm_snapshot(snapshot: Snapshot) -> None:
-    """A new snapshot's lexical side warmed before it serves (the embedder is already warm)."""
-    analyzed = snapshot.analyzer.analyze(WARM_UP_QUERY)
-    lexical_search(snapshot, analyzed.terms, 5)
 
 
 class SearchEngine:
@@ -252,7 +80,7 @@ class SearchEngine:
         confidence = {mode: ConfidenceModel.load(Path(settings.confidence_path), f"{key}/{mode}")
                       for mode in ("lexical", "semantic", "hybrid")}
         engine = cls(settings, snapshot, embedder, confidence)
-        _settle_heap()
+        settle_heap()
         engine.warm_up()
         return engine
 
@@ -278,7 +106,7 @@ class SearchEngine:
                                      self.settings.intended_word_count)
             warm_snapshot(snapshot)  # pay jieba's start-up (and Whoosh's) before agents see the new snapshot
             old, self._snapshot = self._snapshot, snapshot
-            _settle_heap()
+            settle_heap()
             # Searches already running finish on the old snapshot; close its files once they are done.
             timer = threading.Timer(self.settings.snapshot_grace_seconds, old.close)
             timer.daemon = True

@@ -15,7 +15,7 @@ import numpy as np
 
 from kb_service.search.confidence import FEATURES
 from kb_service.search.engine import SearchEngine
-from kb_service.search.ranking import coverage_scorer
+from kb_service.search.passages import coverage_scorer
 
 
 @dataclass

@@ -159,55 +159,71 @@ def serve(
     it directly. Several workers: uvicorn's supervisor (this process) runs the watcher and only
     rebuilds; the spawned workers pick the new generation up, and die with the supervisor.
     """
-    import uvicorn
-
-    from kb_service.web.workers import SUPERVISOR_PID_ENV, attach_index_poller
-
     host = settings.host if host is None else host
     port = settings.port if port is None else port
     check_bind_allowed(settings, host)
+    if workers <= 1:
+        _serve_one(settings, host, port, watch)
+    else:
+        _serve_workers(settings, host, port, workers, watch)
+
+
+def _serve_one(settings: Settings, host: str, port: int, watch: bool) -> None:
+    import uvicorn
+
+    from kb_service.web.workers import attach_index_poller
+
+    app = create_app(settings, shared_log=False)  # the only writer of its log: no waiting for ids
+    attach_index_poller(app, settings)
     watcher: ArticleWatcher | None = None
+    if watch:
+        parsed = ArticleCache()  # the watcher re-parses only the files an editor touched
+
+        def rebuild_and_reload() -> None:
+            engine = app.state.engine
+            if rebuild_index(settings, parsed, on_switch=engine.reload, embedder=engine.embedder):
+                app.state.engine.reload()
+
+        watcher = ArticleWatcher(settings, rebuild_and_reload)
+        watcher.start()
     try:
-        if workers <= 1:
-            app = create_app(settings, shared_log=False)  # the only writer of its log: no waiting for ids
-            attach_index_poller(app, settings)
-            if watch:
+        uvicorn.Server(uvicorn.Config(app, host=host, port=port, **uvicorn_options(settings))).run()
+    finally:
+        if watcher is not None:
+            watcher.stop()
 
-                parsed = ArticleCache()  # the watcher re-parses only the files an editor touched
 
-                def rebuild_and_reload() -> None:
-                    engine = app.state.engine
-                    if rebuild_index(settings, parsed, on_switch=engine.reload, embedder=engine.embedder):
-                        app.state.engine.reload()
+def _serve_workers(settings: Settings, host: str, port: int, workers: int, watch: bool) -> None:
+    import uvicorn
 
-                watcher = ArticleWatcher(settings, rebuild_and_reload)
-                watcher.start()
-            uvicorn.Server(uvicorn.Config(app, host=host, port=port, **uvicorn_options(settings))).run()
-        else:
-            _export_settings(settings)
-            os.environ[SUPERVISOR_PID_ENV] = str(os.getpid())
-            if watch:
-                parsed = ArticleCache()
-                # Load the embedder once, in the background: an edit then re-indexes in about a second
-                # instead of paying the model load (seconds) each time.
-                embedder = SupervisorEmbedder(settings)
-                threading.Thread(target=embedder.get, name="kb-embedder-preload", daemon=True).start()
+    from kb_service.web.workers import SUPERVISOR_PID_ENV
 
-                def rebuild_for_workers() -> None:
-                    rebuild_index(settings, parsed, embedder=embedder.get())  # workers' pollers switch to it
+    _export_settings(settings)
+    os.environ[SUPERVISOR_PID_ENV] = str(os.getpid())
+    watcher: ArticleWatcher | None = None
+    if watch:
+        parsed = ArticleCache()
+        # Load the embedder once, in the background: an edit then re-indexes in about a second
+        # instead of paying the model load (seconds) each time.
+        embedder = SupervisorEmbedder(settings)
+        threading.Thread(target=embedder.get, name="kb-embedder-preload", daemon=True).start()
 
-                watcher = ArticleWatcher(settings, rebuild_for_workers)
-                watcher.start()
-            uvicorn.run(
-                "kb_service.web.workers:create_worker_app_from_env",
-                factory=True,
-                host=host,
-                port=port,
-                workers=workers,
-                # A worker loading its model can miss uvicorn's 5 s ping on a busy host and be killed.
-                timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
-                **uvicorn_options(settings),
-            )
+        def rebuild_for_workers() -> None:
+            rebuild_index(settings, parsed, embedder=embedder.get())  # workers' pollers switch to it
+
+        watcher = ArticleWatcher(settings, rebuild_for_workers)
+        watcher.start()
+    try:
+        uvicorn.run(
+            "kb_service.web.workers:create_worker_app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            # A worker loading its model can miss uvicorn's 5 s ping on a busy host and be killed.
+            timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
+            **uvicorn_options(settings),
+        )
     finally:
         if watcher is not None:
             watcher.stop()

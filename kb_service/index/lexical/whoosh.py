@@ -7,24 +7,83 @@ characters (AND, *, :, quotes, brackets) are just characters.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from whoosh import index as whoosh_index
 from whoosh import query as wq
-from whoosh.analysis import Analyzer
+from whoosh.analysis import Analyzer, Token, Tokenizer
 from whoosh.fields import ID, KEYWORD, TEXT, Schema
 from whoosh.scoring import BM25F
 
 from kb_service.models import Passage
 from kb_service.query.tokenizer import (
     TEXT_FIELDS,
-    CJKBigramTokenizer,
     DomainTokenizer,
-    JiebaWordTokenizer,
     QueryTerms,
+    bigram_spans,
     passage_fields,
+    word_spans,
 )
+
+
+class _SpanTokenizer(Tokenizer):
+    """Adapts a span generator to Whoosh's Tokenizer protocol."""
+
+    def _spans(self, value: str) -> Iterable[tuple[str, int, int]]:
+        raise NotImplementedError
+
+    def __call__(  # noqa: PLR0913 - Whoosh's signature
+        self,
+        value: str,
+        positions: bool = False,
+        chars: bool = False,
+        keeporiginal: bool = False,
+        removestops: bool = True,
+        start_pos: int = 0,
+        start_char: int = 0,
+        tokenize: bool = True,
+        mode: str = "",
+        **kwargs: object,
+    ) -> Iterator[Token]:
+        token = Token(positions, chars, removestops=removestops, mode=mode, **kwargs)
+        spans = self._spans(value) if tokenize else [(value, 0, len(value))]
+        for pos, (text, start, end) in enumerate(spans):
+            token.text = text
+            token.boost = 1.0
+            token.stopped = False
+            if keeporiginal:
+                token.original = text
+            if positions:
+                token.pos = start_pos + pos
+            if chars:
+                token.startchar = start_char + start
+                token.endchar = start_char + end
+            yield token
+
+
+class JiebaWordTokenizer(_SpanTokenizer):
+    def __init__(self, tokenizer: DomainTokenizer) -> None:
+        self.tokenizer = tokenizer
+
+    def _spans(self, value: str) -> Iterable[tuple[str, int, int]]:
+        return word_spans(value, self.tokenizer)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, JiebaWordTokenizer) and other.tokenizer.words == self.tokenizer.words
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class CJKBigramTokenizer(_SpanTokenizer):
+    def _spans(self, value: str) -> Iterable[tuple[str, int, int]]:
+        return bigram_spans(value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, CJKBigramTokenizer)
+
+    __hash__ = None  # type: ignore[assignment]
+
 
 # Fields whose bigram view is queried. Every field is indexed both ways; querying fewer bigram
 # fields cuts the clause count (the main cost of a Whoosh query) where words already match.

@@ -31,7 +31,7 @@ from kb_service.web.workers import IndexPoller
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="worker processes are tested on Linux")
 
 STARTUP_SECONDS = 90
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EDITED_SENTENCE = "理赔材料可以通过电子保单二维码在线上传，上传后客服核对材料是否齐全。"
 
 

@@ -17,7 +17,7 @@ from kb_service.reports import build_report
 from kb_service.reports.model import REPORT_TZ
 from kb_service.usage_log.grouping import normalise_query
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ARTICLES = ROOT / "articles"
 
 

@@ -1,6 +1,6 @@
 import pytest
 
-from kb_service.search.ranking import group_by_article, reciprocal_rank_fusion, weighted_score_fusion
+from kb_service.search.fusion import group_by_article, reciprocal_rank_fusion, weighted_score_fusion
 
 
 def test_rrf_on_hand_computed_example() -> None:
@@ -51,7 +51,8 @@ def test_grouping_keeps_best_passage_per_article() -> None:
 
 
 def test_best_passages_keeps_article_order_but_shows_the_covering_section() -> None:
-    from kb_service.search.ranking import Candidate, best_passages
+    from kb_service.search.fusion import Candidate
+    from kb_service.search.passages import best_passages
 
     fused = [Candidate("a#0", 1.0), Candidate("b#0", 0.9), Candidate("a#2", 0.8)]
     grouped = [fused[0], fused[1]]
@@ -65,9 +66,10 @@ def test_best_passages_keeps_article_order_but_shows_the_covering_section() -> N
 
 def test_semantic_density_is_the_neighbourhood_above_the_query_baseline() -> None:
     from kb_service.models import Passage
+    from kb_service.query.analysis import AnalyzedQuery
     from kb_service.query.tokenizer import QueryTerms
     from kb_service.search.confidence import DENSITY_NEIGHBOURS, confidence_features
-    from kb_service.search.ranking import AnalyzedQuery, Candidate
+    from kb_service.search.fusion import Candidate
 
     query = AnalyzedQuery("玻璃险", "玻璃险", "玻璃险", (), QueryTerms((("玻璃险", 1.0),), (("玻璃", 1.0),)), ("玻璃险",))
     passage = Passage("a#0", "a", "玻璃险", "h", "玻璃险只赔玻璃", "coverage", (), (), 1, 1)

@@ -3,9 +3,9 @@ from pathlib import Path
 
 from kb_service.content.lexicon import load_lexicon
 from kb_service.query.abbreviations import AbbreviationReader, is_abbreviation_of
+from kb_service.query.analysis import QueryAnalyzer
 from kb_service.query.spelling import HomophoneCorrector
 from kb_service.query.tokenizer import DomainTokenizer
-from kb_service.search.ranking import QueryAnalyzer
 
 
 def test_an_abbreviation_keeps_the_first_character_and_the_rest_in_order() -> None:

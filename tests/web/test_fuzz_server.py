@@ -63,7 +63,7 @@ def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FuzzServer
     env = {**os.environ, **settings_env(settings), "KB_HOST": "127.0.0.1", "KB_PORT": str(port)}
     with open(log_path, "w", encoding="utf-8") as log:
         process = subprocess.Popen([sys.executable, "-m", "kb_service", "serve", "--port", str(port)], env=env,
-                                   stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parent.parent)
+                                   stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[2])
     server = FuzzServer(process, f"http://127.0.0.1:{port}", port, log_path)
     try:
         deadline = time.monotonic() + STARTUP_SECONDS

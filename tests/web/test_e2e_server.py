@@ -62,7 +62,7 @@ def _start(settings: Settings, tmp_path: Path, **extra_env: str) -> Server:
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
-            cwd=Path(__file__).resolve().parent.parent,
+            cwd=Path(__file__).resolve().parents[2],
         )
     server = Server(process, f"http://127.0.0.1:{port}", settings, log_path)
     deadline = time.monotonic() + STARTUP_SECONDS
@@ -187,7 +187,7 @@ def test_server_with_keys_checks_roles(svc_built_settings: Settings, tmp_path: P
     assert _rows(settings.log_db, "SELECT COUNT(*) FROM queries") == [(1,)]
 
 
-LOAD_TEST = Path(__file__).resolve().parent.parent / "scripts" / "load_test.py"
+LOAD_TEST = Path(__file__).resolve().parents[2] / "scripts" / "load_test.py"
 
 
 def test_load_test_script_against_real_server(svc_server: Server) -> None:

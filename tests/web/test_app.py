@@ -417,7 +417,7 @@ def test_panel_and_static_files(svc) -> None:  # type: ignore[no-untyped-def]
     client, _ = svc
     response = client.get("/")
     assert response.status_code == 200 and "text/html" in response.headers["content-type"]
-    static = sorted(p.name for p in (Path(__file__).parent.parent / "kb_service" / "web" / "static").iterdir())
+    static = sorted(p.name for p in (Path(__file__).resolve().parents[2] / "kb_service" / "web" / "static").iterdir())
     assert client.get(f"/static/{static[0]}").status_code == 200
 
 

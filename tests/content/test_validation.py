@@ -87,7 +87,7 @@ def test_lexicon_problems_are_reported(tmp_path: Path) -> None:
 
 
 def test_bundled_knowledge_base_is_clean() -> None:
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     settings = Settings()
     report = check_knowledge_base(root / "articles", settings)
     assert report.problems == [] and report.notes == []  # every section has its 相似问

@@ -121,7 +121,7 @@ def test_pinyin_prefers_the_articles_word_over_a_lexicon_variant_with_its_sound(
 
 
 def test_query_analyzer_guards_common_words_from_typo_correction() -> None:
-    from kb_service.search.ranking import QueryAnalyzer
+    from kb_service.query.analysis import QueryAnalyzer
 
     tokenizer = DomainTokenizer(["理赔", "盗抢险"])
     corrector = HomophoneCorrector.build(Counter({"理赔": 50, "出示": 3, "盗抢险": 5}))
