@@ -337,6 +337,11 @@ def _fold(text: str) -> str:
     return _INVISIBLE_NEAR_ALNUM.sub("", text)
 
 
+# What mask_personal_data writes: a label of up to 8 characters in 〔〕. Readers of masked text
+# (query reading, grouping, gap topics) recognise placeholders with this one pattern.
+PLACEHOLDER = re.compile(r"〔[^〔〕\s]{1,8}〕")
+
+
 def mask_personal_data(text: str) -> str:
     """Return `text` with personal data replaced by typed placeholders such as 〔手机号〕."""
     if not text:

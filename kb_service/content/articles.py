@@ -38,8 +38,13 @@ class LoadResult:
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+def is_article_file(name: str) -> bool:
+    """The one rule for which files of the articles folder are articles (a README is not)."""
+    return name.endswith(".md") and name.lower() not in SKIPPED_FILES
+
+
 def article_files(articles_dir: Path) -> list[Path]:
-    return sorted((p for p in Path(articles_dir).glob("*.md") if p.name.lower() not in SKIPPED_FILES), key=lambda p: p.name)
+    return sorted((p for p in Path(articles_dir).glob("*.md") if is_article_file(p.name)), key=lambda p: p.name)
 
 
 def _split_front_matter(text: str, path: Path) -> tuple[dict | None, str, int, list[Problem]]:
@@ -282,8 +287,7 @@ class ArticleCache:
         """Like load_articles, with one stat per file and a parse only for changed files."""
         result = LoadResult()
         with os.scandir(articles_dir) as found:
-            entries = sorted((e for e in found if e.name.endswith(".md") and e.name.lower() not in SKIPPED_FILES
-                              and e.is_file()), key=lambda e: e.name)
+            entries = sorted((e for e in found if is_article_file(e.name) and e.is_file()), key=lambda e: e.name)
         present = {e.path for e in entries}
         for gone in [p for p in self._entries if p not in present]:
             self._drop(gone)

@@ -29,7 +29,7 @@ import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
-from kb_service.masking import mask_personal_data
+from kb_service.masking import PLACEHOLDER, mask_personal_data
 
 MAX_QUESTIONS = 3
 CONTEXT_BUDGET_CHARS = 90  # searched text per question: its own words plus the story nearest to it
@@ -38,7 +38,7 @@ MESSAGE_BUDGET_CHARS = 80  # searched text for a pasted message: what it asks, t
 RELAYED_LINE_CHARS = 80  # up to this long (cleaned), a line asking several things is split into questions
 MIN_TOPIC_CHARS = 3  # a clause asking something needs this many topic characters to stand alone
 
-_PLACEHOLDER = re.compile(r"〔[^〔〕\s]{1,8}〕")
+
 # The label an agent or customer puts before a number: removed with it (我的手机号是〔手机号〕).
 _LABELLED_PLACEHOLDER = re.compile(
     r"(?:我|我的|本人|对方|他|她|他的|她的|对方的)?"
@@ -126,7 +126,7 @@ def fold_text(text: str) -> tuple[str, bool]:
 def remove_personal_data(text: str) -> tuple[str, tuple[str, ...]]:
     """Personal data and the words that label it, removed; returns (text, kinds removed)."""
     masked = mask_personal_data(text)
-    kinds = tuple(dict.fromkeys(_PLACEHOLDER.findall(masked)))
+    kinds = tuple(dict.fromkeys(PLACEHOLDER.findall(masked)))
     if not kinds:
         return text, ()
     return _LABELLED_PLACEHOLDER.sub(",", masked), kinds

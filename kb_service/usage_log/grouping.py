@@ -9,12 +9,14 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from kb_service.masking import PLACEHOLDER
+
 # Unicode general categories: P* = punctuation, S* = symbols (＋, ～, ￥, emoji), Z* = separators,
 # C* = control/format characters (zero-width spaces pasted from chat tools).
 _DROPPED_CATEGORIES = ("P", "S", "Z", "C")
 # Placeholders written by masking (〔手机号〕) are kept whole: stripping their brackets would make
 # 「〔手机号〕怎么改」 (an agent pasted a number) group with 「手机号怎么改」 (a real question).
-_PLACEHOLDER = re.compile(r"(〔[^〔〕\s]{1,8}〕)")
+_PLACEHOLDER = re.compile(f"({PLACEHOLDER.pattern})")  # one group: re.split keeps them
 
 
 def _strip(part: str) -> str:

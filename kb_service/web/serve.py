@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kb_service.content.articles import ArticleCache
+from kb_service.content.articles import ArticleCache, article_files
 from kb_service.index.builder import build_and_merge
 from kb_service.index.embedding import Embedder
 from kb_service.search.engine import WARM_UP_QUERY
@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 
 def _article_state(settings: Settings) -> dict[str, tuple[int, int]]:
-    files = list(Path(settings.articles_dir).glob("*.md")) + [Path(settings.lexicon_path)]
+    files = [*article_files(Path(settings.articles_dir)), Path(settings.lexicon_path)]
     state: dict[str, tuple[int, int]] = {}
     for path in files:
         try:
