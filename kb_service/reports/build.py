@@ -24,6 +24,7 @@ from kb_service.reports.model import (
     ArticleStats,
     CategoryStats,
     DayVolume,
+    FlagGroup,
     GapCluster,
     HourVolume,
     MetricDefinition,
@@ -37,9 +38,10 @@ from kb_service.reports.model import (
     metric_definitions,
 )
 from kb_service.reports.stats import enough_feedback, format_rate, rate, wilson_interval
+from kb_service.usage_log.store import FLAG_REASONS
 
 Catalog = Mapping[str, Mapping[str, Any]]
-SECTIONS = ("frequency", "articles", "gaps")
+SECTIONS = ("frequency", "articles", "gaps", "flags")
 
 
 class PeriodError(ValueError):
@@ -331,12 +333,26 @@ def _gaps(reader: LogReader, catalog: Catalog, options: ReportOptions) -> tuple[
 # --- the report -------------------------------------------------------------------------------
 
 
+def _flags(reader: LogReader, catalog: Catalog) -> list[FlagGroup]:
+    """Flags per article and reason, most flagged first (the editors' queue in the report)."""
+    groups = []
+    for article_id, reason, n, version, latest, comments in reader.flags():
+        entry = catalog.get(article_id) or {}
+        current = entry.get("version")
+        groups.append(FlagGroup(article_id, str(entry.get("title") or article_id), reason,
+                                FLAG_REASONS.get(reason, reason), n, version,
+                                int(current) if current is not None else None, _local(latest) or "",
+                                [c for c in comments.split("\n") if c]))
+    return groups
+
+
 def _summary(reader: LogReader) -> Summary:
     t = reader.totals()
     n = int(t["queries"] or 0)
     s = Summary(queries=n, distinct_queries=int(t["distinct"] or 0), agents=int(t["agents"] or 0),
                 sessions=int(t["sessions"] or 0), non_confident=int(t["non_confident"] or 0),
-                no_hit_queries=int(t["no_hits"] or 0), first_query_at=_local(t["first_ts"]),
+                no_hit_queries=int(t["no_hits"] or 0), conversation_queries=int(t["conversation"] or 0),
+                first_query_at=_local(t["first_ts"]),
                 last_query_at=_local(t["last_ts"]))
     s.non_confident_share = rate(s.non_confident, n)
     s.no_hit_share = rate(s.no_hit_queries, n)
@@ -400,6 +416,9 @@ def build_report(
         if "gaps" in wanted:
             report.gaps, summary.gap_queries = _gaps(reader, catalog, options)
             summary.gap_share = rate(summary.gap_queries, summary.queries)
+        if "flags" in wanted:
+            report.flags = _flags(reader, catalog)
+            summary.flags = sum(f.flags for f in report.flags)
     return report
 
 
