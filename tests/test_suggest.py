@@ -116,6 +116,14 @@ def test_personal_data_is_masked_in_the_log(client: TestClient) -> None:
     assert "水淹" in stored[0][0]
 
 
+def test_greetings_only_are_not_searched_nor_logged(client: TestClient) -> None:
+    response = client.post("/api/suggest", json={"turns": _turns(("customer", "你好，在吗？"))})
+    assert response.status_code == 200, response.text
+    data = response.json()
+    assert (data["query_id"], data["questions"], data["hits"]) == (None, [], [])
+    assert _rows(client, "SELECT COUNT(*) FROM queries") == [(0,)]
+
+
 def test_headers_give_agent_and_session_when_the_body_does_not(client: TestClient) -> None:
     response = client.post("/api/suggest", json={"turns": _turns(("customer", "理赔材料要交什么"))},
                            headers={"X-Agent-Id": "a-1", "X-Session-Id": "s-1"})

@@ -16,6 +16,7 @@ from typing import Any
 
 from kb_service.masking import mask_personal_data
 from kb_service.models import QuestionAnswer, SearchResponse
+from kb_service.query.reading import clauses, fold_text, remove_personal_data
 
 ROLES: dict[str, str] = {"customer": "客户", "agent": "坐席"}
 MAX_TURNS = 50  # recent turns a caller may send; older turns never change what is open now
@@ -48,10 +49,12 @@ class OpenQuestion:
 @dataclass(frozen=True)
 class Suggestions:
     open_question: OpenQuestion
-    response: SearchResponse
+    response: SearchResponse | None  # None: the customer only greeted or thanked; nothing searched
 
     def groups(self) -> list[QuestionAnswer]:
         """One group per detected question; a single question is one group too."""
+        if self.response is None:
+            return []
         if self.response.questions:
             return list(self.response.questions)
         reading = self.response.reading
@@ -114,12 +117,25 @@ def suggest(engine: Any, turns: list[Turn], k: int = 3, category: str | None = N
     engine's QueryError (both ValueError) for what cannot be searched."""
     max_chars = int(engine.info().get("max_query_chars") or 1000)
     question = open_question(turns, max_chars)
+    if not asks_anything(question.text):
+        return Suggestions(question, None)
     response = engine.search(question.text, k=k, category=category)
     return Suggestions(question, response)
 
 
+def asks_anything(text: str) -> bool:
+    """Whether the text holds more than greetings, thanks and personal data («你好在吗», «谢谢»):
+    a customer's «在吗» must not fill the panel with whatever matches 在 (nor the log with it)."""
+    cleaned, _ = remove_personal_data(fold_text(text)[0])
+    return bool(clauses(cleaned))
+
+
 def suggestions_dict(result: Suggestions) -> dict[str, Any]:
     """The answer's body: hits grouped per question, each hit in the shape /api/search returns."""
+    if result.response is None:
+        return {"source": "conversation", "open": result.open_question.open,
+                "customer_turns": result.open_question.turns, "confident": False, "confidence": 0.0,
+                "reading": None, "questions": [], "hits": []}
     response = result.response.to_dict()
     return {
         "source": "conversation",

@@ -114,7 +114,8 @@ class SuggestIn(BaseModel):
 
 
 class SuggestOut(BaseModel):
-    query_id: str = Field(description="pass back to /api/articles, /api/events, /api/feedback and /api/flags")
+    query_id: str | None = Field(description="pass back to /api/articles, /api/events, /api/feedback and /api/flags; "
+                                 "null: the customer asked nothing (greetings only), nothing was searched or logged")
     source: Literal["conversation"] = "conversation"
     open: bool = Field(description="false: the agent spoke last; the suggestions are for the customer's previous turns")
     customer_turns: int = Field(description="how many of the customer's turns were read")

@@ -42,6 +42,8 @@ async def suggest_route(  # noqa: PLR0913 - FastAPI parameters
     except ValueError as exc:  # ConversationError, or the engine's QueryError
         raise unprocessable(str(exc)) from exc
     took_ms = (time.perf_counter() - started) * 1000
+    if result.response is None:  # greetings only: nothing searched, nothing logged
+        return {"query_id": None, **suggestions_dict(result), "took_ms": round(took_ms, 2)}
     query_id = uuid.uuid4().hex
     who = stored_id(body.agent_id) or agent_id
     session = stored_id(body.session_id) or session_id
@@ -55,6 +57,7 @@ def log_suggestion(  # noqa: PLR0913 - one record's fields
 ) -> None:
     """Queue the suggestion as a query of source 'conversation'; a broken log never costs the answer."""
     response = result.response
+    assert response is not None  # callers log only what was searched
     try:
         store.record_query(QueryLog(
             query_id=query_id, ts=time.time(), agent_id=agent_id, session_id=session_id,

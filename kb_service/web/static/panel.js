@@ -902,6 +902,10 @@
     try {
       const data = await api('/api/suggest', { method: 'POST', body: { turns } });
       if (seq !== suggestSeq) return;
+      if (!data.query_id) { // greetings only: keep what is on screen
+        setStatus('客户的最新消息里没有问题，暂无新推荐');
+        return;
+      }
       data.logged = true;
       renderResults(data, null);
       host.emit('suggest', { queryId: data.query_id, questions: data.questions.map((q) => q.question) });
