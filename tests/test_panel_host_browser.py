@@ -164,6 +164,8 @@ def test_conversation_suggestions_insert_filled_script_and_ids_logged(page, serv
     expect(first.locator(".script .insert-btn")).to_contain_text("待填：到账日期")
     filled = SCRIPT.replace("[客户姓名]", "张先生").replace("[金额]", "3200元")
     expect(page.locator("#reply")).to_have_value(filled)
+    (ROOT / "test-artifacts").mkdir(exist_ok=True)
+    page.screenshot(path=str(ROOT / "test-artifacts" / "panel-host.png"))  # README's picture (docs/panel-host.png)
     insert = page.evaluate("window.hostEvents.find((m) => m.type === 'kb:insert')")
     assert (insert["articleId"], insert["articleVersion"], insert["missing"]) == ("payout-notice", 3, ["到账日期"])
     assert insert["filled"] == {"客户姓名": "张先生", "金额": "3200元"}
