@@ -41,7 +41,6 @@ class SearchOut(BaseModel):
     questions: list[dict[str, Any]] = Field(default_factory=list, description="per question, when the query asks several")
     outside_filter: str | None = Field(None, description="the category of the best answer when the filter excluded it")
     took_ms: float
-    logged: bool = Field(True, description="false: a preview (log=0); repeat with query_id= to log it")
 
 
 class ArticleOut(BaseModel):

@@ -62,7 +62,7 @@ def search(  # noqa: PLR0913 - FastAPI parameters
     took_ms = (time.perf_counter() - started) * 1000
     query_id = query_id or uuid.uuid4().hex
     if request.scope.get(HEAD_SCOPE_KEY) or not log:  # HEAD or a preview: nothing logged
-        return {"query_id": query_id, **response.to_dict(), "took_ms": round(took_ms, 2), "logged": False}
+        return {"query_id": query_id, **response.to_dict(), "took_ms": round(took_ms, 2)}
     try:
         store.record_query(
             QueryLog(
@@ -83,4 +83,4 @@ def search(  # noqa: PLR0913 - FastAPI parameters
         )
     except Exception as exc:  # the agent still gets the answer if the log is broken
         log_failure("could not log query %s", exc, query_id)
-    return {"query_id": query_id, **response.to_dict(), "took_ms": round(took_ms, 2), "logged": True}
+    return {"query_id": query_id, **response.to_dict(), "took_ms": round(took_ms, 2)}

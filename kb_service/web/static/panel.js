@@ -602,6 +602,7 @@
       state.loading = false;
       state.controller = null;
       data._params = params.toString();
+      data.logged = false; // a preview (log=0): settle() logs it
       renderResults(data, key);
       if (state.settleWanted && key === searchKey(currentQuery(), ui.category.value)) settle();
     } catch (err) {
