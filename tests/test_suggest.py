@@ -186,3 +186,46 @@ def test_preview_is_not_logged_until_it_settles(client: TestClient) -> None:
     assert _rows(client, "SELECT query_id, query_masked, source FROM queries") == [
         (preview["query_id"], "三者险", "search")]
     assert client.get("/api/search", params={"q": "三者险", "query_id": "not-a-hex-id"}).status_code == 422
+
+
+# ------------------------------------------------------------------------------ random bodies
+
+
+def _random_value(rng, depth: int = 0):  # type: ignore[no-untyped-def]
+    kind = rng.randrange(8 if depth < 2 else 5)
+    if kind == 0:
+        return None
+    if kind == 1:
+        return rng.choice([True, 0, -1, 2**63, 1e308, 3.5])
+    if kind in (2, 3, 4):
+        return rng.choice(["customer", "agent", "", "三者险赔多少", f"我手机{PHONE}", "\u200b", "x" * 5000,
+                           "理陪材料", "Robot", "AGENT", "wrong", "outdated", "third-party", "ghost"])
+    if kind == 5:
+        return [_random_value(rng, depth + 1) for _ in range(rng.randrange(5))]
+    return {rng.choice(["role", "text", "ts", "turns", "x"]): _random_value(rng, depth + 1) for _ in range(3)}
+
+
+def test_random_bodies_never_5xx_nor_leak(client: TestClient) -> None:
+    import random
+
+    rng = random.Random(16)
+    statuses: dict[int, int] = {}
+    for _ in range(250):
+        pick = lambda *options: rng.choice([*options, _random_value(rng)])  # noqa: E731 - mostly valid values
+        turns = [{"role": pick("customer", "customer", "agent"), "text": pick("三者险赔多少", f"我手机{PHONE}车被淹了能赔吗"),
+                  "ts": pick(1733400000, "2026-12-06T10:00:00")} for _ in range(rng.randrange(4))]
+        body = rng.choice([{"turns": turns, "agent_id": _random_value(rng)}, {"turns": _random_value(rng)},
+                           _random_value(rng)])
+        response = client.post("/api/suggest", json=body)
+        flag = client.post("/api/flags", json={"article_id": pick("third-party"), "reason": pick("wrong", "outdated"),
+                                               "comment": pick(f"客户{PHONE}说不对"), "article_version": pick(1, 2, 3)})
+        for r in (response, flag):
+            statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+            assert r.status_code < 500, r.text
+            assert r.headers["content-type"].startswith("application/json")
+            if r.status_code >= 400:
+                assert isinstance(r.json()["detail"], str) and PHONE not in r.text
+    assert statuses.get(200) and statuses.get(422)
+    client.app.state.store.flush()  # type: ignore[attr-defined]
+    for table in ("queries", "flags"):
+        assert PHONE not in repr(_rows(client, f"SELECT * FROM {table}"))  # noqa: S608 - fixed table names

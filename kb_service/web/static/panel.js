@@ -901,7 +901,10 @@
     const seq = ++suggestSeq;
     setStatus('正在根据对话推荐…', { loading: true });
     try {
-      const data = await api('/api/suggest', { method: 'POST', body: { turns } });
+      // The newest 50 turns (the server's limit) in the shape it reads; older turns never matter.
+      const recent = turns.slice(-50).map((t) => ({ role: String((t && t.role) || ''), text: String((t && t.text) || ''),
+        ts: t && (typeof t.ts === 'number' || typeof t.ts === 'string') ? t.ts : null }));
+      const data = await api('/api/suggest', { method: 'POST', body: { turns: recent } });
       if (seq !== suggestSeq) return;
       if (!data.query_id) { // greetings only: keep what is on screen
         setStatus('客户的最新消息里没有问题，暂无新推荐');
