@@ -59,6 +59,11 @@ def test_a_flag_reaches_the_editor_queue_masked(client: TestClient) -> None:
     assert PHONE not in repr(stored)
     only = client.get("/api/flags", params={"article_id": "vehicle-damage"}, headers=EDITOR).json()
     assert only["count"] == 0
+    # Analysts see them in the report, even for a period in which nobody searched.
+    section = client.get("/api/reports/flags", headers={"Authorization": "Bearer an"})
+    assert section.status_code == 200, section.text
+    groups = {(g["reason"], g["flags"], g["flagged_version"]) for g in section.json()["flags"]}
+    assert groups == {("outdated", 1, 1), ("wrong", 1, 2)}, section.json()
 
 
 def test_flag_roles_and_bad_input(client: TestClient) -> None:

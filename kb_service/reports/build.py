@@ -399,7 +399,11 @@ def build_report(
     with reader:
         summary = _summary(reader)
         if summary.queries == 0:
-            return _empty_report(period, options, EMPTY_MESSAGE)
+            empty = _empty_report(period, options, EMPTY_MESSAGE)
+            if "flags" in wanted:  # agents' flags stand on their own: editors need them even then
+                empty.flags = _flags(reader, catalog)
+                empty.summary.flags = sum(f.flags for f in empty.flags)
+            return empty
         report = Report(period=period, generated_at=_now(), options=options, empty=False, message=None,
                         summary=summary, definitions=metric_definitions(options))
         votes, resolved, opened = reader.feedback_totals()

@@ -240,6 +240,8 @@ def render_html(report: Report) -> str:
     parts.append("</div>")
     if report.empty:
         parts.append(f"<div class='empty'>{escape(report.message or '所选时间段内没有日志')}</div>")
+        if report.flags:
+            parts.append(_flags(report))
     else:
         parts.append("<p class='small'>目录：<a href='#volume'>查询量</a> · <a href='#queries'>高频查询</a> · "
                      "<a href='#gaps'>内容缺口</a> · <a href='#flags'>坐席标记</a> · <a href='#articles'>文章表现</a> · "
