@@ -15,6 +15,7 @@ from typing import Any
 
 from kb_service.models import CATEGORIES
 from kb_service.reports import textsim
+from kb_service.reports.flags import flag_groups
 from kb_service.reports.logdb import LogReader
 from kb_service.reports.model import (
     EMPTY_MESSAGE,
@@ -24,7 +25,6 @@ from kb_service.reports.model import (
     ArticleStats,
     CategoryStats,
     DayVolume,
-    FlagGroup,
     GapCluster,
     HourVolume,
     MetricDefinition,
@@ -38,7 +38,6 @@ from kb_service.reports.model import (
     metric_definitions,
 )
 from kb_service.reports.stats import enough_feedback, format_rate, rate, wilson_interval
-from kb_service.usage_log.store import FLAG_REASONS
 
 Catalog = Mapping[str, Mapping[str, Any]]
 SECTIONS = ("frequency", "articles", "gaps", "flags")
@@ -333,19 +332,6 @@ def _gaps(reader: LogReader, catalog: Catalog, options: ReportOptions) -> tuple[
 # --- the report -------------------------------------------------------------------------------
 
 
-def _flags(reader: LogReader, catalog: Catalog) -> list[FlagGroup]:
-    """Flags per article and reason, most flagged first (the editors' queue in the report)."""
-    groups = []
-    for article_id, reason, n, version, latest, comments in reader.flags():
-        entry = catalog.get(article_id) or {}
-        current = entry.get("version")
-        groups.append(FlagGroup(article_id, str(entry.get("title") or article_id), reason,
-                                FLAG_REASONS.get(reason, reason), n, version,
-                                int(current) if current is not None else None, _local(latest) or "",
-                                [c for c in comments.split("\n") if c]))
-    return groups
-
-
 def _summary(reader: LogReader) -> Summary:
     t = reader.totals()
     n = int(t["queries"] or 0)
@@ -401,7 +387,7 @@ def build_report(
         if summary.queries == 0:
             empty = _empty_report(period, options, EMPTY_MESSAGE)
             if "flags" in wanted:  # agents' flags stand on their own: editors need them even then
-                empty.flags = _flags(reader, catalog)
+                empty.flags = flag_groups(reader, catalog)
                 empty.summary.flags = sum(f.flags for f in empty.flags)
             return empty
         report = Report(period=period, generated_at=_now(), options=options, empty=False, message=None,
@@ -421,7 +407,7 @@ def build_report(
             report.gaps, summary.gap_queries = _gaps(reader, catalog, options)
             summary.gap_share = rate(summary.gap_queries, summary.queries)
         if "flags" in wanted:
-            report.flags = _flags(reader, catalog)
+            report.flags = flag_groups(reader, catalog)
             summary.flags = sum(f.flags for f in report.flags)
     return report
 
