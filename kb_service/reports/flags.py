@@ -24,5 +24,5 @@ def flag_groups(reader: LogReader, catalog: Mapping[str, Mapping[str, Any]]) -> 
         groups.append(FlagGroup(article_id, str(entry.get("title") or article_id), reason,
                                 FLAG_REASONS.get(reason, reason), n, version,
                                 int(current) if current is not None else None, _local(latest),
-                                [c for c in comments.split("\n") if c]))
+                                [c for c in comments.split("\x1f") if c]))
     return groups

@@ -122,7 +122,7 @@ class LogReader:
 
     def flags(self) -> list[tuple[str, str, int, int, float, str]]:
         """(article, reason, flags, newest version flagged, latest ts, up to 3 masked comments joined by
-        a newline) per article and reason, for flags raised in the period; none before schema v2."""
+        \x1f, the unit separator: a comment may hold newlines) per article and reason, for flags raised in the period; none before schema v2."""
         if not self.conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'flags'").fetchone():
             return []
         rows = self.conn.execute(
@@ -136,7 +136,7 @@ class LogReader:
                 f"SELECT comment FROM flags {self._where}{' AND' if self._where else ' WHERE'} article_id = ? "
                 "AND reason = ? AND comment IS NOT NULL ORDER BY ts DESC LIMIT 3",
                 [*self._args, article_id, reason])]
-            out.append((article_id, reason, int(n), int(version or 0), float(latest), "\n".join(comments)))
+            out.append((article_id, reason, int(n), int(version or 0), float(latest), "\x1f".join(comments)))
         return out
 
     def text_counts(self) -> list[tuple[str, str, int, int]]:
