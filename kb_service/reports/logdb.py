@@ -122,7 +122,8 @@ class LogReader:
 
     def flags(self) -> list[tuple[str, str, int, int, float, str]]:
         """(article, reason, flags, newest version flagged, latest ts, up to 3 masked comments joined by
-        \x1f, the unit separator: a comment may hold newlines) per article and reason, for flags raised in the period; none before schema v2."""
+        U+001F, as a comment may hold newlines) per article and reason, for flags raised in the period;
+        none in a log from before schema v2."""
         if not self.conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'flags'").fetchone():
             return []
         rows = self.conn.execute(
