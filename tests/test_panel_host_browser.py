@@ -237,3 +237,19 @@ def test_q_prefills_a_search(page, server: Server) -> None:
     expect(panel.locator("#results > .card").first).to_have_attribute("data-article-id", "claim-materials")
     rows = server.rows("SELECT query_masked FROM queries WHERE session_id = ?", "chat-q", want=1)
     assert rows == [("理赔材料",)]
+
+
+def test_the_latest_vote_stands_in_the_panel(page, server: Server) -> None:
+    panel = _open_host(page, server, "chat-votes")
+    panel.locator("#q").fill("理赔材料要交什么")
+    panel.locator("#q").press("Enter")
+    card = panel.locator("#results > .card").first
+    card.locator(".fb-yes").click()
+    expect(card.locator(".feedback-thanks")).to_contain_text("已解决")
+    panel.locator("#none-helped").click()
+    expect(panel.locator("#list-feedback")).to_contain_text("谢谢")
+    # 都没解决 replaced the card's 已解决: the card offers its buttons again.
+    expect(card.locator(".fb-yes")).to_be_visible()
+    votes = server.rows("SELECT f.article_id, f.resolved FROM feedback f JOIN queries q USING (query_id) "
+                        "WHERE q.session_id = ? ORDER BY f.id", "chat-votes", want=2)
+    assert [v[1] for v in votes] == [1, 0] and votes[1][0] is None, votes
