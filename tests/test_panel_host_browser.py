@@ -184,7 +184,7 @@ def test_conversation_suggestions_insert_filled_script_and_ids_logged(page, serv
 
 
 def test_a_flag_reaches_the_editor_queue(page, server: Server) -> None:
-    panel = _open_host(page, server, "chat-flag")
+    panel = _open_host(page, server, "chat-flag", agent_id="坐席七号")  # not Latin-1: sent percent-encoded
     page.evaluate("demoHost.addTurn('customer', '赔款什么时候到账')")
     card = panel.locator("#results > .card").first
     expect(card).to_have_attribute("data-article-id", "payout-notice")
@@ -198,7 +198,7 @@ def test_a_flag_reaches_the_editor_queue(page, server: Server) -> None:
     flag = queue["flags"][0]
     assert (flag["reason"], flag["article_version"], flag["session_id"]) == ("outdated", 3, "chat-flag")
     assert "两个工作日" in flag["comment"] and PHONE not in flag["comment"]
-    assert flag["query_id"] and flag["agent_id"] == "agent-007"
+    assert flag["query_id"] and flag["agent_id"] == "坐席七号"
 
 
 def test_typing_a_query_logs_it_once(page, server: Server) -> None:

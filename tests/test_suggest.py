@@ -129,6 +129,10 @@ def test_headers_give_agent_and_session_when_the_body_does_not(client: TestClien
                            headers={"X-Agent-Id": "a-1", "X-Session-Id": "s-1"})
     rows = _rows(client, "SELECT agent_id, session_id FROM queries WHERE query_id = ?", response.json()["query_id"])
     assert rows == [("a-1", "s-1")]
+    # Non-Latin-1 ids arrive percent-encoded (what the panel sends) and are stored as meant.
+    coded = client.post("/api/suggest", json={"turns": _turns(("customer", "理赔材料要交什么"))},
+                        headers={"X-Agent-Id": "%E5%9D%90%E5%B8%AD%E5%BC%A0%E4%B8%89", "X-Session-Id": "s-1"})
+    assert _rows(client, "SELECT agent_id FROM queries WHERE query_id = ?", coded.json()["query_id"]) == [("坐席张三",)]
 
 
 @pytest.mark.parametrize(

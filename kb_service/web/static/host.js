@@ -53,9 +53,11 @@
 
   /** Headers every API call carries, so the log knows which agent and which chat it came from. */
   function idHeaders() {
+    // Headers carry only Latin-1: an id with other characters (坐席张三) goes percent-encoded.
+    const safe = (value) => (/^[\x20-\x7e]*$/.test(value) ? value : encodeURIComponent(value));
     const headers = {};
-    if (context.agentId) headers['X-Agent-Id'] = context.agentId;
-    if (context.sessionId) headers['X-Session-Id'] = context.sessionId;
+    if (context.agentId) headers['X-Agent-Id'] = safe(context.agentId);
+    if (context.sessionId) headers['X-Session-Id'] = safe(context.sessionId);
     return headers;
   }
 
