@@ -237,6 +237,12 @@ def test_q_prefills_a_search(page, server: Server) -> None:
     expect(panel.locator("#results > .card").first).to_have_attribute("data-article-id", "claim-materials")
     rows = server.rows("SELECT query_masked FROM queries WHERE session_id = ?", "chat-q", want=1)
     assert rows == [("理赔材料",)]
+    # The host can hand over a query too (kb:query): searched and logged as if typed and entered.
+    page.evaluate("demoHost.send({type: 'kb:query', q: '车被水淹了能赔吗'})")
+    expect(panel.locator("#q")).to_have_value("车被水淹了能赔吗")
+    expect(panel.locator("#results > .card").first).to_have_attribute("data-article-id", "vehicle-damage")
+    rows = server.rows("SELECT query_masked FROM queries WHERE session_id = ? ORDER BY ts", "chat-q", want=2)
+    assert rows == [("理赔材料",), ("车被水淹了能赔吗",)]
 
 
 def test_the_latest_vote_stands_in_the_panel(page, server: Server) -> None:
