@@ -369,5 +369,38 @@ def report(
         print(path)
 
 
+@app.command()
+def flags(
+    article: Annotated[str | None, typer.Option("--article", help="only this article id")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
+    log_db: Annotated[Path | None, typer.Option("--log-db", help="usage log (KB_LOG_DB)")] = None,
+) -> None:
+    """Editors' queue: articles agents flagged as 内容有误 / 已过时, newest first."""
+    from kb_service.assist.flags import flag_dict, still_open
+    from kb_service.content.articles import load_articles
+    from kb_service.usage_log.store import open_log_store
+
+    settings = _settings(log_db=log_db)
+    if not Path(settings.log_db).exists():
+        raise _fail(f"no usage log at {settings.log_db}")
+    articles_dir = Path(settings.articles_dir)
+    current = {a.id: a for a in load_articles(articles_dir).articles} if articles_dir.is_dir() else {}
+    store = open_log_store(settings.log_db)
+    try:
+        rows = [flag_dict(f, current.get) for f in store.list_flags(article, limit)]
+    finally:
+        store.close()
+    for row in rows:
+        if as_json:
+            print(json.dumps(row, ensure_ascii=False))
+            continue
+        now = "deleted" if row["current_version"] is None else f"now v{row['current_version']}"
+        state = "open" if still_open(row) else "edited since"
+        print(f"#{row['id']} {row['article_id']} v{row['article_version']} ({now}, {state}) "
+              f"{row['reason_label']}: {row['comment'] or ''}".rstrip())
+    if not as_json:
+        print(f"{len(rows)} flags")
+
 if __name__ == "__main__":
     app()

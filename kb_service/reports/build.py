@@ -15,6 +15,7 @@ from typing import Any
 
 from kb_service.models import CATEGORIES
 from kb_service.reports import textsim
+from kb_service.reports.flags import flag_groups
 from kb_service.reports.logdb import LogReader
 from kb_service.reports.model import (
     EMPTY_MESSAGE,
@@ -39,7 +40,7 @@ from kb_service.reports.model import (
 from kb_service.reports.stats import enough_feedback, format_rate, rate, wilson_interval
 
 Catalog = Mapping[str, Mapping[str, Any]]
-SECTIONS = ("frequency", "articles", "gaps")
+SECTIONS = ("frequency", "articles", "gaps", "flags")
 
 
 class PeriodError(ValueError):
@@ -336,7 +337,8 @@ def _summary(reader: LogReader) -> Summary:
     n = int(t["queries"] or 0)
     s = Summary(queries=n, distinct_queries=int(t["distinct"] or 0), agents=int(t["agents"] or 0),
                 sessions=int(t["sessions"] or 0), non_confident=int(t["non_confident"] or 0),
-                no_hit_queries=int(t["no_hits"] or 0), first_query_at=_local(t["first_ts"]),
+                no_hit_queries=int(t["no_hits"] or 0), conversation_queries=int(t["conversation"] or 0),
+                first_query_at=_local(t["first_ts"]),
                 last_query_at=_local(t["last_ts"]))
     s.non_confident_share = rate(s.non_confident, n)
     s.no_hit_share = rate(s.no_hit_queries, n)
@@ -383,7 +385,11 @@ def build_report(
     with reader:
         summary = _summary(reader)
         if summary.queries == 0:
-            return _empty_report(period, options, EMPTY_MESSAGE)
+            empty = _empty_report(period, options, EMPTY_MESSAGE)
+            if "flags" in wanted:  # agents' flags stand on their own: editors need them even then
+                empty.flags = flag_groups(reader, catalog)
+                empty.summary.flags = sum(f.flags for f in empty.flags)
+            return empty
         report = Report(period=period, generated_at=_now(), options=options, empty=False, message=None,
                         summary=summary, definitions=metric_definitions(options))
         votes, resolved, opened = reader.feedback_totals()
@@ -400,6 +406,9 @@ def build_report(
         if "gaps" in wanted:
             report.gaps, summary.gap_queries = _gaps(reader, catalog, options)
             summary.gap_share = rate(summary.gap_queries, summary.queries)
+        if "flags" in wanted:
+            report.flags = flag_groups(reader, catalog)
+            summary.flags = sum(f.flags for f in report.flags)
     return report
 
 

@@ -15,13 +15,15 @@ SECTION_FIELDS: dict[str, tuple[str, ...]] = {
     "frequency": ("top_queries", "daily", "hourly"),
     "articles": ("articles", "article_versions", "low_ctr", "never_shown", "categories"),
     "gaps": ("gaps",),
+    "flags": ("flags",),
 }
 SECTION_DEFINITIONS: dict[str, tuple[str, ...]] = {
     "frequency": ("period", "queries", "normalised", "query_group", "top_queries", "non_confident_share",
                   "no_hit_share", "volume"),
     "articles": ("period", "impressions", "shown_queries", "mean_rank", "open_queries", "ctr", "opens_copies", "feedback",
-                 "resolution_rate", "never_shown", "low_ctr", "category"),
+                 "feedback_rule", "resolution_rate", "never_shown", "low_ctr", "category"),
     "gaps": ("period", "gap_query", "gap_cluster"),
+    "flags": ("period", "flags"),
 }
 
 
@@ -115,6 +117,11 @@ def write_csv(report: Report, out_dir: Path | str) -> list[Path]:
                [[g.rank, g.label, " | ".join(g.keywords), g.queries, g.non_confident, g.unresolved,
                  g.distinct_phrasings, " | ".join(f"{e.text} ({e.count})" for e in g.examples),
                  " | ".join(f"{a.article_id} ({a.queries})" for a in g.articles_shown)] for g in report.gaps]),
+        _write(out / "flags.csv",
+               ["article_id", "title", "reason", "reason_label", "flags", "flagged_version", "current_version", "latest",
+                "comments"],
+               [[f.article_id, f.title, f.reason, f.reason_label, f.flags, f.flagged_version, f.current_version,
+                 f.latest, " | ".join(f.comments)] for f in report.flags]),
         _write(out / "definitions.csv", ["key", "name", "definition"],
                _rows(report.definitions, ["key", "name", "definition"])),
     ]

@@ -94,6 +94,8 @@ def _summary(report: Report) -> str:
         _card("反馈票数", f"{s.feedback_votes:,}"),
         _card("整体解决率" + ci, _pct(s.resolution_rate)),
         _card("内容缺口查询占比", _pct(s.gap_share), warn=(s.gap_share or 0) > 0.2),
+        _card("来自会话的建议", f"{s.conversation_queries:,}"),
+        _card("内容有误/已过时标记", f"{s.flags:,}", warn=s.flags > 0),
     ]
     return f'<div class="cards">{"".join(cards)}</div>'
 
@@ -164,7 +166,7 @@ ARTICLE_HEADERS = ["文章", "分类", "展示次数", "展示查询", "平均�
 
 def _articles(report: Report) -> str:
     parts = ["<h2 id='articles'>文章表现</h2>",
-             _notes(report, "impressions", "shown_queries", "mean_rank", "open_queries", "ctr", "opens_copies", "feedback",
+             _notes(report, "impressions", "shown_queries", "mean_rank", "open_queries", "ctr", "opens_copies", "feedback", "feedback_rule",
                     "resolution_rate")]
     ranked = [a for a in report.articles if a.enough_feedback]
     if ranked:
@@ -204,6 +206,21 @@ def _categories(report: Report) -> str:
     return "".join(parts)
 
 
+def _flags(report: Report) -> str:
+    parts = ["<h2 id='flags'>坐席标记：内容有误/已过时</h2>", _notes(report, "flags")]
+    if not report.flags:
+        return "".join(parts) + '<p class="muted">时间段内没有标记。</p>'
+    rows = []
+    for f in report.flags:
+        now = "已删除" if f.current_version is None else f"v{f.current_version}"
+        comments = "<br>".join(escape(c) for c in f.comments)
+        rows.append((f"{escape(f.title)} <span class='muted'>{escape(f.article_id)}</span>", escape(f.reason_label),
+                     _num(f.flags), f"v{f.flagged_version}", now, escape(f.latest), f'<span class="small">{comments}</span>'))
+    parts.append(_table(["文章", "原因", "标记数", "标记版本", "当前版本", "最近标记", "说明（最近 3 条）"], rows, {2},
+                        flag=lambda i: report.flags[i].still_open))
+    return "".join(parts)
+
+
 def _definitions(report: Report) -> str:
     rows = [(escape(d.name), escape(d.definition)) for d in report.definitions]
     return "<h2 id='definitions'>指标定义</h2>" + _table(["指标", "定义"], rows).replace("<table>", "<table class='defs'>", 1)
@@ -223,11 +240,13 @@ def render_html(report: Report) -> str:
     parts.append("</div>")
     if report.empty:
         parts.append(f"<div class='empty'>{escape(report.message or '所选时间段内没有日志')}</div>")
+        if report.flags:
+            parts.append(_flags(report))
     else:
         parts.append("<p class='small'>目录：<a href='#volume'>查询量</a> · <a href='#queries'>高频查询</a> · "
-                     "<a href='#gaps'>内容缺口</a> · <a href='#articles'>文章表现</a> · "
+                     "<a href='#gaps'>内容缺口</a> · <a href='#flags'>坐席标记</a> · <a href='#articles'>文章表现</a> · "
                      "<a href='#categories'>按分类</a> · <a href='#definitions'>指标定义</a></p>")
-        parts += [_summary(report), _volume(report), _top_queries(report), _gaps(report), _articles(report),
+        parts += [_summary(report), _volume(report), _top_queries(report), _gaps(report), _flags(report), _articles(report),
                   _categories(report)]
     parts += [_definitions(report), "</main></body></html>"]
     return "".join(parts)

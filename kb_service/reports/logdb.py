@@ -16,6 +16,14 @@ from kb_service.reports.model import UTC_OFFSET_HOURS
 
 OFFSET_SECONDS = UTC_OFFSET_HOURS * 3600
 
+# A vote stands unless a later vote of the same query replaces it (FEEDBACK_RULE): a later vote on
+# the same article (or the same list-wide vote), a later 都没解决 for a 已解决, a later 已解决 for a 都没解决.
+_STANDING_VOTE = """NOT EXISTS (SELECT 1 FROM feedback g WHERE g.query_id = f.query_id
+    AND (g.ts > f.ts OR (g.ts = f.ts AND g.id > f.id))
+    AND (g.article_id IS f.article_id
+         OR (f.resolved = 1 AND g.article_id IS NULL AND g.resolved = 0)
+         OR (f.article_id IS NULL AND f.resolved = 0 AND g.resolved = 1)))"""
+
 
 @dataclass(frozen=True)
 class ArticleVersionRow:
@@ -50,9 +58,12 @@ class LogReader:
             clauses.append("ts < ?")
             args.append(high)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        self._where, self._args = where, args
+        # A log written before schema v2 has no source column: all its queries were typed.
+        source = "source" if self._has_column("queries", "source") else "'search' AS source"
         self.conn.execute(
             "CREATE TEMP TABLE pq AS SELECT rowid AS qrow, query_id, ts, agent_id, session_id, query_masked, "
-            f"query_normalised, confident, n_hits FROM queries {where}",
+            f"query_normalised, confident, n_hits, {source} FROM queries {where}",
             args,
         )
         self.conn.execute("CREATE UNIQUE INDEX temp.pq_id ON pq(query_id)")
@@ -60,6 +71,9 @@ class LogReader:
 
     def close(self) -> None:
         self.conn.close()
+
+    def _has_column(self, table: str, column: str) -> bool:
+        return any(row[1] == column for row in self.conn.execute(f"PRAGMA table_info({table})"))
 
     def __enter__(self) -> LogReader:
         return self
@@ -80,9 +94,11 @@ class LogReader:
             "FROM events e JOIN pq ON pq.query_id = e.query_id GROUP BY e.query_id, e.article_id"
         )
         c.execute("CREATE INDEX temp.ev_qa ON ev(query_id, article_id)")
+        # Contradictory votes on one query: the latest counts (see FEEDBACK_RULE).
         c.execute(
             "CREATE TEMP TABLE fb AS SELECT f.query_id, f.article_id, COUNT(*) AS n, SUM(f.resolved = 1) AS res "
-            "FROM feedback f JOIN pq ON pq.query_id = f.query_id GROUP BY f.query_id, f.article_id"
+            f"FROM feedback f JOIN pq ON pq.query_id = f.query_id WHERE {_STANDING_VOTE} "
+            "GROUP BY f.query_id, f.article_id"
         )
         c.execute(
             "CREATE TEMP TABLE qfb AS SELECT query_id, MAX(res > 0) AS any_resolved, MAX(res < n) AS any_unresolved "
@@ -100,7 +116,29 @@ class LogReader:
             "COUNT(DISTINCT query_normalised) FROM pq"
         ).fetchone()
         keys = ("queries", "agents", "sessions", "non_confident", "no_hits", "first_ts", "last_ts", "distinct")
-        return dict(zip(keys, row, strict=True))
+        totals = dict(zip(keys, row, strict=True))
+        totals["conversation"] = self.conn.execute("SELECT COUNT(*) FROM pq WHERE source = 'conversation'").fetchone()[0]
+        return totals
+
+    def flags(self) -> list[tuple[str, str, int, int, float, str]]:
+        """(article, reason, flags, newest version flagged, latest ts, up to 3 masked comments joined by
+        U+001F, as a comment may hold newlines) per article and reason, for flags raised in the period;
+        none in a log from before schema v2."""
+        if not self.conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'flags'").fetchone():
+            return []
+        rows = self.conn.execute(
+            "SELECT article_id, reason, COUNT(*), MAX(article_version), MAX(ts) "
+            f"FROM flags {self._where} GROUP BY article_id, reason ORDER BY COUNT(*) DESC, MAX(ts) DESC",
+            self._args,
+        ).fetchall()
+        out = []
+        for article_id, reason, n, version, latest in rows:
+            comments = [c for (c,) in self.conn.execute(
+                f"SELECT comment FROM flags {self._where}{' AND' if self._where else ' WHERE'} article_id = ? "
+                "AND reason = ? AND comment IS NOT NULL ORDER BY ts DESC LIMIT 3",
+                [*self._args, article_id, reason])]
+            out.append((article_id, reason, int(n), int(version or 0), float(latest), "\x1f".join(comments)))
+        return out
 
     def text_counts(self) -> list[tuple[str, str, int, int]]:
         """(normalised, masked, queries, non-confident) per distinct pair."""

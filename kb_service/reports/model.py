@@ -11,6 +11,12 @@ from dataclasses import dataclass, field
 
 from kb_service.reports.stats import MIN_FEEDBACK
 
+FEEDBACK_RULE = (
+    "同一查询的反馈以最新为准：对同一篇文章（或对整个结果列表）再次投票，取代之前的票；"
+    "「都没解决」取代此前该查询下所有「已解决」，之后的「已解决」又取代此前的「都没解决」。"
+    "报表只统计未被取代的票。"
+)
+
 # China has had no daylight saving time since 1991, so a fixed offset is exact and lets SQLite
 # bucket days and hours without a time-zone database.
 UTC_OFFSET_HOURS = 8
@@ -80,6 +86,8 @@ class Summary:
     resolution_ci: tuple[float, float] | None = None
     gap_queries: int = 0
     gap_share: float | None = None
+    conversation_queries: int = 0  # suggestions read from a live conversation (/api/suggest)
+    flags: int = 0
     first_query_at: str | None = None
     last_query_at: str | None = None
 
@@ -194,6 +202,25 @@ class GapCluster:
     articles_shown: list[ShownArticle] = field(default_factory=list)
 
 
+@dataclass
+class FlagGroup:
+    """Flags on one article for one reason: what editors should check first."""
+
+    article_id: str
+    title: str
+    reason: str
+    reason_label: str
+    flags: int
+    flagged_version: int  # the newest version a flag was raised on
+    current_version: int | None  # None: not in the catalog (deleted)
+    latest: str
+    comments: list[str] = field(default_factory=list)  # masked when stored
+
+    @property
+    def still_open(self) -> bool:
+        return self.current_version is not None and self.current_version <= self.flagged_version
+
+
 @dataclass(frozen=True)
 class MetricDefinition:
     key: str
@@ -218,6 +245,7 @@ class Report:
     never_shown: list[ArticleRef] = field(default_factory=list)
     categories: list[CategoryStats] = field(default_factory=list)
     gaps: list[GapCluster] = field(default_factory=list)
+    flags: list[FlagGroup] = field(default_factory=list)
     definitions: list[MetricDefinition] = field(default_factory=list)
 
 
@@ -263,6 +291,12 @@ def metric_definitions(options: ReportOptions | None = None) -> list[MetricDefin
           "按展示查询数降序。整体 CTR = Σ打开查询数 / Σ展示查询数。"),
         d("category", "按分类", "按文章分类汇总上面的文章指标（展示、打开、反馈均按「查询×文章」对相加）；"
           "不在目录中的文章归入「未分类」。"),
+        d("conversation_queries", "来自会话的建议",
+          "queries 表中 source = 'conversation' 的查询：由 /api/suggest 读取对话中客户的问题得出，和搜索一样计入查询量。"),
+        d("feedback_rule", "矛盾反馈", FEEDBACK_RULE),
+        d("flags", "内容有误/已过时（坐席标记）",
+          "flags 表中时间段内坐席提交的标记，按文章和原因汇总；「标记版本」为标记时坐席看到的最新文章版本，"
+          "文章当前版本更高表示标记后已修订。附最近 3 条说明（已脱敏）。"),
         d("gap_query", "内容缺口查询",
           "满足「confident = 0」或「至少一条 resolved = 0 的反馈（指名任意文章或都没帮上）」，且没有任何 "
           "resolved = 1 反馈的查询。"),

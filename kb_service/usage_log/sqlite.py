@@ -22,14 +22,16 @@ from kb_service.usage_log.store import (
     EventLog,
     EventType,
     FeedbackLog,
+    FlagLog,
     LogRecord,
     QueryLog,
+    StoredFlag,
     scrub_query,
 )
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 # --- schema -------------------------------------------------------------------------------
@@ -82,7 +84,26 @@ CREATE INDEX IF NOT EXISTS idx_events_query ON events(query_id);
 CREATE INDEX IF NOT EXISTS idx_feedback_query ON feedback(query_id);
 """
 
-_MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1}
+# v2: where a query came from (the panel's search box, or a conversation read by /api/suggest),
+# and the editors' queue of articles agents flagged as wrong or outdated.
+_SCHEMA_V2 = """
+ALTER TABLE queries ADD COLUMN source TEXT NOT NULL DEFAULT 'search';
+CREATE TABLE IF NOT EXISTS flags (
+    id INTEGER PRIMARY KEY,
+    ts REAL,
+    article_id TEXT,
+    article_version INTEGER,
+    reason TEXT,
+    comment TEXT,
+    query_id TEXT,
+    agent_id TEXT,
+    session_id TEXT
+);
+CREATE INDEX IF NOT EXISTS idx_flags_article ON flags(article_id);
+CREATE INDEX IF NOT EXISTS idx_flags_ts ON flags(ts);
+"""
+
+_MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2}
 
 
 class LogStoreError(RuntimeError):
@@ -183,6 +204,26 @@ class SQLiteLogStore:
         self._put(
             FeedbackLog(query_id, article_id, bool(resolved), comment, time.time() if ts is None else ts)
         )
+
+    def record_flag(self, flag: FlagLog) -> None:
+        self._put(flag)
+
+    def list_flags(self, article_id: str | None = None, limit: int = 100) -> list[StoredFlag]:
+        """The editors' queue, newest first. Waits for what this process queued, so a flag raised
+        a moment ago is listed."""
+        self.flush()
+        sql = ("SELECT id, ts, article_id, article_version, reason, comment, query_id, agent_id, session_id "
+               "FROM flags")
+        args: list[object] = []
+        if article_id:
+            sql += " WHERE article_id = ?"
+            args.append(article_id)
+        sql += " ORDER BY ts DESC, id DESC LIMIT ?"
+        args.append(max(1, int(limit)))
+        with self._reader_lock:
+            self._check_open()
+            rows = self._reader.execute(sql, args).fetchall()
+        return [StoredFlag(*row) for row in rows]
 
     def record_many(self, records: Iterable[LogRecord]) -> int:
         """Queue many records at once (the usage simulator); returns how many were queued."""
@@ -313,8 +354,8 @@ def _insert(conn: sqlite3.Connection, record: LogRecord) -> None:
         masked, normalised = scrub_query(record.query_text)
         cursor = conn.execute(
             "INSERT OR IGNORE INTO queries (query_id, ts, agent_id, session_id, query_masked, "
-            "query_normalised, confident, n_hits, latency_ms, index_version) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "query_normalised, confident, n_hits, latency_ms, index_version, source) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 record.query_id,
                 record.ts,
@@ -326,6 +367,7 @@ def _insert(conn: sqlite3.Connection, record: LogRecord) -> None:
                 record.n_hits,
                 record.latency_ms,
                 record.index_version,
+                record.source,
             ),
         )
         if cursor.rowcount == 1:  # a replayed query_id must not duplicate its impressions
@@ -348,5 +390,13 @@ def _insert(conn: sqlite3.Connection, record: LogRecord) -> None:
             "INSERT INTO feedback (query_id, ts, article_id, resolved, comment) VALUES (?, ?, ?, ?, ?)",
             (record.query_id, record.ts, record.article_id, int(record.resolved), comment),
         )
-    else:  # pragma: no cover - _put only accepts the three record types
+    elif isinstance(record, FlagLog):
+        comment = mask_personal_data(record.comment) if record.comment else None
+        conn.execute(
+            "INSERT INTO flags (ts, article_id, article_version, reason, comment, query_id, agent_id, session_id) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (record.ts, record.article_id, record.article_version, record.reason, comment,
+             record.query_id, record.agent_id, record.session_id),
+        )
+    else:  # pragma: no cover - _put only accepts the four record types
         raise TypeError(f"not a usage log record: {record!r}")

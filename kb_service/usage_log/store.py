@@ -16,6 +16,11 @@ from kb_service.usage_log.grouping import normalise_query
 
 EventType = Literal["open", "copy"]
 EVENT_TYPES: frozenset[str] = frozenset({"open", "copy"})
+# Where a logged query came from: typed into the panel, or read from a live conversation (/api/suggest).
+QuerySource = Literal["search", "conversation"]
+QUERY_SOURCES: frozenset[str] = frozenset({"search", "conversation"})
+# Why an agent flags an article; the labels are what editors and the report show.
+FLAG_REASONS: dict[str, str] = {"wrong": "内容有误", "outdated": "已过时", "other": "其他问题"}
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,7 @@ class QueryLog:
     latency_ms: float
     index_version: str
     impressions: list[Impression] = field(default_factory=list)
+    source: QuerySource = "search"
 
 
 @dataclass(frozen=True)
@@ -60,7 +66,39 @@ class FeedbackLog:
     ts: float
 
 
-LogRecord = QueryLog | EventLog | FeedbackLog
+@dataclass(frozen=True)
+class FlagLog:
+    """An agent says an article is wrong or outdated: the editors' queue.
+
+    `article_version` is the version the agent was reading, so an editor can tell a flag that a
+    later edit already answered from one that still stands. The comment is masked when stored."""
+
+    article_id: str
+    article_version: int
+    reason: str
+    comment: str | None
+    ts: float
+    query_id: str | None = None
+    agent_id: str | None = None
+    session_id: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredFlag:
+    """A flag as read back from the log (comment already masked)."""
+
+    id: int
+    ts: float
+    article_id: str
+    article_version: int
+    reason: str
+    comment: str | None
+    query_id: str | None
+    agent_id: str | None
+    session_id: str | None
+
+
+LogRecord = QueryLog | EventLog | FeedbackLog | FlagLog
 
 
 @runtime_checkable
@@ -79,6 +117,10 @@ class UsageLogStore(Protocol):
         comment: str | None = None,
         ts: float | None = None,
     ) -> None: ...
+
+    def record_flag(self, flag: FlagLog) -> None: ...
+
+    def list_flags(self, article_id: str | None = None, limit: int = 100) -> list[StoredFlag]: ...
 
     def has_query(self, query_id: str) -> bool: ...
 

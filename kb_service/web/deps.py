@@ -11,6 +11,7 @@ import hashlib
 import os
 import time
 from typing import Annotated, Any
+from urllib.parse import unquote
 
 from fastapi import Depends, Header, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
@@ -50,12 +51,18 @@ def stored_id(value: str | None) -> str | None:
     return f"{masked}#{hashlib.sha256(value.encode('utf-8', 'replace')).hexdigest()[:8]}"
 
 
+def header_text(value: str | None) -> str | None:
+    """A header value as the client meant it: headers carry only Latin-1, so the panel sends an id
+    with other characters (坐席张三) percent-encoded (encodeURIComponent); plain ids pass unchanged."""
+    return unquote(value, errors="replace") if value and "%" in value else value
+
+
 def agent_id(x_agent_id: Annotated[str | None, Header()] = None) -> str | None:
-    return stored_id(x_agent_id)
+    return stored_id(header_text(x_agent_id))
 
 
 def session_id(x_session_id: Annotated[str | None, Header()] = None) -> str | None:
-    return stored_id(x_session_id)
+    return stored_id(header_text(x_session_id))
 
 
 Engine = Annotated[Any, Depends(get_engine)]

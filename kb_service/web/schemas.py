@@ -96,3 +96,59 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     422: {"model": ErrorOut, "description": "invalid input"},
 }
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut, "description": "unknown id"}}
+
+
+class TurnIn(BaseModel):
+    role: Text = Field(max_length=32, description="customer or agent")
+    text: Text = Field("", description="what was written in this turn")
+    ts: float | str | None = Field(None, description="when (unix seconds or ISO time); order is the list's order")
+
+
+class SuggestIn(BaseModel):
+    turns: list[TurnIn] = Field(description="the conversation's recent turns, oldest first")
+    agent_id: Text | None = Field(None, max_length=MAX_ID_CHARS, description="else the X-Agent-Id header")
+    session_id: Text | None = Field(None, max_length=MAX_ID_CHARS, description="else the X-Session-Id header")
+    k: int = Field(3, ge=1, le=MAX_K, description="articles per detected question")
+    category: str | None = None
+
+
+class SuggestOut(BaseModel):
+    query_id: str | None = Field(description="pass back to /api/articles, /api/events, /api/feedback and /api/flags; "
+                                 "null: the customer asked nothing (greetings only), nothing was searched or logged")
+    source: Literal["conversation"] = "conversation"
+    open: bool = Field(description="false: the agent spoke last; the suggestions are for the customer's previous turns")
+    customer_turns: int = Field(description="how many of the customer's turns were read")
+    confident: bool
+    confidence: float
+    reading: dict[str, Any] | None = None
+    questions: list[dict[str, Any]] = Field(description="one group per detected question: question, confident, hits")
+    hits: list[Hit] = Field(description="all groups merged, as /api/search returns them")
+    took_ms: float
+
+
+class FlagIn(BaseModel):
+    article_id: Text = Field(min_length=1, max_length=MAX_ID_CHARS)
+    article_version: int | None = Field(None, ge=1, description="the version the agent was reading; default: current")
+    reason: str = Field(description="wrong (内容有误), outdated (已过时) or other")
+    comment: Text | None = Field(None, max_length=MAX_COMMENT_CHARS)
+    query_id: Text | None = Field(None, max_length=MAX_ID_CHARS, description="the search or suggestion it came from")
+
+
+class FlagOut(BaseModel):
+    id: int
+    ts: float
+    article_id: str
+    article_title: str | None = Field(description="null: the article is no longer in the knowledge base")
+    article_version: int = Field(description="the version the flag was raised on")
+    current_version: int | None = Field(description="the article's version now; higher: edited since the flag")
+    reason: str
+    reason_label: str
+    comment: str | None
+    query_id: str | None
+    agent_id: str | None
+    session_id: str | None
+
+
+class FlagsOut(BaseModel):
+    count: int
+    flags: list[FlagOut]

@@ -210,6 +210,7 @@ def test_schema_version_wal_and_indexes(tmp_path: Path) -> None:
         "n_hits",
         "latency_ms",
         "index_version",
+        "source",  # schema v2: search or conversation
     ]
 
 
@@ -221,7 +222,8 @@ def test_reopen_existing_file_keeps_rows(tmp_path: Path) -> None:
         assert store.has_query("q1")
         store.record_query(_query("q2"))
     assert _rows(db, "SELECT query_id FROM queries ORDER BY query_id") == [("q1",), ("q2",)]
-    assert _rows(db, "SELECT version FROM schema_version") == [(SCHEMA_VERSION,)]
+    # Each migration is recorded once; reopening runs none again.
+    assert _rows(db, "SELECT version FROM schema_version") == [(v,) for v in range(1, SCHEMA_VERSION + 1)]
 
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""The agents' side panel: `/` and its static files."""
+"""The agents' side panel: `/` and its static files; `/demo/host`, a fake chat tool embedding it."""
 
 from __future__ import annotations
 
@@ -18,3 +18,13 @@ def panel() -> FileResponse:
     if not index.is_file():
         raise HTTPException(404, "panel not installed (kb_service/web/static/index.html is missing)")
     return FileResponse(index, headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/demo/host")
+def demo_host() -> FileResponse:
+    """A fake chat window with a reply box and the panel in an iframe: shows (and tests) the whole
+    postMessage loop — conversation → suggestions → insert into the reply (docs/integration.md)."""
+    page = STATIC_DIR / "demo-host.html"
+    if not page.is_file():
+        raise HTTPException(404, "demo not installed (kb_service/web/static/demo-host.html is missing)")
+    return FileResponse(page, headers={"Cache-Control": "no-cache"})

@@ -15,6 +15,8 @@ from kb_service.web.errors import log_failure, unprocessable
 from kb_service.web.guards import HEAD_SCOPE_KEY
 from kb_service.web.schemas import ERROR_RESPONSES, MAX_K, SearchOut
 
+PREVIEW_ID = r"^[0-9a-f]{32}$"  # what uuid4().hex looks like: a preview's id, nothing an agent typed
+
 router = APIRouter(tags=["agent"], dependencies=AGENT, responses=ERROR_RESPONSES)
 
 
@@ -35,11 +37,17 @@ def search(  # noqa: PLR0913 - FastAPI parameters
     category: Annotated[str | None, Query(description=f"one of {', '.join(CATEGORIES)}")] = None,
     tags: Annotated[list[str] | None, Query(description="repeat or comma-separate; all must match")] = None,
     truncate: Annotated[bool, Query(description="text over the limit (or cut by the caller): search its first question")] = False,
+    log: Annotated[bool, Query(description="false: a preview while the agent is still typing; nothing is logged")] = True,
+    query_id: Annotated[str | None, Query(pattern=PREVIEW_ID, description="log under the id a preview returned")] = None,
 ) -> dict[str, Any]:
     """Search the knowledge base; the query and what was shown are logged under `query_id`.
 
     The query is read first (query reading): a pasted message is cut to its question, several
-    questions are searched one by one; `reading` says how, `questions` lists each one's hits."""
+    questions are searched one by one; `reading` says how, `questions` lists each one's hits.
+
+    Type-ahead: the panel searches with `log=0` while the agent types and repeats the search with
+    `query_id=<the preview's id>` once it settles (Enter, a result used, a pause), so a query is
+    logged once, under the id its cards already carry — not once per prefix."""
     text = q.strip()
     category = (category or "").strip() or None
     if category is not None and category not in CATEGORIES:
@@ -52,8 +60,8 @@ def search(  # noqa: PLR0913 - FastAPI parameters
     except ValueError as exc:  # QueryError: the engine's own query rules
         raise unprocessable(str(exc)) from exc
     took_ms = (time.perf_counter() - started) * 1000
-    query_id = uuid.uuid4().hex
-    if request.scope.get(HEAD_SCOPE_KEY):  # HEAD: same status and headers, nothing logged
+    query_id = query_id or uuid.uuid4().hex
+    if request.scope.get(HEAD_SCOPE_KEY) or not log:  # HEAD or a preview: nothing logged
         return {"query_id": query_id, **response.to_dict(), "took_ms": round(took_ms, 2)}
     try:
         store.record_query(

@@ -18,6 +18,11 @@
     training: '培训与发展',
   };
   const DEBOUNCE_MS = 250;
+  // A search is logged once it settles: Enter, a result opened/copied/inserted/voted on, or this
+  // long without typing. Until then the panel searches with log=0 (a preview), so the prefixes
+  // typed on the way (三, 三者, 三者险) never reach the usage log (docs/integration.md).
+  const SETTLE_MS = 1500;
+  const host = window.kbHost;
   const RESULT_COUNT = 5;
   const HEALTH_EVERY_MS = 60_000;
   // Longest text the server reads (KB_MAX_QUERY_CHARS, from /api/health). A longer paste is kept
@@ -114,7 +119,7 @@
   }
 
   async function api(path, { method = 'GET', body, signal, keepalive } = {}) {
-    const headers = { Accept: 'application/json' };
+    const headers = { Accept: 'application/json', ...host.idHeaders() };
     if (body !== undefined) headers['Content-Type'] = 'application/json';
     if (apiKey) headers.Authorization = `Bearer ${apiKey}`;
     let response;
@@ -143,7 +148,8 @@
 
   /** Fire-and-forget POST (usage events); failures never bother the agent. */
   function sendEvent(payload) {
-    api('/api/events', { method: 'POST', body: payload, keepalive: true }).catch(() => {});
+    settle().then(() => api('/api/events', { method: 'POST', body: payload, keepalive: true })).catch(() => {});
+    host.emit(payload.type, { queryId: payload.query_id, articleId: payload.article_id });
   }
 
   // ---------------------------------------------------------------- state
@@ -164,6 +170,9 @@
     articleController: null,
     articleStack: [],        // [{data, hit, queryId}] for links between articles
     feedback: new Map(),     // `${query_id}|${article_id || '*'}` -> 'pending' | 'yes' | 'no'
+    settleTimer: 0,
+    settleWanted: false,     // the agent is done typing: log the search on screen once it is there
+    settling: null,          // the in-flight request that logs the previewed search
   };
 
   const announce = (text) => {
@@ -246,8 +255,8 @@
     return ok;
   }
 
-  function copyButton(getText, articleId, queryId) {
-    const button = el('button', { type: 'button', class: 'copy-btn', title: '复制这段话术，可直接粘贴给客户' }, '复制话术');
+  function copyButton(getText, articleId, queryId, label = '复制话术') {
+    const button = el('button', { type: 'button', class: 'copy-btn', title: '复制这段话术，可直接粘贴给客户' }, label);
     button.addEventListener('click', async (event) => {
       event.stopPropagation();
       const text = getText();
@@ -259,19 +268,26 @@
       announce(ok ? '话术已复制到剪贴板' : '复制失败，请手动选中文字复制');
       button._resetTimer = window.setTimeout(() => {
         button.classList.remove('is-copied', 'is-failed');
-        button.textContent = '复制话术';
+        button.textContent = label;
       }, 1800);
       if (ok && queryId) sendEvent({ query_id: queryId, article_id: articleId, type: 'copy' });
     });
     return button;
   }
 
-  function scriptBlock(text, re, articleId, queryId) {
+  // 插入 and 「内容有误/已过时」 live in actions.js.
+  const { appendWithPlaceholders, insertButton, flagButton } = window.kbActions({
+    el, api, ApiError, settle, announce, appendHighlighted, host,
+    currentQueryId: () => state.data && state.data.query_id,
+  });
+
+  function scriptBlock(text, re, articleId, queryId, meta = {}) {
     const body = el('p', { class: 'script-text' });
-    appendHighlighted(body, text, re);
+    appendWithPlaceholders(body, text, re);
     return el('div', { class: 'script' },
       el('div', { class: 'script-label' },
         el('span', { class: 'script-tag' }, '话术'),
+        insertButton(() => text, { articleId, queryId, ...meta }),
         copyButton(() => text, articleId, queryId)),
       body);
   }
@@ -328,18 +344,37 @@
     if (key.endsWith('|*')) renderListFeedback();
   }
 
+  /** One rule for contradictory votes on one query: the latest counts (the reports apply the same
+   * rule). A 都没解决 for the list replaces the 已解决 given on its cards, and an 已解决 on a card
+   * replaces an earlier 都没解决; the replaced votes show their buttons again. */
+  function dropContradicted(queryId, articleId, resolved) {
+    for (const [key, value] of [...state.feedback]) {
+      if (!key.startsWith(`${queryId}|`)) continue;
+      const contradicted = articleId ? (value === 'none' && resolved) : value === 'yes';
+      if (contradicted) {
+        state.feedback.delete(key);
+        refreshFeedback(key);
+      }
+    }
+  }
+
   async function submitFeedback(queryId, articleId, resolved) {
     const key = feedbackKey(queryId, articleId);
-    if (!queryId || state.feedback.has(key)) return; // already sent or in flight: no double submit
+    if (!queryId || state.feedback.get(key) === 'pending') return; // in flight: no double submit
+    const wanted = articleId ? (resolved ? 'yes' : 'no') : 'none';
+    if (state.feedback.get(key) === wanted) return;
     state.feedback.set(key, 'pending');
     refreshFeedback(key);
     try {
+      await settle();
       await api('/api/feedback', {
         method: 'POST',
         body: { query_id: queryId, article_id: articleId || null, resolved },
       });
-      state.feedback.set(key, articleId ? (resolved ? 'yes' : 'no') : 'none');
+      state.feedback.set(key, wanted);
+      dropContradicted(queryId, articleId, resolved);
       refreshFeedback(key);
+      host.emit('feedback', { queryId, articleId: articleId || null, resolved });
       announce('反馈已提交，谢谢');
     } catch {
       state.feedback.delete(key);
@@ -424,10 +459,13 @@
   /** "已按「…」搜索": what was searched when the query was read differently from how it was typed. */
   function renderReading(data) {
     const reading = data.reading;
-    if (!reading || !reading.changed) return;
+    const fromChat = data.source === 'conversation';
+    if (!reading || (!reading.changed && !fromChat)) return;
     const questions = Array.isArray(reading.questions) ? reading.questions : [];
     const parts = [];
-    if (questions.length > 1) parts.push(`识别出 ${questions.length} 个问题，分别搜索`);
+    if (fromChat) parts.push(data.open === false ? '坐席已回复；以下是客户上一个问题的推荐' : '根据对话中客户的问题推荐');
+    if (fromChat && questions.length === 1) parts.push(`客户问「${questions[0]}」`);
+    else if (questions.length > 1) parts.push(`识别出 ${questions.length} 个问题，分别搜索`);
     else if (questions.length === 1) parts.push(`已按「${questions[0]}」搜索`);
     if (reading.converted) parts.push('繁体已转简体');
     if (Array.isArray(reading.personal_data) && reading.personal_data.length) {
@@ -458,8 +496,39 @@
     state.loading = false;
   }
 
+  /** Log the previewed search on screen (once): repeat it with the preview's query_id. Everything
+   * that uses a query id (open, copy, insert, vote, flag) awaits this first. */
+  function settle() {
+    const data = state.data;
+    if (!data || data.logged !== false || !data.query_id || !data._params) return Promise.resolve();
+    if (state.settling) return state.settling;
+    const params = new URLSearchParams(data._params);
+    params.delete('log');
+    params.set('query_id', data.query_id);
+    state.settling = api(`/api/search?${params}`)
+      .then(() => {
+        data.logged = true;
+        host.emit('search', { queryId: data.query_id, q: data.query });
+      })
+      .catch(() => {})
+      .finally(() => { state.settling = null; });
+    return state.settling;
+  }
+
+  function settleWhenShown() {
+    state.settleWanted = true;
+    if (!state.loading && state.shownKey === searchKey(currentQuery(), ui.category.value)) settle();
+  }
+
+  function scheduleSettle() {
+    state.settleWanted = false;
+    window.clearTimeout(state.settleTimer);
+    state.settleTimer = window.setTimeout(settleWhenShown, SETTLE_MS);
+  }
+
   function scheduleSearch() {
     window.clearTimeout(state.timer);
+    scheduleSettle();
     if (!currentQuery()) {
       cancelSearch();
       if (state.view === 'list') showHint();
@@ -494,12 +563,16 @@
     const params = new URLSearchParams({ q: tooLong ? q.slice(0, maxQueryChars) : q, k: String(RESULT_COUNT) });
     if (tooLong) params.set('truncate', '1');
     if (category) params.set('category', category);
+    params.set('log', '0');
     try {
       const data = await api(`/api/search?${params}`, { signal: controller.signal });
       if (seq !== state.seq) return; // an out-of-order (older) response
       state.loading = false;
       state.controller = null;
+      data._params = params.toString();
+      data.logged = false; // a preview (log=0): settle() logs it
       renderResults(data, key);
+      if (state.settleWanted && key === searchKey(currentQuery(), ui.category.value)) settle();
     } catch (err) {
       if (err && err.name === 'AbortError') return;
       if (seq !== state.seq) return;
@@ -629,6 +702,10 @@
     const segments = passageSegments(String(hit.text || ''), scripts);
     const heading = headingForDisplay(hit);
     const category = CATEGORIES[hit.category] || hit.category || '未分类';
+    const meta = { articleVersion: hit.version, passageId: hit.passage_id };
+    // The whole passage as an agent would send it: paragraphs unwrapped, scripts in place.
+    const passageText = () => segments.map((s) => (s.script ? s.value.trim() : unwrapLines(s.value)))
+      .filter(Boolean).join('\n\n');
 
     // Collapsed: the text (without scripts) clamped, scripts always visible below it.
     // Expanded: the whole passage in its original order, scripts inline.
@@ -644,7 +721,7 @@
       const plain = segments.filter((s) => !s.script).map((s) => s.value.trim()).join('\n\n');
       appendParagraphs(body, plain, re);
       body.hidden = !plain.trim();
-      for (const s of segments) if (s.script) scriptStrip.append(scriptBlock(s.value, re, hit.article_id, queryId));
+      for (const s of segments) if (s.script) scriptStrip.append(scriptBlock(s.value, re, hit.article_id, queryId, meta));
       scriptStrip.hidden = !scriptStrip.childElementCount;
       body.classList.add('is-clamped');
     };
@@ -654,7 +731,7 @@
       scriptStrip.hidden = true;
       body.hidden = false;
       for (const s of segments) {
-        if (s.script) body.append(scriptBlock(s.value, re, hit.article_id, queryId));
+        if (s.script) body.append(scriptBlock(s.value, re, hit.article_id, queryId, meta));
         else appendParagraphs(body, s.value, re);
       }
       body.classList.remove('is-clamped');
@@ -700,6 +777,9 @@
     scriptStrip,
     el('div', { class: 'card-actions' },
       openBtn,
+      insertButton(passageText, { articleId: hit.article_id, queryId, ...meta }),
+      passageCopyButton(passageText, hit.article_id, queryId),
+      flagButton(() => ({ articleId: hit.article_id, articleVersion: hit.version, queryId })),
       feedbackSlot(queryId, hit.article_id, '有帮助吗？')));
 
     card._measure = () => {
@@ -719,6 +799,51 @@
       openHit(index);
     });
     return card;
+  }
+
+  function passageCopyButton(getText, articleId, queryId) {
+    const button = copyButton(getText, articleId, queryId, '复制本段');
+    button.classList.add('copy-passage');
+    button.title = '复制这一段（不只话术）';
+    return button;
+  }
+
+  // ---------------------------------------------------------------- suggestions from the host's conversation
+
+  let suggestSeq = 0;
+
+  /** The host posted the conversation: show suggestions for the customer's open question(s). */
+  async function runSuggest(turns) {
+    cancelSearch();
+    window.clearTimeout(state.settleTimer);
+    const seq = ++suggestSeq;
+    setStatus('正在根据对话推荐…', { loading: true });
+    try {
+      // The newest 50 turns (the server's limit) in the shape it reads; older turns never matter.
+      const recent = turns.slice(-50).map((t) => ({ role: String((t && t.role) || ''), text: String((t && t.text) || ''),
+        ts: t && (typeof t.ts === 'number' || typeof t.ts === 'string') ? t.ts : null }));
+      const data = await api('/api/suggest', { method: 'POST', body: { turns: recent } });
+      if (seq !== suggestSeq) return;
+      if (!data.query_id) { // greetings only: keep what is on screen
+        setStatus('客户的最新消息里没有问题，暂无新推荐');
+        return;
+      }
+      data.logged = true;
+      renderResults(data, null);
+      host.emit('suggest', { queryId: data.query_id, questions: data.questions.map((q) => q.question) });
+    } catch (err) {
+      if (seq !== suggestSeq) return;
+      clearResults();
+      ui.hint.hidden = true;
+      setStatus('推荐失败');
+      showMessage(err instanceof ApiError ? err.message : '推荐出错，请重试。', { error: true });
+    }
+  }
+
+  function searchFor(q) {
+    ui.input.value = String(q).slice(0, 5000);
+    state.settleWanted = true; // a query handed over by the host or the address is meant as it is
+    runSearch({ force: true });
   }
 
   // ---------------------------------------------------------------- selection
@@ -805,6 +930,8 @@
     const controller = new AbortController();
     state.articleController = controller;
     const seq = ++state.articleSeq;
+    await settle();
+    if (seq !== state.articleSeq) return;
     const params = queryId ? `?${new URLSearchParams({ query_id: queryId })}` : '';
     try {
       const data = await api(`/api/articles/${encodeURIComponent(articleId)}${params}`, { signal: controller.signal });
@@ -812,6 +939,7 @@
       const entry = { data, hit, queryId };
       state.articleStack.push(entry);
       renderArticle(entry, { focus: true });
+      host.emit('open', { queryId: queryId || null, articleId: data.id, articleVersion: data.version });
     } catch (err) {
       if (err && err.name === 'AbortError') return;
       if (seq !== state.articleSeq) return;
@@ -901,6 +1029,7 @@
     for (const [block, text] of scriptBlocks) {
       block.prepend(el('div', { class: 'script-label' },
         el('span', { class: 'script-tag' }, '话术'),
+        insertButton(() => text, { articleId: data.id, articleVersion: data.version, queryId }),
         copyButton(() => text, data.id, queryId)));
     }
     for (const a of htmlBox.querySelectorAll('a[data-article-id]')) {
@@ -925,7 +1054,9 @@
 
     ui.article.setAttribute('aria-labelledby', 'article-title');
     barTitle.textContent = data.title || data.id;
-    ui.article.replaceChildren(head, htmlBox, feedback || '');
+    const flag = el('div', { class: 'article-flag' },
+      flagButton(() => ({ articleId: data.id, articleVersion: data.version, queryId })));
+    ui.article.replaceChildren(head, htmlBox, feedback || '', flag);
     ui.content.scrollTop = 0;
 
     // Jump to the section the hit came from.
@@ -1051,6 +1182,8 @@
     if (key === 'Enter') {
       if (target === ui.input) {
         event.preventDefault();
+        window.clearTimeout(state.settleTimer);
+        settleWhenShown(); // Enter: the agent means this query (logged now, or when its results arrive)
         const key2 = searchKey(currentQuery(), ui.category.value);
         if (state.active >= 0 && key2 === state.shownKey) {
           openHit(state.active);
@@ -1080,6 +1213,7 @@
 
   ui.category.addEventListener('change', () => {
     ui.category.classList.toggle('is-active', Boolean(ui.category.value));
+    state.settleWanted = true;
     if (currentQuery()) runSearch();
   });
 
@@ -1093,6 +1227,7 @@
     chip.addEventListener('click', () => {
       ui.input.value = chip.dataset.example;
       ui.input.focus();
+      state.settleWanted = true;
       runSearch();
     });
   }
@@ -1120,8 +1255,12 @@
   showHint();
   loadHealth();
   window.setInterval(loadHealth, HEALTH_EVERY_MS);
-  if (currentQuery()) runSearch(); // the browser restored a previous value
+  host.on('conversation', runSuggest);
+  host.on('query', searchFor);
+  if (host.initialQuery) searchFor(host.initialQuery); // ?q=… from the address or the host's iframe src
+  else if (currentQuery()) runSearch(); // the browser restored a previous value
   else ui.input.focus();
+  host.ready();
 
   // For tests and debugging only.
   window.kbPanel = { state, safeUrl };
