@@ -354,13 +354,22 @@ def report(
     log_db: Annotated[Path | None, typer.Option("--log-db", help="usage log (KB_LOG_DB)")] = None,
 ) -> None:
     """Analyst reports from the usage log: frequency, article performance, content gaps."""
-    from kb_service.reports import run_report_command
+    from kb_service.reports.command import (
+        ReportLogError,
+        check_log_file,
+        load_report_embedder,
+        run_report_command,
+    )
 
     if fmt not in ("html", "csv", "json"):
         raise typer.BadParameter("--format must be html, csv or json")
     settings = _settings(log_db=log_db)
     try:
-        paths = run_report_command(settings, since, until, fmt, out)
+        check_log_file(Path(settings.log_db))  # before loading a model for nothing
+        embedder = load_report_embedder(settings, lambda m: print(m, file=sys.stderr))
+        paths = run_report_command(settings, since, until, fmt, out, embedder=embedder)
+    except ReportLogError as exc:
+        raise _fail(str(exc), 2) from exc
     except ValueError as exc:  # bad or inverted dates
         raise typer.BadParameter(str(exc)) from exc
     for path in paths:

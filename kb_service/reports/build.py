@@ -169,6 +169,7 @@ def _article_stats(
         in_catalog=in_catalog,
         impressions=counts["impressions"],
         shown_queries=counts["shown_queries"],
+        shown_texts=counts.get("shown_texts", 0),
         mean_rank=counts["rank_sum"] / counts["impressions"] if counts["impressions"] else None,
         opens=counts["opens"],
         open_queries=counts["open_queries"],
@@ -213,10 +214,14 @@ def _articles(reader: LogReader, catalog: Catalog, options: ReportOptions,
     versions: list[ArticleStats] = []
     for row in reader.article_versions():
         counts = {k: getattr(row, k) for k in keys}
+        counts["shown_texts"] = row.shown_texts
         versions.append(_article_stats(row.article_id, row.version, catalog, counts, options))
         total = per_article.setdefault(row.article_id, dict.fromkeys(keys, 0))
         for k in keys:
             total[k] += counts[k]
+    texts = reader.article_texts()
+    for article_id, total in per_article.items():
+        total["shown_texts"] = texts.get(article_id, 0)
     articles = [_article_stats(a, None, catalog, c, options) for a, c in per_article.items()]
     shown_total = sum(a.shown_queries for a in articles)
     overall_ctr = sum(a.open_queries for a in articles) / shown_total if shown_total else 0.0
@@ -282,10 +287,29 @@ def _categories(articles: list[ArticleStats], catalog: Catalog, options: ReportO
 # --- gaps -------------------------------------------------------------------------------------
 
 
-def _gaps(reader: LogReader, catalog: Catalog, options: ReportOptions) -> tuple[list[GapCluster], int]:
+def _topics(items: list[tuple[str, int]], reference: list[str], embedder: Any, lexicon: Any,
+            display: dict[str, tuple[int, str]]) -> tuple[list[tuple[list[int], str, list[str]]], str]:
+    """(member indices, label, keywords) per topic, and which method grouped them.
+
+    With the engine's embedder: gap_topics (meaning plus lexicon, named by the medoid). Without
+    one (no index built, model missing): the character-bigram grouping, said so in the report.
+    """
+    if embedder is not None:
+        from kb_service.reports.gap_topics import ContentWords, cluster_gap_queries
+
+        clustering = cluster_gap_queries([n for n, _ in items], [c for _, c in items], embedder,
+                                         ContentWords(lexicon), reference)
+        return ([(t.members, display[items[t.medoid][0]][1], t.keywords) for t in clustering.topics],
+                f"语义向量（{clustering.method}）+ 领域词典")
+    topics = textsim.cluster_topics(items, reference)
+    return [(t.members, display[items[t.members[0]][0]][1], t.keywords) for t in topics], "字二元组（未加载向量模型）"
+
+
+def _gaps(reader: LogReader, catalog: Catalog, options: ReportOptions, embedder: Any = None,
+          lexicon: Any = None) -> tuple[list[GapCluster], int, str]:
     rows = reader.gap_text_counts()
     if not rows:
-        return [], 0
+        return [], 0, ""
     per_norm: dict[str, list[int]] = {}
     display: dict[str, tuple[int, str]] = {}
     for normalised, masked, count, non_conf, unresolved in rows:
@@ -298,34 +322,47 @@ def _gaps(reader: LogReader, catalog: Catalog, options: ReportOptions) -> tuple[
             display[normalised] = (count, masked)
     # IDF comes from every distinct query of the period, so words common to all questions
     # (怎么, 多少) weigh little and topic words (新能源, 网约车) weigh a lot.
-    items = sorted(per_norm.items(), key=lambda kv: (-kv[1][0], kv[0]))
-    topics = textsim.cluster_topics([(n, s[0]) for n, s in items], reader.distinct_normalised())
-    shown: dict[str, list[tuple[str, int]]] = {}
-    for normalised, article_id, n in reader.gap_articles():
-        shown.setdefault(normalised, []).append((article_id, n))
+    items = sorted(((n, s[0]) for n, s in per_norm.items()), key=lambda kv: (-kv[1], kv[0]))
+    topics, method = _topics(items, reader.distinct_normalised(), embedder, lexicon, display)
+    shown = _per_text(reader.gap_articles())
+    opened = _per_text(reader.gap_opens())
     clusters = []
     total = sum(s[0] for s in per_norm.values())
-    for topic in topics[: options.max_gap_clusters]:
-        norms = [items[i][0] for i in topic.members]
-        article_counts: dict[str, int] = {}
-        for n in norms:
-            for article_id, c in shown.get(n, ()):
-                article_counts[article_id] = article_counts.get(article_id, 0) + c
-        top_articles = sorted(article_counts.items(), key=lambda kv: (-kv[1], kv[0]))[: options.articles_per_cluster]
+    for members, label, keywords in topics[: options.max_gap_clusters]:
+        norms = [items[i][0] for i in members]
         clusters.append(
             GapCluster(
                 rank=len(clusters) + 1,
-                label=display[norms[0]][1],
-                keywords=topic.keywords,
-                queries=topic.weight,
+                label=label,
+                keywords=keywords,
+                queries=sum(per_norm[n][0] for n in norms),
                 non_confident=sum(per_norm[n][1] for n in norms),
                 unresolved=sum(per_norm[n][2] for n in norms),
                 distinct_phrasings=len(norms),
                 examples=[QueryVariant(display[n][1], n, per_norm[n][0]) for n in norms[: options.examples_per_cluster]],
-                articles_shown=[ShownArticle(a, _catalog_entry(catalog, a)[0], c) for a, c in top_articles],
+                articles_shown=_top_articles(norms, shown, catalog, options.articles_per_cluster),
+                articles_opened=_top_articles(norms, opened, catalog, options.articles_per_cluster),
+                members=norms,
             )
         )
-    return clusters, total
+    return clusters, total, method
+
+
+def _per_text(rows: list[tuple[str, str, int]]) -> dict[str, list[tuple[str, int]]]:
+    found: dict[str, list[tuple[str, int]]] = {}
+    for normalised, article_id, n in rows:
+        found.setdefault(normalised, []).append((article_id, n))
+    return found
+
+
+def _top_articles(norms: list[str], per_text: dict[str, list[tuple[str, int]]], catalog: Catalog,
+                  limit: int) -> list[ShownArticle]:
+    counts: dict[str, int] = {}
+    for n in norms:
+        for article_id, c in per_text.get(n, ()):
+            counts[article_id] = counts.get(article_id, 0) + c
+    top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+    return [ShownArticle(a, _catalog_entry(catalog, a)[0], c) for a, c in top]
 
 
 # --- the report -------------------------------------------------------------------------------
@@ -361,11 +398,15 @@ def build_report(
     all_article_ids: Iterable[str] | None = None,
     options: ReportOptions | None = None,
     sections: Iterable[str] = SECTIONS,
+    embedder: Any = None,
+    lexicon: Any = None,
 ) -> Report:
     """Everything an analyst reads about one period; an empty period gives a report that says so.
 
     `article_catalog` maps article id → {title, category} (titles, categories, never-shown list);
     `all_article_ids` overrides the id list used for "never shown" when no catalog is at hand.
+    `embedder` (the search engine's) and `lexicon` group gap topics by meaning; without an
+    embedder they fall back to character bigrams (report.gap_method says which).
     """
     options = options or ReportOptions()
     wanted = set(sections)
@@ -385,7 +426,8 @@ def build_report(
         if summary.queries == 0:
             return _empty_report(period, options, EMPTY_MESSAGE)
         report = Report(period=period, generated_at=_now(), options=options, empty=False, message=None,
-                        summary=summary, definitions=metric_definitions(options))
+                        summary=summary, definitions=metric_definitions(options),
+                        period_label=period.label_with_data(summary.first_query_at, summary.last_query_at))
         votes, resolved, opened = reader.feedback_totals()
         summary.feedback_votes, summary.resolved_votes, summary.queries_with_open = votes, resolved, opened
         summary.open_share = rate(opened, summary.queries)
@@ -398,7 +440,7 @@ def build_report(
             for name, value in _articles(reader, catalog, options, all_article_ids).items():
                 setattr(report, name, value)
         if "gaps" in wanted:
-            report.gaps, summary.gap_queries = _gaps(reader, catalog, options)
+            report.gaps, summary.gap_queries, report.gap_method = _gaps(reader, catalog, options, embedder, lexicon)
             summary.gap_share = rate(summary.gap_queries, summary.queries)
     return report
 

@@ -20,11 +20,17 @@ from kb_service.reports import (
     make_period,
     report_to_json,
 )
+from kb_service.reports.command import load_report_lexicon
 from kb_service.settings import Settings
 from kb_service.web.deps import ANALYST
 from kb_service.web.schemas import ERROR_RESPONSES
 
 router = APIRouter(tags=["analyst"], dependencies=ANALYST)
+
+
+def report_embedder(request: Request) -> Any:
+    """The serving engine's embedder (gap topics by meaning); None when the app has no engine."""
+    return getattr(getattr(request.app.state, "engine", None), "embedder", None)
 
 
 @router.get(
@@ -49,7 +55,8 @@ def report(
     settings: Settings = request.app.state.settings
     try:
         result = build_report(settings.log_db, period, article_catalog=load_article_catalog(settings),
-                              sections=[name])
+                              sections=[name], embedder=report_embedder(request),
+                              lexicon=load_report_lexicon(settings) if name == "gaps" else None)
     except OverflowError as exc:  # a bound that parses but cannot become a timestamp
         raise HTTPException(422, f"日期超出可用范围：since={since!r} until={until!r}") from exc
     return report_to_json(result, sections=[name])
