@@ -64,6 +64,11 @@ def check(
         print(problem)
     for note in report.notes:
         print(f"note: {note}")
+    from kb_service.editorial.stale import review_due, warning_line
+
+    overdue = review_due(settings.articles_dir)  # warnings only: an article past review still serves
+    for item in overdue:
+        print(warning_line(item))
     per_category: dict[str, int] = {}
     for passage in report.passages:
         per_category[passage.category] = per_category.get(passage.category, 0) + 1
@@ -72,7 +77,8 @@ def check(
     sections = sum(len(a.sections) for a in report.articles)
     asked = sum(len(s.questions) for a in report.articles for s in a.sections)
     print(f"{len(report.articles)} articles, {len(report.passages)} passages ({summary}); longest passage {longest} chars; "
-          f"{asked} 相似问, {len(report.notes)} of {sections} sections without")
+          f"{asked} 相似问, {len(report.notes)} of {sections} sections without"
+          + (f"; {len(overdue)} articles due for review" if overdue else ""))
     if report.problems:
         print(f"{len(report.problems)} problems in {len(report.broken_paths) or 'the lexicon'} files")
         raise typer.Exit(1)
@@ -374,6 +380,15 @@ def report(
         raise typer.BadParameter(str(exc)) from exc
     for path in paths:
         print(path)
+
+
+def _register_subcommands() -> None:
+    from kb_service.editorial.commands import questions_app
+
+    app.add_typer(questions_app, name="questions")
+
+
+_register_subcommands()
 
 
 if __name__ == "__main__":
