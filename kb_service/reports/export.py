@@ -14,7 +14,7 @@ from kb_service.reports.model import Report
 SECTION_FIELDS: dict[str, tuple[str, ...]] = {
     "frequency": ("top_queries", "daily", "hourly"),
     "articles": ("articles", "article_versions", "low_ctr", "never_shown", "categories"),
-    "gaps": ("gaps",),
+    "gaps": ("gaps", "gap_method"),
 }
 SECTION_DEFINITIONS: dict[str, tuple[str, ...]] = {
     "frequency": ("period", "queries", "normalised", "query_group", "top_queries", "non_confident_share",
