@@ -288,17 +288,19 @@ def _categories(articles: list[ArticleStats], catalog: Catalog, options: ReportO
 
 
 def _topics(items: list[tuple[str, int]], reference: list[str], embedder: Any, lexicon: Any,
-            display: dict[str, tuple[int, str]]) -> tuple[list[tuple[list[int], str, list[str]]], str]:
+            display: dict[str, tuple[int, str]], cache_dir: Path | None = None,
+            ) -> tuple[list[tuple[list[int], str, list[str]]], str]:
     """(member indices, label, keywords) per topic, and which method grouped them.
 
     With the engine's embedder: gap_topics (meaning plus lexicon, named by the medoid). Without
     one (no index built, model missing): the character-bigram grouping, said so in the report.
     """
     if embedder is not None:
-        from kb_service.reports.gap_topics import ContentWords, cluster_gap_queries
+        from kb_service.reports.gap_topics import ContentWords, cluster_gap_queries, vector_cache_path
 
         clustering = cluster_gap_queries([n for n, _ in items], [c for _, c in items], embedder,
-                                         ContentWords(lexicon), reference)
+                                         ContentWords(lexicon), reference,
+                                         vector_cache=vector_cache_path(cache_dir, embedder) if cache_dir else None)
         return ([(t.members, display[items[t.medoid][0]][1], t.keywords) for t in clustering.topics],
                 f"语义向量（{clustering.method}）+ 领域词典")
     topics = textsim.cluster_topics(items, reference)
@@ -306,7 +308,7 @@ def _topics(items: list[tuple[str, int]], reference: list[str], embedder: Any, l
 
 
 def _gaps(reader: LogReader, catalog: Catalog, options: ReportOptions, embedder: Any = None,
-          lexicon: Any = None) -> tuple[list[GapCluster], int, str]:
+          lexicon: Any = None, cache_dir: Path | None = None) -> tuple[list[GapCluster], int, str]:
     rows = reader.gap_text_counts()
     if not rows:
         return [], 0, ""
@@ -323,7 +325,7 @@ def _gaps(reader: LogReader, catalog: Catalog, options: ReportOptions, embedder:
     # IDF comes from every distinct query of the period, so words common to all questions
     # (怎么, 多少) weigh little and topic words (新能源, 网约车) weigh a lot.
     items = sorted(((n, s[0]) for n, s in per_norm.items()), key=lambda kv: (-kv[1], kv[0]))
-    topics, method = _topics(items, reader.distinct_normalised(), embedder, lexicon, display)
+    topics, method = _topics(items, reader.distinct_normalised(), embedder, lexicon, display, cache_dir)
     shown = _per_text(reader.gap_articles())
     opened = _per_text(reader.gap_opens())
     clusters = []
@@ -400,13 +402,15 @@ def build_report(
     sections: Iterable[str] = SECTIONS,
     embedder: Any = None,
     lexicon: Any = None,
+    vector_cache_dir: Path | None = None,
 ) -> Report:
     """Everything an analyst reads about one period; an empty period gives a report that says so.
 
     `article_catalog` maps article id → {title, category} (titles, categories, never-shown list);
     `all_article_ids` overrides the id list used for "never shown" when no catalog is at hand.
     `embedder` (the search engine's) and `lexicon` group gap topics by meaning; without an
-    embedder they fall back to character bigrams (report.gap_method says which).
+    embedder they fall back to character bigrams (report.gap_method says which); their vectors are
+    kept in `vector_cache_dir` (one SQLite file per embedder) when given.
     """
     options = options or ReportOptions()
     wanted = set(sections)
@@ -440,7 +444,8 @@ def build_report(
             for name, value in _articles(reader, catalog, options, all_article_ids).items():
                 setattr(report, name, value)
         if "gaps" in wanted:
-            report.gaps, summary.gap_queries, report.gap_method = _gaps(reader, catalog, options, embedder, lexicon)
+            report.gaps, summary.gap_queries, report.gap_method = _gaps(reader, catalog, options, embedder, lexicon,
+                                                                        vector_cache_dir)
             summary.gap_share = rate(summary.gap_queries, summary.queries)
     return report
 

@@ -32,6 +32,12 @@ class SectionCache:
         except OSError:
             return str(path), -1
 
+    def forget(self, predicate: Callable[[Hashable], bool]) -> None:
+        """Drop the entries whose key matches (e.g. proposals after an article changed)."""
+        with self._lock:
+            for key in [k for k in self._entries if predicate(k)]:
+                del self._entries[key]
+
     def get(self, key: Hashable, build: Callable[[], Any]) -> Any:
         """The cached value for key, or build() it once (concurrent callers of one key wait for it)."""
         now = time.monotonic()

@@ -52,6 +52,11 @@ def load_report_embedder(settings: Any, echo: Callable[[str], None] | None = Non
         return None
 
 
+def report_vector_cache(settings: Any) -> Path | None:
+    """Where gap-query vectors are kept between reports: beside the index's passage-vector cache."""
+    return Path(settings.index_dir) / "cache" if getattr(settings, "index_dir", None) else None
+
+
 def load_report_lexicon(settings: Any) -> Any:
     from kb_service.content.lexicon import Lexicon, load_lexicon
 
@@ -116,7 +121,8 @@ def run_report_command(
     check_log_file(Path(settings.log_db))
     out = Path(out_dir) if out_dir is not None else Path.cwd() / "reports"
     report = build_report(Path(settings.log_db), since, until, article_catalog=load_article_catalog(settings),
-                          embedder=embedder, lexicon=load_report_lexicon(settings))
+                          embedder=embedder, lexicon=load_report_lexicon(settings),
+                          vector_cache_dir=report_vector_cache(settings))
     if report.empty:
         echo(report.message or "所选时间段内没有日志")
     out.mkdir(parents=True, exist_ok=True)

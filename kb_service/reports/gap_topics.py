@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import math
 import re
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -41,6 +43,7 @@ GENERIC_WORDS = frozenset({
     "险赔", "赔多少", "能赔", "车的",
 })
 GENERIC_FACTOR = 0.2
+MAX_REFERENCE = 3000  # period queries sampled for word rarity
 PLACEHOLDER = re.compile(r"〔[^〕]*〕")
 # Background questions for the embedder's baseline cosine: everyday service questions on unrelated
 # subjects, so the mean pairwise cosine is what "unrelated" looks like to this model.
@@ -103,12 +106,24 @@ class ContentWords:
     """Topic-bearing words of a query: jieba words minus stop/question words, plus lexicon canonicals."""
 
     def __init__(self, lexicon: object | None = None) -> None:
+        from kb_service.content.lexicon import normalise
         from kb_service.query.tokenizer import DomainTokenizer
 
-        self.lexicon = lexicon
         self.tokenizer = DomainTokenizer(getattr(lexicon, "dictionary_words", ()) or ())
+        # Colloquial form → canonical term, matched by substring: Lexicon.expansions re-sorts every
+        # variant per call (~1.5 ms a query), too slow for thousands of gap texts.
+        synonyms = getattr(lexicon, "synonyms", None) or {}
+        self.variants = sorted(((normalise(v), c) for c, vs in synonyms.items() for v in vs if v),
+                               key=lambda vc: -len(vc[0]))
+        self._memo: dict[str, frozenset[str]] = {}
 
-    def __call__(self, text: str) -> set[str]:
+    def __call__(self, text: str) -> frozenset[str]:
+        found = self._memo.get(text)
+        if found is None:
+            found = self._memo[text] = frozenset(self._words(text))
+        return found
+
+    def _words(self, text: str) -> set[str]:
         """jieba words (search mode, so 代驾 is found inside 找代驾) and the character bigrams of
         what is left once question and generic words are cut out (网约 inside 开网约车, which jieba splits badly)."""
         from kb_service.query.tokenizer import bigrams, words
@@ -119,12 +134,11 @@ class ContentWords:
         for word in sorted(QUESTION_WORDS | GENERIC_WORDS, key=len, reverse=True):
             stripped = stripped.replace(word, " ")
         found.update(g for g in bigrams(stripped) if len(g) == 2)
-        if self.lexicon is not None:
-            found.update(self.lexicon.expansions(text))  # type: ignore[attr-defined]
+        found.update(canonical for variant, canonical in self.variants if variant in text)
         return found
 
 
-def _lexical_vectors(word_sets: list[set[str]], reference: Sequence[set[str]]) -> tuple[list[dict[str, float]], dict[str, float]]:
+def _lexical_vectors(word_sets: list[frozenset[str]], reference: Sequence[frozenset[str]]) -> tuple[list[dict[str, float]], dict[str, float]]:
     """IDF-weighted, L2-normalised word vectors; IDF over the reference queries plus these."""
     df: dict[str, int] = {}
     for words_ in list(reference) + word_sets:
@@ -154,56 +168,101 @@ def cluster_gap_queries(
     content_words: ContentWords,
     reference_texts: Sequence[str] = (),
     options: TopicOptions | None = None,
+    vector_cache: Path | None = None,
 ) -> Clustering:
     """Group gap queries (distinct texts with their counts, any order) into topics, largest first.
 
-    `reference_texts`: the period's other queries, for how common each word is (plus BACKGROUND,
-    so a tiny log still knows that 保险 is common). Without an
-    embedder the caller should use textsim.cluster_topics instead (see topics_for_report).
+    Near-duplicate phrasings (textsim.group_near_duplicates: typos, fillers) are one item first, so
+    the embedder sees each question once. `reference_texts`: the period's queries, for how common
+    each word is (a sample of MAX_REFERENCE, plus BACKGROUND so a tiny log still knows 保险 is
+    common). `vector_cache`: an SQLite file of query vectors for this embedder, so a text is
+    embedded once across reports. Without an embedder use textsim.cluster_topics instead.
     """
     if embedder is None:
         raise ValueError("cluster_gap_queries needs an embedder; use the bigram fallback without one")
-    o = options or TopicOptions()
+    name = str(getattr(embedder, "name", "embedder"))
     if not texts:
-        return Clustering([], str(getattr(embedder, "name", "embedder")))
-    order = sorted(range(len(texts)), key=lambda i: (-counts[i], texts[i]))
-    word_sets = [content_words(t) for t in texts]
-    reference = [content_words(t) for t in (*reference_texts, *BACKGROUND)]
+        return Clustering([], name)
+    from kb_service.reports.textsim import group_near_duplicates
+
+    position = {t: i for i, t in enumerate(texts)}
+    groups = group_near_duplicates(list(zip(texts, counts, strict=True)))
+    heads = [g[0][0] for g in groups]
+    weights = [sum(c for _, c in g) for g in groups]
+    step = max(1, len(reference_texts) // MAX_REFERENCE)
+    word_sets = [content_words(t) for t in heads]
+    reference = [content_words(t) for t in (*list(reference_texts)[::step], *BACKGROUND)]
     lex, idf = _lexical_vectors(word_sets, reference)
-    vectors = _unit(embedder.encode([PLACEHOLDER.sub("", t) or t for t in texts]))
-    base = baseline_cosine(embedder)
+    vectors = _embed([PLACEHOLDER.sub("", t) or t for t in heads], embedder, vector_cache)
+    topics = _assign(weights, vectors, lex, baseline_cosine(embedder), options or TopicOptions())
+    result = []
+    for members in topics:
+        topic = _finish(members, weights, vectors, word_sets, idf, heads)
+        expanded = [position[t] for h in topic.members for t, _ in groups[h]]
+        result.append(GapTopic(expanded, position[heads[topic.medoid]], topic.weight, topic.keywords))
+    result.sort(key=lambda t: (-t.weight, texts[t.medoid]))
+    return Clustering(result, name)
+
+
+def vector_cache_path(cache_dir: Path, embedder: Encoder) -> Path:
+    """One file per embedder: vectors of different models must never mix."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", str(getattr(embedder, "name", "embedder")))
+    return Path(cache_dir) / f"report-queries-{name}.sqlite3"
+
+
+def _embed(texts: list[str], embedder: Encoder, cache: Path | None) -> np.ndarray:
+    if cache is None:
+        return _unit(embedder.encode(texts))
+    from kb_service.index.embedding_cache import EmbeddingCache
+
+    try:
+        store = EmbeddingCache(cache)
+    except (OSError, sqlite3.Error):  # a read-only index folder: embed without keeping the vectors
+        return _unit(embedder.encode(texts))
+    try:
+        return _unit(store.embed(texts, embedder)[0])  # type: ignore[arg-type]
+    finally:
+        store.close()
+
+
+def _assign(weights: Sequence[int], vectors: np.ndarray, lex: list[dict[str, float]], base: float,
+            o: TopicOptions) -> list[list[int]]:
+    """Greedy, heaviest first: each item joins the best-scoring topic at or above o.join, else starts one."""
+    order = sorted(range(len(weights)), key=lambda i: -weights[i])
     members: list[list[int]] = []
-    sums = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)  # one row per topic, at most one per text
+    sums = np.zeros(vectors.shape, dtype=np.float32)  # one row per topic, at most one per item
+    units = np.zeros(vectors.shape, dtype=np.float32)
     lex_sums: list[dict[str, float]] = []
+    lex_norms: list[float] = []
     by_word: dict[str, set[int]] = {}  # word → topics holding it: only those can share a word
     for i in order:
         best, best_score = None, o.join
         if members:
-            centroids = sums[: len(members)]
-            cos = centroids @ vectors[i] / np.maximum(np.linalg.norm(centroids, axis=1), 1e-12)
+            cos = units[: len(members)] @ vectors[i]
             semantic = np.maximum(0.0, (cos - base) / (1.0 - base))
             candidates = {k for w in lex[i] if w not in GENERIC_WORDS for k in by_word.get(w, ())}
             candidates.update(np.flatnonzero(semantic >= o.semantic_only).tolist())
             for k in sorted(candidates):
-                norm = math.sqrt(sum(v * v for v in lex_sums[k].values())) or 1.0
-                score = o.semantic_weight * float(semantic[k]) + (1 - o.semantic_weight) * _dot(lex[i], lex_sums[k]) / norm
+                lexical = _dot(lex[i], lex_sums[k]) / (lex_norms[k] or 1.0)
+                score = o.semantic_weight * float(semantic[k]) + (1 - o.semantic_weight) * lexical
                 if score >= best_score and (best is None or score > best_score):
                     best, best_score = k, score
         if best is None:
             best = len(members)
             members.append([])
             lex_sums.append({})
+            lex_norms.append(0.0)
         members[best].append(i)
-        sums[best] += vectors[i] * counts[i]
+        sums[best] += vectors[i] * weights[i]
+        units[best] = sums[best] / max(float(np.linalg.norm(sums[best])), 1e-12)
         for w, v in lex[i].items():
-            lex_sums[best][w] = lex_sums[best].get(w, 0.0) + v * counts[i]
+            lex_sums[best][w] = lex_sums[best].get(w, 0.0) + v * weights[i]
             by_word.setdefault(w, set()).add(best)
-    result = [_finish(m, counts, vectors, word_sets, idf, texts) for m in members]
-    result.sort(key=lambda t: (-t.weight, texts[t.medoid]))
-    return Clustering(result, str(getattr(embedder, "name", "embedder")))
+        lex_norms[best] = math.sqrt(sum(v * v for v in lex_sums[best].values()))
+    return members
 
 
-def _finish(members: list[int], counts: Sequence[int], vectors: np.ndarray, word_sets: list[set[str]],
+def _finish(members: list[int], counts: Sequence[int], vectors: np.ndarray, word_sets: Sequence[frozenset[str]],
             idf: dict[str, float], texts: Sequence[str]) -> GapTopic:
     """Medoid (count-weighted closest to the rest; ties: more frequent, then shorter) and top words."""
     weights = np.array([counts[m] for m in members], dtype=np.float64)

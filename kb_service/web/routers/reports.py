@@ -21,7 +21,7 @@ from kb_service.reports import (
     report_to_json,
 )
 from kb_service.reports.cache import SectionCache
-from kb_service.reports.command import load_report_lexicon
+from kb_service.reports.command import load_report_lexicon, report_vector_cache
 from kb_service.reports.model import Period, Report
 from kb_service.settings import Settings
 from kb_service.web.deps import ANALYST
@@ -62,18 +62,25 @@ def parse_period(since: str | None, until: str | None) -> Period:
         raise HTTPException(422, f"日期超出可用范围（0001-01-02 至 9999-12-30）：since={since!r} until={until!r}") from exc
 
 
+def report_cache(request: Request) -> SectionCache:
+    """The app's cache of built sections (created on first use, one per app)."""
+    cache = getattr(request.app.state, "report_cache", None)
+    if cache is None:
+        cache = request.app.state.report_cache = SectionCache(request.app.state.settings.report_cache_seconds)
+    return cache
+
+
 def cached_report(request: Request, name: str, period: Period) -> Report:
     """One section for the period, built once per report_cache_seconds (see reports/cache.py)."""
     settings: Settings = request.app.state.settings
-    cache = getattr(request.app.state, "report_cache", None)
-    if cache is None:
-        cache = request.app.state.report_cache = SectionCache(settings.report_cache_seconds)
+    cache = report_cache(request)
 
     def build() -> Report:
         try:
             return build_report(settings.log_db, period, article_catalog=load_article_catalog(settings),
                                 sections=[name], embedder=report_embedder(request),
-                                lexicon=load_report_lexicon(settings) if name == "gaps" else None)
+                                lexicon=load_report_lexicon(settings) if name == "gaps" else None,
+                                vector_cache_dir=report_vector_cache(settings))
         except OverflowError as exc:  # a bound that parses but cannot become a timestamp
             raise HTTPException(422, f"日期超出可用范围：{period.label}") from exc
 

@@ -23,11 +23,12 @@ from kb_service.editorial.service import AdoptRequestError, adopt_proposal_or_te
 from kb_service.editorial.stale import review_due
 from kb_service.masking import mask_personal_data
 from kb_service.reports import load_article_catalog
+from kb_service.reports.cache import SectionCache
 from kb_service.reports.drilldown import article_detail, queries_for_texts
 from kb_service.settings import Settings
 from kb_service.web.deps import ANALYST, EDITOR
 from kb_service.web.routers.panel import STATIC_DIR
-from kb_service.web.routers.reports import cached_report, parse_period
+from kb_service.web.routers.reports import cached_report, parse_period, report_cache
 from kb_service.web.schemas import ERROR_RESPONSES
 
 PAGE = STATIC_DIR / "workbench" / "index.html"
@@ -93,8 +94,9 @@ async def proposals(request: Request, since: str | None = SINCE, until: str | No
     settings = _settings(request)
     if not Path(settings.log_db).exists():
         return {"proposals": []}
-    found = await run_in_threadpool(find_proposals, settings.log_db, period,
-                                    load_current_articles(settings.articles_dir))
+    key = ("proposals", period.bounds(), SectionCache.log_identity(settings.log_db))
+    found = await run_in_threadpool(report_cache(request).get, key, lambda: find_proposals(
+        settings.log_db, period, load_current_articles(settings.articles_dir)))
     return {"proposals": [p.__dict__ for p in found]}
 
 
@@ -130,6 +132,7 @@ async def adopt(request: Request, body: AdoptIn) -> dict[str, Any]:
                                          body.article_id, body.section)
     except (AdoptError, AdoptRequestError) as exc:
         raise HTTPException(422, str(exc)) from exc
+    report_cache(request).forget(lambda key: isinstance(key, tuple) and key[0] == "proposals")
     return {"article_id": result.article_id, "section": result.section, "question": result.question,
             "added": result.added, "version": result.version, "file": result.path.name, "diff": result.diff}
 
