@@ -48,13 +48,23 @@ def _title(catalog: Catalog, article_id: str | None) -> str:
     return str((catalog.get(article_id) or {}).get("title") or article_id)
 
 
+# The report's definition of a gap query (reports/logdb.py, 内容缺口查询).
+GAP_CONDITION = (
+    "(q.confident = 0 OR EXISTS (SELECT 1 FROM feedback u WHERE u.query_id = q.query_id AND u.resolved = 0)) "
+    "AND NOT EXISTS (SELECT 1 FROM feedback r WHERE r.query_id = q.query_id AND r.resolved = 1)"
+)
+
+
 def queries_for_texts(db_path: Path | str, period: Period, normalised: Sequence[str], catalog: Catalog,
-                      limit: int = 200) -> list[dict[str, Any]]:
+                      limit: int = 200, gaps_only: bool = False) -> list[dict[str, Any]]:
     """The most recent `limit` queries whose normalised text is one of `normalised`, each with
-    what it showed (rank order), opened, copied and the votes it got."""
+    what it showed (rank order), opened, copied and the votes it got. `gaps_only`: only the gap
+    queries among them (what a gap topic counts)."""
     if not normalised:
         return []
     where, args = _bounds(period, "q")
+    if gaps_only:
+        where = f"{where} AND {GAP_CONDITION}"
     with closing(_connect(db_path)) as conn:
         conn.execute("CREATE TEMP TABLE wanted (t TEXT PRIMARY KEY)")
         conn.executemany("INSERT OR IGNORE INTO wanted VALUES (?)", [(t,) for t in normalised])

@@ -61,7 +61,7 @@ async def gap_queries(request: Request, rank: int, since: str | None = SINCE, un
         raise HTTPException(404, f"该时间段没有第 {rank} 个缺口主题")
     settings = _settings(request)
     rows = await run_in_threadpool(queries_for_texts, settings.log_db, period, topic.members,
-                                   load_article_catalog(settings), limit)
+                                   load_article_catalog(settings), limit, True)
     return {"topic": {"rank": topic.rank, "label": topic.label, "queries": topic.queries,
                       "phrasings": topic.distinct_phrasings, "keywords": topic.keywords},
             "period": report.period_label or report.period.label, "queries": rows}
