@@ -87,3 +87,16 @@ def test_bad_input_is_a_clear_4xx(client: TestClient) -> None:
     assert refused.status_code == 422 and "个人信息" in refused.json()["detail"] and "1381234" not in refused.text
     unknown = client.post("/api/workbench/proposals/adopt", headers=EDITOR, json={"proposal_id": "p-nope"})
     assert unknown.status_code == 422 and "没有这条建议" in unknown.json()["detail"]
+
+
+def test_editor_assigns_a_question_to_a_section(client: TestClient, tmp_path: Path) -> None:
+    from kb_service.content.validation import check_knowledge_base
+
+    body = {"question": "车丢了要报警吗", "article_id": "theft", "section": "盗抢理赔材料"}
+    result = client.post("/api/workbench/proposals/adopt", json=body, headers=EDITOR).json()
+    assert (result["added"], result["version"], result["file"]) == (True, 2, "theft.md")
+    assert "+  盗抢理赔材料: [车丢了要报警吗]" in result["diff"]
+    articles = tmp_path / "articles"
+    assert check_knowledge_base(articles, Settings(articles_dir=articles, lexicon_path=tmp_path / "none.yaml")).ok
+    again = client.post("/api/workbench/proposals/adopt", json=body, headers=EDITOR).json()
+    assert again["added"] is False and again["version"] == 2

@@ -158,6 +158,8 @@ def test_drill_from_gap_topic_to_its_queries_and_export_csv(page, tmp_path: Path
     texts = page.locator("#gap_queries tbody tr td:nth-child(2)").all_inner_texts()
     assert sorted(texts) == ["代驾司机把车撞了谁赔", "代驾撞车了谁来赔"]
     assert "未解决" in page.locator("#gap_queries").inner_text()  # l2's vote
+    assert "代驾" in page.input_value("#assign-question")  # an editor may assign the topic to a section
+    assert page.input_value("#assign-article") == "third-party"  # prefilled with the article shown
     with page.expect_download() as download_info:
         page.click("#gaps .csv")
     path = tmp_path / "gaps.csv"

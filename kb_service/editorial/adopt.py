@@ -132,7 +132,7 @@ def adopt_question(articles_dir: Path, article_id: str, section: str, question: 
     path, article = find_article_file(articles_dir, article_id)
     headings = [s.heading_path[-1] for s in article.sections if s.heading_path]  # type: ignore[attr-defined]
     if section not in headings:
-        raise AdoptError(f"文章 {article_id} 没有小节「{section}」（可选：{'、'.join(headings)}）")
+        raise AdoptError(f"文章 {article_id} 没有小节「{mask_personal_data(section)}」（可选：{'、'.join(headings)}）")
     existing = next(s.questions for s in article.sections if s.heading_path and s.heading_path[-1] == section)  # type: ignore[attr-defined]
     if normalise_query(question) in {normalise_query(q) for q in existing}:
         return AdoptResult(path, article_id, section, question, False, article.version, "")  # type: ignore[attr-defined]

@@ -236,6 +236,7 @@
       const data = await api(`/api/workbench/gaps/${row.rank}/queries${periodQuery()}`);
       drill.append(el('p', { class: 'muted' }, `${data.topic.queries} 次查询，${data.topic.phrasings} 种问法；下表为最近 ${data.queries.length} 次。`));
       drill.append(queryTable('gap_queries', '该主题的查询', data.queries));
+      drill.append(assignForm(row.label, row.articles_opened[0] || row.articles_shown[0]));
       drill.scrollIntoView();
     } catch (error) { status(error.message, true); }
   }
@@ -268,11 +269,27 @@
     } catch (error) { status(error.message, true); }
   }
 
-  async function adopt(proposal) {
-    const editorKey = ($('editor-key') && $('editor-key').value.trim()) || key();
+  /** An editor assigns the topic's question to an article section (editor key, same route as 采纳). */
+  function assignForm(question, article) {
+    const text = el('input', { id: 'assign-question', size: 24, value: question });
+    const articleId = el('input', { id: 'assign-article', size: 18, placeholder: '文章 ID', value: article ? article.article_id : '' });
+    const heading = el('input', { id: 'assign-section', size: 16, placeholder: '小节标题' });
+    const editorKey = el('input', { id: 'assign-key', type: 'password', size: 12, placeholder: '编辑密钥（留空用分析密钥）' });
+    const submit = async (event) => {
+      event.preventDefault();
+      await adopt({ question: text.value, article_id: articleId.value, section: heading.value, text: text.value }, editorKey.value.trim());
+    };
+    return el('form', { id: 'assign', onsubmit: submit }, '把这个问法作为相似问加入：', text, articleId, heading, editorKey,
+      el('button', { type: 'submit' }, '加入文章'));
+  }
+
+  async function adopt(proposal, keyOverride) {
+    const editorKey = keyOverride || ($('editor-key') && $('editor-key').value.trim()) || key();
     status(`正在采纳「${proposal.text}」…`);
     try {
-      const body = JSON.stringify({ proposal_id: proposal.proposal_id, since: $('since').value || null, until: $('until').value || null });
+      const body = JSON.stringify(proposal.proposal_id
+        ? { proposal_id: proposal.proposal_id, since: $('since').value || null, until: $('until').value || null }
+        : { question: proposal.question, article_id: proposal.article_id, section: proposal.section || null });
       const result = await api('/api/workbench/proposals/adopt', { method: 'POST', body, key: editorKey, headers: { 'Content-Type': 'application/json' } });
       status(result.added ? `已写入 ${result.file}「${result.section}」（版本 ${result.version}），请审阅并提交改动` : '该小节已有这条相似问，未修改');
       const drill = drillBox('文件改动');
