@@ -12,10 +12,12 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+from kb_service.editorial.commands import questions_app
 from kb_service.models import CATEGORIES
 from kb_service.settings import Settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="车险客服知识库 kb_service")
+app.add_typer(questions_app, name="questions")  # kb questions list|adopt (editorial/commands.py)
 console = Console(stderr=True)
 
 ArticlesOpt = Annotated[Path | None, typer.Option("--articles", help="articles folder (KB_ARTICLES_DIR)")]
@@ -360,6 +362,7 @@ def report(
     log_db: Annotated[Path | None, typer.Option("--log-db", help="usage log (KB_LOG_DB)")] = None,
 ) -> None:
     """Analyst reports from the usage log: frequency, article performance, content gaps."""
+    from kb_service.reports.build import make_period
     from kb_service.reports.command import (
         ReportLogError,
         check_log_file,
@@ -372,6 +375,7 @@ def report(
     settings = _settings(log_db=log_db)
     try:
         check_log_file(Path(settings.log_db))  # before loading a model for nothing
+        make_period(since, until)
         embedder = load_report_embedder(settings, lambda m: print(m, file=sys.stderr))
         paths = run_report_command(settings, since, until, fmt, out, embedder=embedder)
     except ReportLogError as exc:
@@ -380,15 +384,6 @@ def report(
         raise typer.BadParameter(str(exc)) from exc
     for path in paths:
         print(path)
-
-
-def _register_subcommands() -> None:
-    from kb_service.editorial.commands import questions_app
-
-    app.add_typer(questions_app, name="questions")
-
-
-_register_subcommands()
 
 
 if __name__ == "__main__":
