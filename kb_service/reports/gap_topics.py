@@ -116,6 +116,7 @@ class ContentWords:
         self.variants = sorted(((normalise(v), c) for c, vs in synonyms.items() for v in vs if v),
                                key=lambda vc: -len(vc[0]))
         self._memo: dict[str, frozenset[str]] = {}
+        self.words_seen: set[str] = set()  # features that were whole words somewhere (not only bigrams)
 
     def __call__(self, text: str) -> frozenset[str]:
         found = self._memo.get(text)
@@ -130,11 +131,14 @@ class ContentWords:
 
         text = PLACEHOLDER.sub(" ", text)
         found = {w for w in words(text, self.tokenizer) if w not in QUESTION_WORDS and len(w) > 1}
+        self.words_seen.update(found)
         stripped = text
         for word in sorted(QUESTION_WORDS | GENERIC_WORDS, key=len, reverse=True):
             stripped = stripped.replace(word, " ")
         found.update(g for g in bigrams(stripped) if len(g) == 2)
-        found.update(canonical for variant, canonical in self.variants if variant in text)
+        expansions = {canonical for variant, canonical in self.variants if variant in text}
+        self.words_seen.update(expansions)
+        found.update(expansions)
         return found
 
 
@@ -197,7 +201,7 @@ def cluster_gap_queries(
     topics = _assign(weights, vectors, lex, baseline_cosine(embedder), options or TopicOptions())
     result = []
     for members in topics:
-        topic = _finish(members, weights, vectors, word_sets, idf, heads)
+        topic = _finish(members, weights, vectors, word_sets, idf, heads, content_words.words_seen)
         expanded = [position[t] for h in topic.members for t, _ in groups[h]]
         result.append(GapTopic(expanded, position[heads[topic.medoid]], topic.weight, topic.keywords))
     result.sort(key=lambda t: (-t.weight, texts[t.medoid]))
@@ -263,7 +267,7 @@ def _assign(weights: Sequence[int], vectors: np.ndarray, lex: list[dict[str, flo
 
 
 def _finish(members: list[int], counts: Sequence[int], vectors: np.ndarray, word_sets: Sequence[frozenset[str]],
-            idf: dict[str, float], texts: Sequence[str]) -> GapTopic:
+            idf: dict[str, float], texts: Sequence[str], whole_words: set[str] | None = None) -> GapTopic:
     """Medoid (count-weighted closest to the rest; ties: more frequent, then shorter) and top words."""
     weights = np.array([counts[m] for m in members], dtype=np.float64)
     sub = vectors[members]
@@ -275,6 +279,19 @@ def _finish(members: list[int], counts: Sequence[int], vectors: np.ndarray, word
     for m in members:
         for w in word_sets[m]:
             mass[w] = mass.get(w, 0.0) + counts[m] * idf.get(w, 0.0)
-    keywords = [w for w, _ in sorted(mass.items(), key=lambda kv: (-kv[1], kv[0]))[:5]]
+    keywords: list[str] = []
+    for w, weight in sorted(mass.items(), key=lambda kv: (-kv[1], kv[0])):
+        # Whole words read better than the bigrams that only bridge words (源车 in 新能源车电池); a
+        # word inside one already chosen (能源 in 新能源) adds nothing; generic words say nothing.
+        if w in GENERIC_WORDS or (whole_words is not None and w not in whole_words) or any(w in k for k in keywords):
+            continue
+        shorter = [k for k in keywords if k in w]
+        if shorter and weight < 0.5 * max(mass[k] for k in shorter):
+            continue  # 找代驾 in one phrasing, 代驾 in all: keep 代驾
+        keywords = [k for k in keywords if k not in shorter] + [w]  # 网约 then 网约车 as often: the longer
+        if len(keywords) == 5:
+            break
+    if not keywords:  # only bridging bigrams: better those than nothing
+        keywords = [w for w, _ in sorted(mass.items(), key=lambda kv: (-kv[1], kv[0]))[:3]]
     members = sorted(members, key=lambda m: -counts[m])
     return GapTopic(members, medoid, int(weights.sum()), keywords)
