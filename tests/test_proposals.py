@@ -75,8 +75,15 @@ def log(tmp_path: Path) -> Path:
     return db
 
 
-def test_proposals_from_opened_then_resolved_and_after_a_gap(log: Path, articles: Path) -> None:
-    found = find_proposals(log, make_period(None, None), load_current_articles(articles))
+@pytest.fixture(scope="module")
+def embedder(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    from kb_service.index.embedding import load_embedder
+
+    return load_embedder("use-multilingual", "onnx-int8", tmp_path_factory.mktemp("models"), 1)
+
+
+def test_proposals_from_opened_then_resolved_and_after_a_gap(log: Path, articles: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    found = find_proposals(log, make_period(None, None), load_current_articles(articles), embedder=embedder)
     summary = [(p.text, p.article_id, p.section, p.queries, p.in_query, p.after_gap) for p in found]
     assert summary == [
         ("车卖了保险怎么退", "policy-transfer", "退保手续", 2, 2, 0),
@@ -86,6 +93,19 @@ def test_proposals_from_opened_then_resolved_and_after_a_gap(log: Path, articles
     assert all("1381" not in p.text for p in found)
     # A period without the queries proposes nothing.
     assert find_proposals(log, make_period("2026-12-01", None), load_current_articles(articles)) == []
+    # Without an embedder the gap and its follow-up share no content word: not proposed.
+    assert [p.text for p in find_proposals(log, make_period(None, None), load_current_articles(articles))] == [
+        "车卖了保险怎么退"]
+
+
+def test_an_unrelated_next_question_is_no_proposal(tmp_path: Path, articles: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    db = tmp_path / "unrelated.sqlite3"
+    with SQLiteLogStore(db) as store:
+        _q(store, "g1", "工资什么时候发", 0, False, [], session="s1")
+        _q(store, "r1", "过户后保单怎么处理", 2, True, [("policy-transfer", "policy-transfer#0")], session="s1")
+        store.record_event("r1", "policy-transfer", "open", ts=DAY + 130)
+        store.record_feedback("r1", "policy-transfer", True, ts=DAY + 140)
+    assert find_proposals(db, make_period(None, None), load_current_articles(articles), embedder=embedder) == []
 
 
 def test_adopt_writes_front_matter_bumps_version_and_check_stays_clean(articles: Path) -> None:
@@ -120,7 +140,8 @@ def test_adopt_refuses_personal_data_unknown_sections_and_leaves_the_file(articl
 
 
 def test_kb_questions_list_and_adopt(log: Path, articles: Path) -> None:
-    env = {"KB_LOG_DB": str(log), "KB_ARTICLES_DIR": str(articles)}
+    env = {"KB_LOG_DB": str(log), "KB_ARTICLES_DIR": str(articles), "KB_EMBEDDING_MODEL": "use-multilingual",
+           "KB_INDEX_DIR": str(articles.parent / "indexes")}
     runner = CliRunner()
     listed = runner.invoke(app, ["questions", "list", "--json"], env=env)
     assert listed.exit_code == 0, listed.output

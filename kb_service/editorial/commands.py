@@ -37,7 +37,19 @@ def _proposals(settings: Settings, since: str | None, until: str | None):  # typ
         raise _fail(str(exc), 2) from exc
     if not Path(settings.articles_dir).is_dir():
         raise _fail(f"no articles folder at {settings.articles_dir}", 2)
-    return find_proposals(settings.log_db, period, load_current_articles(settings.articles_dir))
+    from kb_service.reports.command import load_report_embedder
+
+    embedder = load_report_embedder(settings, lambda m: print(m, file=sys.stderr))
+    return find_proposals(settings.log_db, period, load_current_articles(settings.articles_dir),
+                          embedder=embedder, vector_cache=_cache_file(settings, embedder))
+
+
+def _cache_file(settings: Settings, embedder: object) -> Path | None:
+    from kb_service.reports.command import report_vector_cache
+    from kb_service.reports.gap_topics import vector_cache_path
+
+    folder = report_vector_cache(settings)
+    return vector_cache_path(folder, embedder) if folder and embedder is not None else None  # type: ignore[arg-type]
 
 
 @questions_app.command("list")

@@ -197,7 +197,7 @@ def cluster_gap_queries(
     word_sets = [content_words(t) for t in heads]
     reference = [content_words(t) for t in (*list(reference_texts)[::step], *BACKGROUND)]
     lex, idf = _lexical_vectors(word_sets, reference)
-    vectors = _embed([PLACEHOLDER.sub("", t) or t for t in heads], embedder, vector_cache)
+    vectors = embed_texts([PLACEHOLDER.sub("", t) or t for t in heads], embedder, vector_cache)
     topics = _assign(weights, vectors, lex, baseline_cosine(embedder), options or TopicOptions())
     result = []
     for members in topics:
@@ -214,7 +214,7 @@ def vector_cache_path(cache_dir: Path, embedder: Encoder) -> Path:
     return Path(cache_dir) / f"report-queries-{name}.sqlite3"
 
 
-def _embed(texts: list[str], embedder: Encoder, cache: Path | None) -> np.ndarray:
+def embed_texts(texts: list[str], embedder: Encoder, cache: Path | None) -> np.ndarray:
     if cache is None:
         return _unit(embedder.encode(texts))
     from kb_service.index.embedding_cache import EmbeddingCache

@@ -24,11 +24,14 @@ from kb_service.editorial.stale import review_due
 from kb_service.masking import mask_personal_data
 from kb_service.reports import load_article_catalog
 from kb_service.reports.cache import SectionCache
+from kb_service.reports.command import report_vector_cache
 from kb_service.reports.drilldown import article_detail, queries_for_texts
+from kb_service.reports.gap_topics import vector_cache_path
+from kb_service.reports.model import Period
 from kb_service.settings import Settings
 from kb_service.web.deps import ANALYST, EDITOR
 from kb_service.web.routers.panel import STATIC_DIR
-from kb_service.web.routers.reports import cached_report, parse_period, report_cache
+from kb_service.web.routers.reports import cached_report, parse_period, report_cache, report_embedder
 from kb_service.web.schemas import ERROR_RESPONSES
 
 PAGE = STATIC_DIR / "workbench" / "index.html"
@@ -95,8 +98,7 @@ async def proposals(request: Request, since: str | None = SINCE, until: str | No
     if not Path(settings.log_db).exists():
         return {"proposals": []}
     key = ("proposals", period.bounds(), SectionCache.log_identity(settings.log_db))
-    found = await run_in_threadpool(report_cache(request).get, key, lambda: find_proposals(
-        settings.log_db, period, load_current_articles(settings.articles_dir)))
+    found = await run_in_threadpool(report_cache(request).get, key, lambda: _proposals(request, period))
     return {"proposals": [p.__dict__ for p in found]}
 
 
@@ -105,6 +107,15 @@ def stale(request: Request) -> dict[str, Any]:
     due = review_due(_settings(request).articles_dir)
     return {"articles": [{"article_id": d.article_id, "title": d.title, "owner": d.owner, "review_by": d.review_by,
                           "days_overdue": d.days_overdue} for d in due]}
+
+
+def _proposals(request: Request, period: Period) -> list:
+    """Proposals with the serving engine's embedder (follow-ups that mean the same as the gap count)."""
+    settings = _settings(request)
+    embedder = report_embedder(request)
+    folder = report_vector_cache(settings)
+    return find_proposals(settings.log_db, period, load_current_articles(settings.articles_dir), embedder=embedder,
+                          vector_cache=vector_cache_path(folder, embedder) if folder and embedder is not None else None)
 
 
 class AdoptIn(BaseModel):
@@ -125,8 +136,7 @@ async def adopt(request: Request, body: AdoptIn) -> dict[str, Any]:
     period = parse_period(body.since, body.until)
     found = []
     if (body.proposal_id or not body.section) and Path(settings.log_db).exists():
-        found = await run_in_threadpool(find_proposals, settings.log_db, period,
-                                        load_current_articles(settings.articles_dir))
+        found = await run_in_threadpool(_proposals, request, period)
     try:
         result = await run_in_threadpool(adopt_proposal_or_text, settings.articles_dir, found, what,
                                          body.article_id, body.section)
