@@ -12,10 +12,12 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+from kb_service.editorial.commands import questions_app
 from kb_service.models import CATEGORIES
 from kb_service.settings import Settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="车险客服知识库 kb_service")
+app.add_typer(questions_app, name="questions")  # kb questions list|adopt (editorial/commands.py)
 console = Console(stderr=True)
 
 ArticlesOpt = Annotated[Path | None, typer.Option("--articles", help="articles folder (KB_ARTICLES_DIR)")]
@@ -64,6 +66,11 @@ def check(
         print(problem)
     for note in report.notes:
         print(f"note: {note}")
+    from kb_service.editorial.stale import review_due, warning_line
+
+    overdue = review_due(settings.articles_dir)  # warnings only: an article past review still serves
+    for item in overdue:
+        print(warning_line(item))
     per_category: dict[str, int] = {}
     for passage in report.passages:
         per_category[passage.category] = per_category.get(passage.category, 0) + 1
@@ -72,7 +79,8 @@ def check(
     sections = sum(len(a.sections) for a in report.articles)
     asked = sum(len(s.questions) for a in report.articles for s in a.sections)
     print(f"{len(report.articles)} articles, {len(report.passages)} passages ({summary}); longest passage {longest} chars; "
-          f"{asked} 相似问, {len(report.notes)} of {sections} sections without")
+          f"{asked} 相似问, {len(report.notes)} of {sections} sections without"
+          + (f"; {len(overdue)} articles due for review" if overdue else ""))
     if report.problems:
         print(f"{len(report.problems)} problems in {len(report.broken_paths) or 'the lexicon'} files")
         raise typer.Exit(1)
@@ -356,13 +364,24 @@ def report(
     log_db: Annotated[Path | None, typer.Option("--log-db", help="usage log (KB_LOG_DB)")] = None,
 ) -> None:
     """Analyst reports from the usage log: frequency, article performance, content gaps."""
-    from kb_service.reports import run_report_command
+    from kb_service.reports.build import make_period
+    from kb_service.reports.command import (
+        ReportLogError,
+        check_log_file,
+        load_report_embedder,
+        run_report_command,
+    )
 
     if fmt not in ("html", "csv", "json"):
         raise typer.BadParameter("--format must be html, csv or json")
     settings = _settings(log_db=log_db)
     try:
-        paths = run_report_command(settings, since, until, fmt, out)
+        check_log_file(Path(settings.log_db))  # before loading a model for nothing
+        make_period(since, until)
+        embedder = load_report_embedder(settings, lambda m: print(m, file=sys.stderr))
+        paths = run_report_command(settings, since, until, fmt, out, embedder=embedder)
+    except ReportLogError as exc:
+        raise _fail(str(exc), 2) from exc
     except ValueError as exc:  # bad or inverted dates
         raise typer.BadParameter(str(exc)) from exc
     for path in paths:

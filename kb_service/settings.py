@@ -104,6 +104,9 @@ class Settings(BaseSettings):
         "generation (after `--watch` rebuilt it, or a `kb index` run); 0 turns the check off",
     )
     log_db: Path = Field(PROJECT_ROOT / "var" / "usage.sqlite3", description="SQLite usage log")
+    report_cache_seconds: float = Field(
+        300.0, description="how long the analyst API and workbench reuse a built report section for the same period"
+    )
     agent_keys: str = Field("", description="comma-separated API keys for the agent role")
     editor_keys: str = Field("", description="comma-separated API keys for the editor role")
     analyst_keys: str = Field("", description="comma-separated API keys for the analyst role")

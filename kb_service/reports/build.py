@@ -16,6 +16,7 @@ from typing import Any
 from kb_service.models import CATEGORIES
 from kb_service.reports import textsim
 from kb_service.reports.flags import flag_groups
+from kb_service.reports.gap_section import gap_clusters
 from kb_service.reports.logdb import LogReader
 from kb_service.reports.model import (
     EMPTY_MESSAGE,
@@ -25,7 +26,6 @@ from kb_service.reports.model import (
     ArticleStats,
     CategoryStats,
     DayVolume,
-    GapCluster,
     HourVolume,
     MetricDefinition,
     Period,
@@ -33,7 +33,6 @@ from kb_service.reports.model import (
     QueryVariant,
     Report,
     ReportOptions,
-    ShownArticle,
     Summary,
     metric_definitions,
 )
@@ -170,6 +169,7 @@ def _article_stats(
         in_catalog=in_catalog,
         impressions=counts["impressions"],
         shown_queries=counts["shown_queries"],
+        shown_texts=counts.get("shown_texts", 0),
         mean_rank=counts["rank_sum"] / counts["impressions"] if counts["impressions"] else None,
         opens=counts["opens"],
         open_queries=counts["open_queries"],
@@ -214,10 +214,14 @@ def _articles(reader: LogReader, catalog: Catalog, options: ReportOptions,
     versions: list[ArticleStats] = []
     for row in reader.article_versions():
         counts = {k: getattr(row, k) for k in keys}
+        counts["shown_texts"] = row.shown_texts
         versions.append(_article_stats(row.article_id, row.version, catalog, counts, options))
         total = per_article.setdefault(row.article_id, dict.fromkeys(keys, 0))
         for k in keys:
             total[k] += counts[k]
+    texts = reader.article_texts()
+    for article_id, total in per_article.items():
+        total["shown_texts"] = texts.get(article_id, 0)
     articles = [_article_stats(a, None, catalog, c, options) for a, c in per_article.items()]
     shown_total = sum(a.shown_queries for a in articles)
     overall_ctr = sum(a.open_queries for a in articles) / shown_total if shown_total else 0.0
@@ -280,55 +284,6 @@ def _categories(articles: list[ArticleStats], catalog: Catalog, options: ReportO
     return result
 
 
-# --- gaps -------------------------------------------------------------------------------------
-
-
-def _gaps(reader: LogReader, catalog: Catalog, options: ReportOptions) -> tuple[list[GapCluster], int]:
-    rows = reader.gap_text_counts()
-    if not rows:
-        return [], 0
-    per_norm: dict[str, list[int]] = {}
-    display: dict[str, tuple[int, str]] = {}
-    for normalised, masked, count, non_conf, unresolved in rows:
-        slot = per_norm.setdefault(normalised, [0, 0, 0])
-        slot[0] += count
-        slot[1] += non_conf or 0
-        slot[2] += unresolved or 0
-        best = display.get(normalised)
-        if best is None or (count, -len(masked), masked) > (best[0], -len(best[1]), best[1]):
-            display[normalised] = (count, masked)
-    # IDF comes from every distinct query of the period, so words common to all questions
-    # (怎么, 多少) weigh little and topic words (新能源, 网约车) weigh a lot.
-    items = sorted(per_norm.items(), key=lambda kv: (-kv[1][0], kv[0]))
-    topics = textsim.cluster_topics([(n, s[0]) for n, s in items], reader.distinct_normalised())
-    shown: dict[str, list[tuple[str, int]]] = {}
-    for normalised, article_id, n in reader.gap_articles():
-        shown.setdefault(normalised, []).append((article_id, n))
-    clusters = []
-    total = sum(s[0] for s in per_norm.values())
-    for topic in topics[: options.max_gap_clusters]:
-        norms = [items[i][0] for i in topic.members]
-        article_counts: dict[str, int] = {}
-        for n in norms:
-            for article_id, c in shown.get(n, ()):
-                article_counts[article_id] = article_counts.get(article_id, 0) + c
-        top_articles = sorted(article_counts.items(), key=lambda kv: (-kv[1], kv[0]))[: options.articles_per_cluster]
-        clusters.append(
-            GapCluster(
-                rank=len(clusters) + 1,
-                label=display[norms[0]][1],
-                keywords=topic.keywords,
-                queries=topic.weight,
-                non_confident=sum(per_norm[n][1] for n in norms),
-                unresolved=sum(per_norm[n][2] for n in norms),
-                distinct_phrasings=len(norms),
-                examples=[QueryVariant(display[n][1], n, per_norm[n][0]) for n in norms[: options.examples_per_cluster]],
-                articles_shown=[ShownArticle(a, _catalog_entry(catalog, a)[0], c) for a, c in top_articles],
-            )
-        )
-    return clusters, total
-
-
 # --- the report -------------------------------------------------------------------------------
 
 
@@ -363,11 +318,17 @@ def build_report(
     all_article_ids: Iterable[str] | None = None,
     options: ReportOptions | None = None,
     sections: Iterable[str] = SECTIONS,
+    embedder: Any = None,
+    lexicon: Any = None,
+    vector_cache_dir: Path | None = None,
 ) -> Report:
     """Everything an analyst reads about one period; an empty period gives a report that says so.
 
     `article_catalog` maps article id → {title, category} (titles, categories, never-shown list);
     `all_article_ids` overrides the id list used for "never shown" when no catalog is at hand.
+    `embedder` (the search engine's) and `lexicon` group gap topics by meaning; without an
+    embedder they fall back to character bigrams (report.gap_method says which); their vectors are
+    kept in `vector_cache_dir` (one SQLite file per embedder) when given.
     """
     options = options or ReportOptions()
     wanted = set(sections)
@@ -391,7 +352,8 @@ def build_report(
                 empty.summary.flags = sum(f.flags for f in empty.flags)
             return empty
         report = Report(period=period, generated_at=_now(), options=options, empty=False, message=None,
-                        summary=summary, definitions=metric_definitions(options))
+                        summary=summary, definitions=metric_definitions(options),
+                        period_label=period.label_with_data(summary.first_query_at, summary.last_query_at))
         votes, resolved, opened = reader.feedback_totals()
         summary.feedback_votes, summary.resolved_votes, summary.queries_with_open = votes, resolved, opened
         summary.open_share = rate(opened, summary.queries)
@@ -404,7 +366,8 @@ def build_report(
             for name, value in _articles(reader, catalog, options, all_article_ids).items():
                 setattr(report, name, value)
         if "gaps" in wanted:
-            report.gaps, summary.gap_queries = _gaps(reader, catalog, options)
+            report.gaps, summary.gap_queries, report.gap_method = gap_clusters(
+                reader, catalog, options, embedder, lexicon, vector_cache_dir)
             summary.gap_share = rate(summary.gap_queries, summary.queries)
         if "flags" in wanted:
             report.flags = flag_groups(reader, catalog)

@@ -14,7 +14,7 @@ from kb_service.reports.model import Report
 SECTION_FIELDS: dict[str, tuple[str, ...]] = {
     "frequency": ("top_queries", "daily", "hourly"),
     "articles": ("articles", "article_versions", "low_ctr", "never_shown", "categories"),
-    "gaps": ("gaps",),
+    "gaps": ("gaps", "gap_method"),
     "flags": ("flags",),
 }
 SECTION_DEFINITIONS: dict[str, tuple[str, ...]] = {
@@ -42,7 +42,7 @@ def report_to_json(report: Report, sections: Iterable[str] | None = None) -> dic
     period = {
         "since": report.period.since.isoformat() if report.period.since else None,
         "until": report.period.until.isoformat() if report.period.until else None,
-        "label": report.period.label,
+        "label": report.period_label or report.period.label,
     }
     base: dict[str, Any] = {
         "period": period,
@@ -80,7 +80,7 @@ def _rows(items: list[Any], fields: list[str]) -> list[list[Any]]:
 
 
 ARTICLE_FIELDS = ["article_id", "title", "category", "category_label", "version", "in_catalog", "impressions",
-                  "shown_queries", "mean_rank", "opens", "open_queries", "copies", "copy_queries", "ctr", "feedback",
+                  "shown_queries", "shown_texts", "mean_rank", "opens", "open_queries", "copies", "copy_queries", "ctr", "feedback",
                   "resolved", "unresolved", "resolution_rate", "ci_low", "ci_high", "enough_feedback", "rate_label",
                   "low_ctr"]
 
@@ -92,7 +92,7 @@ def write_csv(report: Report, out_dir: Path | str) -> list[Path]:
     summary = _plain(report.summary)
     written = [
         _write(out / "summary.csv", ["metric", "value"],
-               [["period", report.period.label], ["generated_at", report.generated_at],
+               [["period", report.period_label or report.period.label], ["generated_at", report.generated_at],
                 ["message", report.message or ""], *[[k, v] for k, v in summary.items()]]),
         _write(out / "top_queries.csv",
                ["rank", "representative", "count", "share", "non_confident", "non_confident_share", "n_variants",
@@ -113,10 +113,11 @@ def write_csv(report: Report, out_dir: Path | str) -> list[Path]:
                [list(_plain(c).values()) for c in report.categories]),
         _write(out / "gaps.csv",
                ["rank", "label", "keywords", "queries", "non_confident", "unresolved", "distinct_phrasings",
-                "examples", "articles_shown"],
+                "examples", "articles_shown", "articles_opened"],
                [[g.rank, g.label, " | ".join(g.keywords), g.queries, g.non_confident, g.unresolved,
                  g.distinct_phrasings, " | ".join(f"{e.text} ({e.count})" for e in g.examples),
-                 " | ".join(f"{a.article_id} ({a.queries})" for a in g.articles_shown)] for g in report.gaps]),
+                 " | ".join(f"{a.article_id} ({a.queries})" for a in g.articles_shown),
+                 " | ".join(f"{a.article_id} ({a.queries})" for a in g.articles_opened)] for g in report.gaps]),
         _write(out / "flags.csv",
                ["article_id", "title", "reason", "reason_label", "flags", "flagged_version", "current_version", "latest",
                 "comments"],

@@ -130,16 +130,21 @@ def _gaps(report: Report) -> str:
     parts = ["<h2 id='gaps'>内容缺口（编辑待办）</h2>", _notes(report, "gap_query", "gap_cluster")]
     if not report.gaps:
         return "".join(parts) + '<p class="muted">时间段内没有缺口查询。</p>'
+    if report.gap_method:
+        parts.append(f"<p class='small'>主题分组方式：{escape(report.gap_method)}</p>")
     parts.append(_chart(charts.gaps_chart(report.gaps)))
     rows = []
     for g in report.gaps:
         examples = "<br>".join(f"{escape(e.text)}（{e.count:,}）" for e in g.examples)
         shown = "<br>".join(f"{escape(a.title)} <span class='muted'>{escape(a.article_id)}</span>（{a.queries:,}）"
                             for a in g.articles_shown) or '<span class="muted">无结果</span>'
+        opened = "<br>".join(f"{escape(a.title)}（{a.queries:,}）" for a in g.articles_opened) or '<span class="muted">无</span>'
         rows.append((str(g.rank), f"<b>{escape(g.label)}</b><br><span class='small'>关键词：{escape('、'.join(g.keywords))}</span>",
                      _num(g.queries), _num(g.non_confident), _num(g.unresolved), _num(g.distinct_phrasings),
-                     f'<span class="small">{examples}</span>', f'<span class="small">{shown}</span>'))
-    parts.append(_table(["#", "主题", "缺口查询", "无把握", "未解决", "问法数", "示例问法（次数）", "曾展示的文章（查询数）"],
+                     f'<span class="small">{examples}</span>', f'<span class="small">{shown}</span>',
+                     f'<span class="small">{opened}</span>'))
+    parts.append(_table(["#", "主题", "缺口查询", "无把握", "未解决", "问法数", "示例问法（次数）", "曾展示的文章（查询数）",
+                         "坐席打开的文章（查询数）"],
                         rows, {0, 2, 3, 4, 5}))
     return "".join(parts)
 
@@ -153,14 +158,14 @@ def _article_rows(articles: list[ArticleStats], with_version: bool = False) -> l
         cells = [name, escape(a.category_label)]
         if with_version:
             cells.append("未知" if a.version is None else f"v{a.version}")
-        cells += [_num(a.impressions), _num(a.shown_queries), "—" if a.mean_rank is None else f"{a.mean_rank:.2f}",
+        cells += [_num(a.impressions), _num(a.shown_texts), "—" if a.mean_rank is None else f"{a.mean_rank:.2f}",
                   _num(a.open_queries), _pct(a.ctr), _num(a.copies), _num(a.feedback), _num(a.resolved),
                   escape(a.rate_label)]
         rows.append(tuple(cells))
     return rows
 
 
-ARTICLE_HEADERS = ["文章", "分类", "展示次数", "展示查询", "平均排名", "打开查询", "CTR", "复制次数", "反馈票",
+ARTICLE_HEADERS = ["文章", "分类", "展示次数", "展示查询（不同问法）", "平均排名", "打开查询", "CTR", "复制次数", "反馈票",
                    "已解决", "解决率（95% 区间）"]
 
 
@@ -231,9 +236,9 @@ def render_html(report: Report) -> str:
     s = report.summary
     head = (f"<!DOCTYPE html><html lang='zh-CN'><head><meta charset='utf-8'>"
             f"<meta name='viewport' content='width=device-width,initial-scale=1'>"
-            f"<title>知识库使用报告 {escape(report.period.label)}</title><style>{CSS}</style></head><body><main>")
+            f"<title>知识库使用报告 {escape(report.period_label or report.period.label)}</title><style>{CSS}</style></head><body><main>")
     parts = [head, "<h1>车险客服知识库使用报告</h1>",
-             f"<div class='meta'>统计时间段：{escape(report.period.label)}<br>"
+             f"<div class='meta'>统计时间段：{escape(report.period_label or report.period.label)}<br>"
              f"生成时间：{escape(report.generated_at)}（北京时间）"]
     if s.first_query_at:
         parts.append(f"　数据范围：{escape(s.first_query_at)} — {escape(s.last_query_at or '')}")

@@ -38,6 +38,7 @@ class ArticleVersionRow:
     copies: int
     feedback: int
     resolved: int
+    shown_texts: int = 0
 
 
 class LogReader:
@@ -174,7 +175,8 @@ class LogReader:
         # through their query index in insertion order, which is far faster than letting
         # SQLite walk the article index and fetch ~5M scattered rows.
         shown = c.execute(
-            "SELECT i.article_id, i.article_version, COUNT(*), SUM(i.rank), COUNT(DISTINCT i.query_id) "
+            "SELECT i.article_id, i.article_version, COUNT(*), SUM(i.rank), COUNT(DISTINCT i.query_id), "
+            "COUNT(DISTINCT pq.query_normalised) "
             "FROM pq CROSS JOIN impressions i ON i.query_id = pq.query_id "
             "GROUP BY i.article_id, i.article_version"
         ).fetchall()
@@ -195,10 +197,10 @@ class LogReader:
 
         def slot(article_id: str, version: int | None) -> dict[str, int]:
             return rows.setdefault((article_id, version), dict.fromkeys(
-                ("impressions", "shown", "rank_sum", "open_q", "copy_q", "opens", "copies", "fb", "res"), 0))
+                ("impressions", "shown", "rank_sum", "open_q", "copy_q", "opens", "copies", "fb", "res", "texts"), 0))
 
-        for article_id, version, n, rank_sum, shown_q in shown:
-            slot(article_id, version).update(impressions=n, rank_sum=rank_sum, shown=shown_q)
+        for article_id, version, n, rank_sum, shown_q, texts in shown:
+            slot(article_id, version).update(impressions=n, rank_sum=rank_sum, shown=shown_q, texts=texts)
         for article_id, version, opens, copies, open_q, copy_q in clicks:
             s = slot(article_id, version)
             s["opens"] += opens or 0
@@ -212,9 +214,16 @@ class LogReader:
             s["res"] += res or 0
         return [
             ArticleVersionRow(a, v, s["impressions"], s["shown"], s["rank_sum"], s["open_q"], s["copy_q"],
-                              s["opens"], s["copies"], s["fb"], s["res"])
+                              s["opens"], s["copies"], s["fb"], s["res"], s["texts"])
             for (a, v), s in sorted(rows.items(), key=lambda kv: (kv[0][0], kv[0][1] is None, kv[0][1] or 0))
         ]
+
+    def article_texts(self) -> dict[str, int]:
+        """article → distinct normalised query texts that showed it (all versions together)."""
+        return dict(self.conn.execute(
+            "SELECT i.article_id, COUNT(DISTINCT pq.query_normalised) FROM pq CROSS JOIN impressions i "
+            "ON i.query_id = pq.query_id GROUP BY i.article_id"
+        ).fetchall())
 
     def feedback_totals(self) -> tuple[int, int, int]:
         """(votes, resolved votes, queries with any open) over all feedback in the period."""
@@ -249,6 +258,14 @@ class LogReader:
         return self.conn.execute(
             "SELECT gq.query_normalised, i.article_id, COUNT(DISTINCT i.query_id) FROM gq "
             "JOIN impressions i ON i.query_id = gq.query_id GROUP BY gq.query_normalised, i.article_id"
+        ).fetchall()
+
+    def gap_opens(self) -> list[tuple[str, str, int]]:
+        """(normalised, article, gap queries in which the agent opened it)."""
+        self._ensure_gaps()
+        return self.conn.execute(
+            "SELECT gq.query_normalised, ev.article_id, COUNT(DISTINCT ev.query_id) FROM gq "
+            "JOIN ev ON ev.query_id = gq.query_id WHERE ev.opens > 0 GROUP BY gq.query_normalised, ev.article_id"
         ).fetchall()
 
     def distinct_normalised(self) -> list[str]:

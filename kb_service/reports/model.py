@@ -60,6 +60,15 @@ class Period:
         end = self.until.strftime("%Y-%m-%d %H:%M") if self.until else "最新"
         return f"{start} 至 {end}（北京时间，不含结束时刻）"
 
+    def label_with_data(self, first: str | None, last: str | None) -> str:
+        """The label with an open bound replaced by the first/last query's day (「最早 至 最新」 says nothing)."""
+        if (self.since and self.until) or not (first and last):
+            return self.label
+        since = self.since or dt.datetime.fromisoformat(first[:10]).replace(tzinfo=REPORT_TZ)
+        until = self.until or dt.datetime.fromisoformat(last[:10]).replace(tzinfo=REPORT_TZ) + dt.timedelta(days=1)
+        bounded = Period(since, until).label
+        return bounded.replace("）", "；未指定的一端取日志中最早/最新查询的日期）", 1)
+
     def bounds(self) -> tuple[float, float]:
         low = self.since.timestamp() if self.since else float("-inf")
         high = self.until.timestamp() if self.until else float("inf")
@@ -138,6 +147,7 @@ class ArticleStats:
     in_catalog: bool
     impressions: int = 0
     shown_queries: int = 0
+    shown_texts: int = 0  # distinct normalised query texts that showed it
     mean_rank: float | None = None
     opens: int = 0
     open_queries: int = 0
@@ -200,6 +210,8 @@ class GapCluster:
     distinct_phrasings: int
     examples: list[QueryVariant] = field(default_factory=list)
     articles_shown: list[ShownArticle] = field(default_factory=list)
+    articles_opened: list[ShownArticle] = field(default_factory=list)
+    members: list[str] = field(default_factory=list)  # every normalised text of the topic (drill-down)
 
 
 @dataclass
@@ -247,6 +259,8 @@ class Report:
     gaps: list[GapCluster] = field(default_factory=list)
     flags: list[FlagGroup] = field(default_factory=list)
     definitions: list[MetricDefinition] = field(default_factory=list)
+    period_label: str = ""  # period.label with open bounds filled from the data
+    gap_method: str = ""  # how gap topics were grouped (embedder name or character bigrams)
 
 
 def metric_definitions(options: ReportOptions | None = None) -> list[MetricDefinition]:
@@ -271,8 +285,11 @@ def metric_definitions(options: ReportOptions | None = None) -> list[MetricDefin
         d("no_hit_share", "无结果占比", "n_hits = 0 的查询数 / 查询量。"),
         d("volume", "按日 / 按小时查询量",
           "按北京时间自然日、按一天中的小时（0–23 点）汇总的查询量；「日均」= 该小时查询量 / 有查询的天数。"),
-        d("impressions", "展示次数", "文章出现在某次查询结果中的次数（impressions 表行数，任意排名）。"),
-        d("shown_queries", "展示查询数", "结果中出现该文章的不同查询数。"),
+        d("impressions", "展示次数", "文章出现在某次查询结果中的次数（impressions 表行数，任意排名）；"
+          "每次查询每篇文章至多出现一次，所以它也是展示该文章的查询次数（CTR 的分母）。"),
+        d("shown_queries", "展示查询（不同问法）",
+          "结果中出现过该文章的不同查询文本数（按规范化查询去重）：同一问法被问 100 次计 1。"
+          "展示次数远大于它说明文章总被少数高频问法带出。"),
         d("mean_rank", "平均排名", "该文章各次展示的排名（1 = 第一条）之和 / 展示次数。"),
         d("open_queries", "打开查询数", "展示了该文章、且坐席在同一查询下至少打开一次该文章的查询数。"),
         d("ctr", "点击率 CTR", "打开查询数 / 展示查询数（每个查询最多计一次，与打开次数无关）。"),
@@ -305,7 +322,11 @@ def metric_definitions(options: ReportOptions | None = None) -> list[MetricDefin
           "按全部查询计算 TF-IDF 权重，只保留至少出现在两个组中的二元组（脱敏占位符如〔手机号〕不计）；"
           "按查询数从多到少，每组并入质心余弦相似度最高（≥ 0.3）的主题，否则新建主题。主题名为其中最常见的问法，"
           "关键词为权重最高的字串。每个主题给出缺口查询数、无把握与未解决查询数、示例问法（已脱敏）和这些查询中展示过的文章；"
-          f"按缺口查询数降序，最多 {o.max_gap_clusters} 个。"),
+          f"按缺口查询数降序，最多 {o.max_gap_clusters} 个。"
+          "服务端加载了检索所用的向量模型时（kb report、分析工作台），改为按语义分组：得分 = 0.5 × 向量余弦"
+          "（按该模型对无关问题的平均余弦重新标定）+ 0.5 × 实词重合（jieba 实词与去掉疑问词后的字二元组，"
+          "按本期查询的 IDF 加权，口语说法按领域词典归一），≥ 0.32 即并入；没有共同实词的两问只有向量极近才并。"
+          "主题名改为中心问法（按次数加权、与组内其他问法最相近的一条）；报表注明所用分组方式。"),
     ]
 
 

@@ -23,7 +23,7 @@ from kb_service.usage_log.store import UsageLogStore, open_log_store
 from kb_service.web.auth import AccessPolicy
 from kb_service.web.errors import on_unexpected_error, on_validation_error
 from kb_service.web.guards import RequestGuard, install_access_log
-from kb_service.web.routers import admin, articles, flags, panel, reports, search, suggest, usage
+from kb_service.web.routers import admin, articles, flags, panel, reports, search, suggest, usage, workbench
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ def create_app(
     app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes, policy=app.state.access)
     app.add_exception_handler(RequestValidationError, on_validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, on_unexpected_error)
-    for area in (search, suggest, articles, usage, flags, admin, reports, panel):
+    for area in (search, suggest, articles, usage, flags, admin, reports, workbench, panel):
         app.include_router(area.router)
     app.mount("/static", StaticFiles(directory=panel.STATIC_DIR, check_dir=False), name="static")
     return app

@@ -1,0 +1,297 @@
+"""Gap topics by meaning: unanswered queries grouped with the search engine's embedder plus the lexicon.
+
+Character bigrams (textsim.cluster_topics) merge unrelated questions on the function words they
+share: 港澳自驾保险怎么买 and 车卖了保险怎么退保 meet on 「怎么」, 工资什么时候发 and 什么时候提醒续保 on
+「什么时候」. Here two queries join one topic on a score that mixes
+
+- semantic closeness: the embedder's cosine, re-scaled against the model's own background cosine
+  (m3e puts unrelated questions at ~0.68, USE at ~0.3, so a raw threshold would suit one model
+  only), and
+- shared content words: jieba words with stop words and question words removed, colloquial forms
+  mapped to the lexicon's canonical terms, weighted by how rare they are among the period's
+  queries (保险 says little in a car-insurance log; 代驾 or 网约车 says a lot).
+
+Two queries whose content words differ entirely join only when the embedder finds them very close;
+that keeps 代驾司机出事故保险赔吗 apart from 跑网约车出事故保险赔吗 although the embedder puts them at
+0.9. Each topic is named by its medoid: the member closest, weighted by query counts, to all
+others: the most typical way the question is asked, not merely the most frequent.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+# Question and filler words that carry no topic (beyond the tokenizer's own stop words).
+QUESTION_WORDS = frozenset({
+    "怎么", "怎么办", "怎样", "怎么样", "如何", "什么", "什么时候", "时候", "多少", "多久", "几天", "哪些", "哪里", "哪个",
+    "为什么", "能", "能不能", "可以", "可不可以", "是不是", "有没有", "要", "需要", "吗", "呢", "吧", "啊", "了", "的",
+    "么", "请问", "一下", "还", "会", "该", "给", "被", "把", "去", "在", "是", "有", "没有", "不", "管不管", "赔不赔",
+    "办理", "处理", "问", "客户", "说",
+})
+# Words nearly every question in a car-insurance log carries: they weigh a fifth of their IDF and
+# never on their own make two queries candidates for one topic (a small log cannot tell they are common).
+GENERIC_WORDS = frozenset({
+    "保险", "车险", "保单", "理赔", "赔付", "投保", "出险", "报案", "保费", "车辆", "汽车", "车主", "保险公司", "公司",
+    "险赔", "赔多少", "能赔", "车的",
+})
+GENERIC_FACTOR = 0.2
+MAX_REFERENCE = 3000  # period queries sampled for word rarity
+PLACEHOLDER = re.compile(r"〔[^〕]*〕")
+# Background questions for the embedder's baseline cosine: everyday service questions on unrelated
+# subjects, so the mean pairwise cosine is what "unrelated" looks like to this model.
+BACKGROUND = (
+    "三者险赔多少", "交强险保额是多少", "车被偷了怎么办", "报案电话是多少", "理赔需要什么材料", "玻璃碎了能赔吗",
+    "客户投诉怎么处理", "续保有优惠吗", "发票丢了怎么办", "定损要多久", "酒驾出事赔不赔", "保单怎么查询",
+    "今天天气怎么样", "食堂几点开饭", "怎么请年假", "打印机坏了找谁", "会议室怎么预约", "快递放哪里",
+)
+
+
+class Encoder(Protocol):
+    name: str
+
+    def encode(self, texts: list[str]) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class TopicOptions:
+    """Thresholds, quoted in the report's definition of 缺口主题."""
+
+    join: float = 0.32  # mixed score needed to join a topic
+    semantic_only: float = 0.75  # re-scaled cosine that joins without a shared content word
+    semantic_weight: float = 0.5
+
+
+@dataclass
+class GapTopic:
+    members: list[int]  # indices into the texts given, most frequent first
+    medoid: int
+    weight: int
+    keywords: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Clustering:
+    topics: list[GapTopic]
+    method: str  # what grouped them, for the report: the embedder's name or 字二元组
+
+
+_BASELINE: dict[str, float] = {}
+
+
+def baseline_cosine(embedder: Encoder) -> float:
+    """Mean pairwise cosine of unrelated background questions for this embedder (cached per name)."""
+    name = str(getattr(embedder, "name", type(embedder).__name__))
+    if name not in _BASELINE:
+        vectors = _unit(embedder.encode(list(BACKGROUND)))
+        sims = vectors @ vectors.T
+        n = len(BACKGROUND)
+        _BASELINE[name] = float((sims.sum() - np.trace(sims)) / (n * (n - 1)))
+    return _BASELINE[name]
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+class ContentWords:
+    """Topic-bearing words of a query: jieba words minus stop/question words, plus lexicon canonicals."""
+
+    def __init__(self, lexicon: object | None = None) -> None:
+        from kb_service.content.lexicon import normalise
+        from kb_service.query.tokenizer import DomainTokenizer
+
+        self.tokenizer = DomainTokenizer(getattr(lexicon, "dictionary_words", ()) or ())
+        # Colloquial form → canonical term, matched by substring: Lexicon.expansions re-sorts every
+        # variant per call (~1.5 ms a query), too slow for thousands of gap texts.
+        synonyms = getattr(lexicon, "synonyms", None) or {}
+        self.variants = sorted(((normalise(v), c) for c, vs in synonyms.items() for v in vs if v),
+                               key=lambda vc: -len(vc[0]))
+        self._memo: dict[str, frozenset[str]] = {}
+        self.words_seen: set[str] = set()  # features that were whole words somewhere (not only bigrams)
+
+    def __call__(self, text: str) -> frozenset[str]:
+        found = self._memo.get(text)
+        if found is None:
+            found = self._memo[text] = frozenset(self._words(text))
+        return found
+
+    def _words(self, text: str) -> set[str]:
+        """jieba words (search mode, so 代驾 is found inside 找代驾) and the character bigrams of
+        what is left once question and generic words are cut out (网约 inside 开网约车, which jieba splits badly)."""
+        from kb_service.query.tokenizer import bigrams, words
+
+        text = PLACEHOLDER.sub(" ", text)
+        found = {w for w in words(text, self.tokenizer) if w not in QUESTION_WORDS and len(w) > 1}
+        self.words_seen.update(found)
+        stripped = text
+        for word in sorted(QUESTION_WORDS | GENERIC_WORDS, key=len, reverse=True):
+            stripped = stripped.replace(word, " ")
+        found.update(g for g in bigrams(stripped) if len(g) == 2)
+        expansions = {canonical for variant, canonical in self.variants if variant in text}
+        self.words_seen.update(expansions)
+        found.update(expansions)
+        return found
+
+
+def _lexical_vectors(word_sets: list[frozenset[str]], reference: Sequence[frozenset[str]]) -> tuple[list[dict[str, float]], dict[str, float]]:
+    """IDF-weighted, L2-normalised word vectors; IDF over the reference queries plus these."""
+    df: dict[str, int] = {}
+    for words_ in list(reference) + word_sets:
+        for w in words_:
+            df[w] = df.get(w, 0) + 1
+    n = len(reference) + len(word_sets)
+    idf = {w: math.log((n + 1) / (c + 0.5)) * (GENERIC_FACTOR if w in GENERIC_WORDS else 1.0)
+           for w, c in df.items()}
+    vectors = []
+    for words_ in word_sets:
+        raw = {w: idf[w] for w in words_}
+        norm = math.sqrt(sum(v * v for v in raw.values())) or 1.0
+        vectors.append({w: v / norm for w, v in raw.items()})
+    return vectors, idf
+
+
+def _dot(a: dict[str, float], b: dict[str, float]) -> float:
+    if len(a) > len(b):
+        a, b = b, a
+    return sum(v * b.get(w, 0.0) for w, v in a.items())
+
+
+def cluster_gap_queries(
+    texts: Sequence[str],
+    counts: Sequence[int],
+    embedder: Encoder | None,
+    content_words: ContentWords,
+    reference_texts: Sequence[str] = (),
+    options: TopicOptions | None = None,
+    vector_cache: Path | None = None,
+) -> Clustering:
+    """Group gap queries (distinct texts with their counts, any order) into topics, largest first.
+
+    Near-duplicate phrasings (textsim.group_near_duplicates: typos, fillers) are one item first, so
+    the embedder sees each question once. `reference_texts`: the period's queries, for how common
+    each word is (a sample of MAX_REFERENCE, plus BACKGROUND so a tiny log still knows 保险 is
+    common). `vector_cache`: an SQLite file of query vectors for this embedder, so a text is
+    embedded once across reports. Without an embedder use textsim.cluster_topics instead.
+    """
+    if embedder is None:
+        raise ValueError("cluster_gap_queries needs an embedder; use the bigram fallback without one")
+    name = str(getattr(embedder, "name", "embedder"))
+    if not texts:
+        return Clustering([], name)
+    from kb_service.reports.textsim import group_near_duplicates
+
+    position = {t: i for i, t in enumerate(texts)}
+    groups = group_near_duplicates(list(zip(texts, counts, strict=True)))
+    heads = [g[0][0] for g in groups]
+    weights = [sum(c for _, c in g) for g in groups]
+    step = max(1, len(reference_texts) // MAX_REFERENCE)
+    word_sets = [content_words(t) for t in heads]
+    reference = [content_words(t) for t in (*list(reference_texts)[::step], *BACKGROUND)]
+    lex, idf = _lexical_vectors(word_sets, reference)
+    vectors = embed_texts([PLACEHOLDER.sub("", t) or t for t in heads], embedder, vector_cache)
+    topics = _assign(weights, vectors, lex, baseline_cosine(embedder), options or TopicOptions())
+    result = []
+    for members in topics:
+        topic = _finish(members, weights, vectors, word_sets, idf, heads, content_words.words_seen)
+        expanded = [position[t] for h in topic.members for t, _ in groups[h]]
+        result.append(GapTopic(expanded, position[heads[topic.medoid]], topic.weight, topic.keywords))
+    result.sort(key=lambda t: (-t.weight, texts[t.medoid]))
+    return Clustering(result, name)
+
+
+def vector_cache_path(cache_dir: Path, embedder: Encoder) -> Path:
+    """One file per embedder: vectors of different models must never mix."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", str(getattr(embedder, "name", "embedder")))
+    return Path(cache_dir) / f"report-queries-{name}.sqlite3"
+
+
+def embed_texts(texts: list[str], embedder: Encoder, cache: Path | None) -> np.ndarray:
+    if cache is None:
+        return _unit(embedder.encode(texts))
+    from kb_service.index.embedding_cache import EmbeddingCache
+
+    try:
+        store = EmbeddingCache(cache)
+    except (OSError, sqlite3.Error):  # a read-only index folder: embed without keeping the vectors
+        return _unit(embedder.encode(texts))
+    try:
+        return _unit(store.embed(texts, embedder)[0])  # type: ignore[arg-type]
+    finally:
+        store.close()
+
+
+def _assign(weights: Sequence[int], vectors: np.ndarray, lex: list[dict[str, float]], base: float,
+            o: TopicOptions) -> list[list[int]]:
+    """Greedy, heaviest first: each item joins the best-scoring topic at or above o.join, else starts one."""
+    order = sorted(range(len(weights)), key=lambda i: -weights[i])
+    members: list[list[int]] = []
+    sums = np.zeros(vectors.shape, dtype=np.float32)  # one row per topic, at most one per item
+    units = np.zeros(vectors.shape, dtype=np.float32)
+    lex_sums: list[dict[str, float]] = []
+    lex_norms: list[float] = []
+    by_word: dict[str, set[int]] = {}  # word → topics holding it: only those can share a word
+    for i in order:
+        best, best_score = None, o.join
+        if members:
+            cos = units[: len(members)] @ vectors[i]
+            semantic = np.maximum(0.0, (cos - base) / (1.0 - base))
+            candidates = {k for w in lex[i] if w not in GENERIC_WORDS for k in by_word.get(w, ())}
+            candidates.update(np.flatnonzero(semantic >= o.semantic_only).tolist())
+            for k in sorted(candidates):
+                lexical = _dot(lex[i], lex_sums[k]) / (lex_norms[k] or 1.0)
+                score = o.semantic_weight * float(semantic[k]) + (1 - o.semantic_weight) * lexical
+                if score >= best_score and (best is None or score > best_score):
+                    best, best_score = k, score
+        if best is None:
+            best = len(members)
+            members.append([])
+            lex_sums.append({})
+            lex_norms.append(0.0)
+        members[best].append(i)
+        sums[best] += vectors[i] * weights[i]
+        units[best] = sums[best] / max(float(np.linalg.norm(sums[best])), 1e-12)
+        for w, v in lex[i].items():
+            lex_sums[best][w] = lex_sums[best].get(w, 0.0) + v * weights[i]
+            by_word.setdefault(w, set()).add(best)
+        lex_norms[best] = math.sqrt(sum(v * v for v in lex_sums[best].values()))
+    return members
+
+
+def _finish(members: list[int], counts: Sequence[int], vectors: np.ndarray, word_sets: Sequence[frozenset[str]],
+            idf: dict[str, float], texts: Sequence[str], whole_words: set[str] | None = None) -> GapTopic:
+    """Medoid (count-weighted closest to the rest; ties: more frequent, then shorter) and top words."""
+    weights = np.array([counts[m] for m in members], dtype=np.float64)
+    sub = vectors[members]
+    closeness = (sub @ sub.T) @ weights
+    medoid = max(range(len(members)), key=lambda j: (round(float(closeness[j]), 4), counts[members[j]],
+                                                     -len(texts[members[j]]), texts[members[j]]))
+    medoid = members[medoid]
+    mass: dict[str, float] = {}
+    for m in members:
+        for w in word_sets[m]:
+            mass[w] = mass.get(w, 0.0) + counts[m] * idf.get(w, 0.0)
+    keywords: list[str] = []
+    for w, weight in sorted(mass.items(), key=lambda kv: (-kv[1], kv[0])):
+        # Whole words read better than the bigrams that only bridge words (源车 in 新能源车电池); a
+        # word inside one already chosen (能源 in 新能源) adds nothing; generic words say nothing.
+        if w in GENERIC_WORDS or (whole_words is not None and w not in whole_words) or any(w in k for k in keywords):
+            continue
+        shorter = [k for k in keywords if k in w]
+        if shorter and weight < 0.5 * max(mass[k] for k in shorter):
+            continue  # 找代驾 in one phrasing, 代驾 in all: keep 代驾
+        keywords = [k for k in keywords if k not in shorter] + [w]  # 网约 then 网约车 as often: the longer
+        if len(keywords) == 5:
+            break
+    if not keywords:  # only bridging bigrams: better those than nothing
+        keywords = [w for w, _ in sorted(mass.items(), key=lambda kv: (-kv[1], kv[0]))[:3]]
+    members = sorted(members, key=lambda m: -counts[m])
+    return GapTopic(members, medoid, int(weights.sum()), keywords)
