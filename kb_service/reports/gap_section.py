@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from kb_service.reports import textsim
+from kb_service.reports import bigram_topics
 from kb_service.reports.logdb import LogReader
 from kb_service.reports.model import GapCluster, QueryVariant, ReportOptions, ShownArticle
 
@@ -38,7 +38,7 @@ def _topics(items: list[tuple[str, int]], reference: list[str], embedder: Any, l
                                          vector_cache=vector_cache_path(cache_dir, embedder) if cache_dir else None)
         return ([(t.members, display[items[t.medoid][0]][1], t.keywords) for t in clustering.topics],
                 f"语义向量（{clustering.method}）+ 领域词典")
-    topics = textsim.cluster_topics(items, reference)
+    topics = bigram_topics.cluster_topics(items, reference)
     return [(t.members, display[items[t.members[0]][0]][1], t.keywords) for t in topics], "字二元组（未加载向量模型）"
 
 

@@ -1,6 +1,6 @@
 """Gap topics by meaning: unanswered queries grouped with the search engine's embedder plus the lexicon.
 
-Character bigrams (textsim.cluster_topics) merge unrelated questions on the function words they
+Character bigrams (bigram_topics.cluster_topics) merge unrelated questions on the function words they
 share: 港澳自驾保险怎么买 and 车卖了保险怎么退保 meet on 「怎么」, 工资什么时候发 and 什么时候提醒续保 on
 「什么时候」. Here two queries join one topic on a score that mixes
 
@@ -180,7 +180,7 @@ def cluster_gap_queries(
     the embedder sees each question once. `reference_texts`: the period's queries, for how common
     each word is (a sample of MAX_REFERENCE, plus BACKGROUND so a tiny log still knows 保险 is
     common). `vector_cache`: an SQLite file of query vectors for this embedder, so a text is
-    embedded once across reports. Without an embedder use textsim.cluster_topics instead.
+    embedded once across reports. Without an embedder use bigram_topics.cluster_topics instead.
     """
     if embedder is None:
         raise ValueError("cluster_gap_queries needs an embedder; use the bigram fallback without one")

@@ -28,9 +28,10 @@ from kb_service.reports import (
     wilson_interval,
     write_csv,
 )
+from kb_service.reports.bigram_topics import cluster_topics
 from kb_service.reports.model import REPORT_TZ
 from kb_service.reports.stats import format_rate
-from kb_service.reports.textsim import cluster_topics, group_near_duplicates, lcs_length, lcs_ratio
+from kb_service.reports.textsim import group_near_duplicates, lcs_length, lcs_ratio
 from kb_service.settings import Settings
 from kb_service.usage_log.sqlite import SQLiteLogStore
 from kb_service.usage_log.store import Impression, QueryLog

@@ -19,7 +19,7 @@ from kb_service.reports.model import REPORT_TZ
 from kb_service.usage_log.sqlite import SQLiteLogStore
 from kb_service.usage_log.store import Impression, QueryLog
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
 from simulate_usage import GAP_TOPICS, OUT_OF_SCOPE  # noqa: E402
 

@@ -35,7 +35,7 @@ from kb_service.usage_log.store import Impression, QueryLog
 pytestmark = pytest.mark.browser
 
 CHROMIUM = Path("/usr/bin/chromium")
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 if not CHROMIUM.exists():
     pytest.skip("headless Chromium not found at /usr/bin/chromium", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")

@@ -82,7 +82,7 @@ def test_flag_roles_and_bad_input(client: TestClient) -> None:
 def test_kb_flags_command(client: TestClient) -> None:
     _flag(client, comment=f"电话{PHONE}的客户说条款变了")
     client.app.state.store.flush()  # type: ignore[attr-defined]
-    env = {**settings_env(client.settings), "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}  # type: ignore[attr-defined]
+    env = {**settings_env(client.settings), "PYTHONPATH": str(Path(__file__).resolve().parents[2])}  # type: ignore[attr-defined]
     run = subprocess.run([sys.executable, "-m", "kb_service", "flags"], env=env, capture_output=True, text=True,
                          timeout=120)
     assert run.returncode == 0, run.stderr
