@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -99,10 +99,21 @@ class Settings(BaseSettings):
         description="how often each `kb serve` worker checks indexes/CURRENT and reloads in place when it names a new "
         "generation (after `--watch` rebuilt it, or a `kb index` run); 0 turns the check off",
     )
-    log_db: Path = Field(PROJECT_ROOT / "var" / "usage.sqlite3", description="SQLite usage log")
+    log_db: Path | str = Field(
+        PROJECT_ROOT / "var" / "usage.sqlite3",
+        description="usage log: a SQLite file (the embedded default) or a postgresql:// URL shared by replicas",
+    )
     agent_keys: str = Field("", description="comma-separated API keys for the agent role")
     editor_keys: str = Field("", description="comma-separated API keys for the editor role")
     analyst_keys: str = Field("", description="comma-separated API keys for the analyst role")
+
+    @field_validator("log_db", mode="before")
+    @classmethod
+    def _log_db_path_or_url(cls, value: object) -> object:
+        """A URL stays text (Path would fold its '//'); anything else is a file path."""
+        if isinstance(value, str) and not value.startswith(("postgresql://", "postgres://")):
+            return Path(value)
+        return value
 
     def with_overrides(self, **overrides: object) -> Settings:
         """A copy with CLI flags applied; `None` means 'flag not given'."""
