@@ -64,7 +64,7 @@ def run_report_command(
     except OverflowError as exc:  # e.g. --until 9999-12-31: the day after does not exist
         raise PeriodError(f"date out of range (0001-01-02 to 9999-12-30): since={since!r} until={until!r}") from exc
     out = Path(out_dir) if out_dir is not None else Path.cwd() / "reports"
-    report = build_report(Path(settings.log_db), since, until, article_catalog=load_article_catalog(settings))
+    report = build_report(settings.log_db, since, until, article_catalog=load_article_catalog(settings))
     if report.empty:
         echo(report.message or "所选时间段内没有日志")
     out.mkdir(parents=True, exist_ok=True)
