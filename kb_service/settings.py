@@ -93,6 +93,11 @@ class Settings(BaseSettings):
         description="largest request line + headers uvicorn accepts (h11_max_incomplete_event_size); "
         "a 1,000-character Chinese query is about 9 KB URL-encoded",
     )
+    shutdown_grace_seconds: float = Field(
+        30.0,
+        description="on SIGTERM `kb serve` stops accepting connections, lets requests in flight finish for up to this "
+        "long, then drains the usage log and exits",
+    )
     watch_interval_seconds: float = Field(0.5, description="how often `kb serve --watch` looks for edited articles")
     index_poll_interval_seconds: float = Field(
         0.5,

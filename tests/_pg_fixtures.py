@@ -1,96 +1,40 @@
-"""A real, throw-away PostgreSQL server for the tests: Debian's binaries, a temporary data directory.
+"""A real, throw-away PostgreSQL server for the tests (`scripts/local_cluster.PostgresServer`).
 
-PostgreSQL refuses to run as root, so under root the server runs as the `postgres` user (its data
-directory is handed to that user); otherwise as whoever runs the tests. It listens on 127.0.0.1
-only, on a free port, with no Unix socket; `fsync=off` because a test database is thrown away.
-`scripts/test.sh` installs the `postgresql` package when it is missing; without it these tests
-skip and say so.
+Debian's binaries in a temporary data directory, run as the `postgres` user under root, listening
+on 127.0.0.1 only. `scripts/test.sh` installs the `postgresql` package when it is missing; without
+it (or without psycopg) these tests skip and say so.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
-import subprocess
-import tempfile
-import uuid
+import importlib.util
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
-from _service_fixtures import free_port
 
-SUPERUSER = "kb"
-
-
-def find_pg_bin() -> Path | None:
-    """The folder holding initdb and pg_ctl (newest Debian version first), or None."""
-    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: -int(p.parent.name)
-                        if p.parent.name.isdigit() else 0)
-    for folder in candidates:
-        if (folder / "initdb").exists() and (folder / "pg_ctl").exists():
-            return folder
-    found = shutil.which("initdb")
-    return Path(found).parent if found else None
+ROOT = Path(__file__).resolve().parent.parent
 
 
-def find_haproxy() -> str | None:
-    return shutil.which("haproxy") or next((p for p in ("/usr/sbin/haproxy",) if Path(p).exists()), None)
+def _load_cluster() -> ModuleType:
+    if "local_cluster" in sys.modules:
+        return sys.modules["local_cluster"]
+    spec = importlib.util.spec_from_file_location("local_cluster", ROOT / "scripts" / "local_cluster.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["local_cluster"] = module
+    spec.loader.exec_module(module)
+    return module
 
 
-class PostgresServer:
-    """One running cluster; `url(db)` for connections, `create_database()` for a fresh database."""
-
-    def __init__(self, bin_dir: Path) -> None:
-        self.bin_dir = bin_dir
-        self.root = Path(tempfile.mkdtemp(prefix="kb-pg-"))
-        self.data = self.root / "data"
-        self.port = free_port()
-        self._as_postgres = os.geteuid() == 0
-
-    def _run(self, *args: str) -> None:
-        command = [str(self.bin_dir / args[0]), *args[1:]]
-        if self._as_postgres:
-            command = ["runuser", "-u", "postgres", "--", *command]
-        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120)
-
-    def start(self) -> PostgresServer:
-        if self._as_postgres:
-            shutil.chown(self.root, "postgres", "postgres")
-        self._run("initdb", "-D", str(self.data), "-U", SUPERUSER, "--auth=trust", "-E", "UTF8", "--locale=C")
-        self.resume()
-        return self
-
-    def resume(self) -> None:
-        """Start the server (again) on the same port and data."""
-        options = (f"-c listen_addresses=127.0.0.1 -p {self.port} -c unix_socket_directories='' "
-                   "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
-        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.root / "server.log"), "-w", "start")
-
-    def pause(self) -> None:
-        """Stop the server, dropping every connection (an outage or a failover)."""
-        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
-
-    def url(self, dbname: str = "postgres") -> str:
-        return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{dbname}"
-
-    def create_database(self) -> str:
-        import psycopg
-
-        name = f"t_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(self.url(), autocommit=True) as conn:
-            conn.execute(f"CREATE DATABASE {name}")
-        return self.url(name)
-
-    def stop(self) -> None:
-        with contextlib.suppress(subprocess.SubprocessError):
-            self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "stop")
-        shutil.rmtree(self.root, ignore_errors=True)
+cluster = _load_cluster()
+PostgresServer = cluster.PostgresServer
 
 
 def require_postgres() -> Path:
-    bin_dir = find_pg_bin()
+    bin_dir = cluster.find_pg_bin()
     if bin_dir is None:
         pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found: install Debian's `postgresql` "
                     "package (scripts/test.sh does when run as root)")
