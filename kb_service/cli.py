@@ -351,7 +351,9 @@ def report(
     until: Annotated[str | None, typer.Option("--until", help="YYYY-MM-DD")] = None,
     fmt: Annotated[str, typer.Option("--format", help="html, csv or json")] = "html",
     out: Annotated[Path, typer.Option("--out", help="output folder")] = Path("reports"),
-    log_db: Annotated[Path | None, typer.Option("--log-db", help="usage log (KB_LOG_DB)")] = None,
+    log_db: Annotated[
+        str | None, typer.Option("--log-db", help="usage log: SQLite file or postgresql:// URL (KB_LOG_DB)")
+    ] = None,
 ) -> None:
     """Analyst reports from the usage log: frequency, article performance, content gaps."""
     from kb_service.reports import run_report_command

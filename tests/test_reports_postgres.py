@@ -79,3 +79,22 @@ def test_unreadable_postgres_log_gives_an_empty_report_without_the_password(pg_u
     closed = "postgresql://kb:s3cret@127.0.0.1:1/none"
     report = build_report(closed)
     assert report.empty and "s3cret" not in (report.message or "")
+
+
+def test_kb_report_reads_a_postgres_url(both_logs: tuple[Path, str], tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from kb_service.cli import app
+
+    db, url = both_logs
+    outputs = {}
+    for name, log in (("sqlite", str(db)), ("postgres", url)):
+        result = CliRunner().invoke(app, ["report", "--log-db", log, "--format", "json", "--out", str(tmp_path / name)])
+        assert result.exit_code == 0, result.output
+        data = json.loads((tmp_path / name / "report.json").read_text(encoding="utf-8"))
+        data.pop("generated_at", None)
+        outputs[name] = data
+    assert outputs["postgres"]["summary"]["queries"] == 6_000
+    assert outputs["postgres"] == outputs["sqlite"]
