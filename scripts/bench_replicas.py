@@ -238,9 +238,13 @@ def part_reports(pg: lc.PostgresServer, sizes: list[int]) -> None:
         code = REPORT_CHILD.format(root=str(ROOT), url=url)
         out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
         m = json.loads(out.stdout.strip().splitlines()[-1])
+        import psycopg
+
+        with psycopg.connect(url) as conn:
+            db_bytes = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
         target = 15 if size <= 1_000_000 else 120
         print(f"{m['queries']:>11,} queries: build_report {m['build_s']:6.1f} s, render_html {m['render_s']:5.1f} s "
-              f"(simulate + load {load_s:.0f} s) [target ≤ {target} s: "
+              f"(simulate + load {load_s:.0f} s, database {db_bytes / 2**30:.2f} GiB) [target ≤ {target} s: "
               f"{'met' if m['build_s'] + m['render_s'] <= target else 'NOT met'}]")
 
 

@@ -143,3 +143,21 @@ def test_writer_survives_a_database_restart(pg_server, pg_url: str) -> None:  # 
     finally:
         store.close()
     assert sorted(_rows(pg_url, "SELECT query_id FROM queries")) == [("before",), ("during",)]
+
+
+def test_a_month_whose_partition_was_dropped_is_recreated(pg_url: str) -> None:  # noqa: F811
+    """The store's list of partitions can be stale (an operator dropped a month): the insert fails
+    with no partition for the row, the store looks again, creates it and writes the batch."""
+    import psycopg
+
+    ts = dt.datetime(2024, 2, 10, tzinfo=dt.UTC).timestamp()
+    with PostgresLogStore(pg_url) as store:
+        store.record_query(_query("first", ts=ts))
+        store.flush()
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            for table in ("queries", "impressions", "events", "feedback"):
+                conn.execute(f"DROP TABLE {table}_y2024m02")
+        store.record_query(_query("second", ts=ts + 60))
+        store.record_feedback("second", None, True, ts=ts + 90)
+    assert _rows(pg_url, "SELECT query_id, tableoid::regclass::text FROM queries") == [("second", "queries_y2024m02")]
+    assert _rows(pg_url, "SELECT COUNT(*) FROM feedback") == [(1,)]
