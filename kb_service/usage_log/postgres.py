@@ -140,7 +140,10 @@ class PostgresLogStore(QueuedLogStore):
                 return
             except psycopg.OperationalError:
                 if time.monotonic() + pause > deadline:
-                    break
+                    # Still no database: trying record by record would only wait longer per record.
+                    log.error("%s unreachable for %.0f s: %d records lost", self.name, self.retry_seconds,
+                              len(records))
+                    return
                 log.warning("%s unreachable; retrying a batch of %d in %.1f s", self.name, len(records), pause)
                 time.sleep(pause)
                 pause = min(pause * 2, 5.0)
@@ -151,9 +154,9 @@ class PostgresLogStore(QueuedLogStore):
                 self._write_batch(records, ids)
                 return
             except Exception:
+                # One bad record must not cost the whole batch: record by record, logging what fails.
+                log.exception("%s: batch of %d failed; retrying record by record", self.name, len(records))
                 break
-        # One bad record must not cost the whole batch: record by record, logging what still fails.
-        log.exception("%s: batch of %d failed; retrying record by record", self.name, len(records))
         for record, record_id in zip(records, ids, strict=True):
             try:
                 self._write_batch([record], [record_id])
