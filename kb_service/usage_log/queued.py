@@ -34,6 +34,7 @@ class QueuedLogStore:
     """Queue, pending-id bookkeeping and the writer thread; see the module docstring."""
 
     name = "usage log"
+    closed_error: type[Exception] = LogStoreClosed  # what using a closed store raises
 
     def __init__(self, *, max_batch: int = 1000) -> None:
         self._max_batch = max_batch
@@ -59,6 +60,12 @@ class QueuedLogStore:
 
     def _release(self) -> None:
         """Free connections after the writer has stopped."""
+
+    def _writer_started(self) -> None:
+        """Runs on the writer thread before its first batch (e.g. open its own connection)."""
+
+    def _writer_stopped(self) -> None:
+        """Runs on the writer thread after its last batch."""
 
     # --- producer side (any thread) ---------------------------------------------------
 
@@ -128,7 +135,7 @@ class QueuedLogStore:
 
     def _check_open(self) -> None:
         if self._closed:
-            raise LogStoreClosed(f"{self.name} is closed")
+            raise self.closed_error(f"{self.name} is closed")
 
     def _put(self, record: LogRecord) -> None:
         # Under the close lock so nothing can be queued behind the writer's stop marker.
@@ -142,6 +149,13 @@ class QueuedLogStore:
     # --- writer thread ----------------------------------------------------------------
 
     def _run_writer(self) -> None:
+        self._writer_started()
+        try:
+            self._drain()
+        finally:
+            self._writer_stopped()
+
+    def _drain(self) -> None:
         stop = False
         while not stop:
             batch = [self._queue.get()]
