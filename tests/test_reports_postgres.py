@@ -98,3 +98,12 @@ def test_kb_report_reads_a_postgres_url(both_logs: tuple[Path, str], tmp_path: P
         outputs[name] = data
     assert outputs["postgres"]["summary"]["queries"] == 6_000
     assert outputs["postgres"] == outputs["sqlite"]
+
+
+def test_kb_impact_reads_the_most_frequent_queries_from_postgres(both_logs: tuple[Path, str]) -> None:
+    from kb_service.evaluation.impact import logged_queries
+
+    db, url = both_logs
+    on_sqlite, on_postgres = logged_queries(db, 50), logged_queries(url, 50)
+    assert len(on_sqlite) == 50
+    assert [(q.text, q.asked) for q in on_postgres] == [(q.text, q.asked) for q in on_sqlite]
