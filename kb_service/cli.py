@@ -285,7 +285,7 @@ def impact(
                                                      "dev, dev-styles and both blind halves, those that exist")] = None,
     log_queries: Annotated[int, typer.Option("--log-queries", help="also replay this many of the most frequent "
                                              "logged queries (KB_LOG_DB)")] = 500,
-    log_db: Annotated[Path | None, typer.Option("--log-db", help="usage log (KB_LOG_DB)")] = None,
+    log_db: Annotated[str | None, typer.Option("--log-db", help="usage log: file or postgresql:// URL (KB_LOG_DB)")] = None,
 ) -> None:
     """What an article change does to search: queries whose top answer, section or confidence
     changes between --base and the working tree; exit 1 when a labelled query gets worse."""
@@ -361,7 +361,9 @@ def report(
     until: Annotated[str | None, typer.Option("--until", help="YYYY-MM-DD")] = None,
     fmt: Annotated[str, typer.Option("--format", help="html, csv or json")] = "html",
     out: Annotated[Path, typer.Option("--out", help="output folder")] = Path("reports"),
-    log_db: Annotated[Path | None, typer.Option("--log-db", help="usage log (KB_LOG_DB)")] = None,
+    log_db: Annotated[
+        str | None, typer.Option("--log-db", help="usage log: SQLite file or postgresql:// URL (KB_LOG_DB)")
+    ] = None,
 ) -> None:
     """Analyst reports from the usage log: frequency, article performance, content gaps."""
     from kb_service.reports.build import make_period

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -97,13 +97,21 @@ class Settings(BaseSettings):
         description="largest request line + headers uvicorn accepts (h11_max_incomplete_event_size); "
         "a 1,000-character Chinese query is about 9 KB URL-encoded",
     )
+    shutdown_grace_seconds: float = Field(
+        30.0,
+        description="on SIGTERM `kb serve` stops accepting connections, lets requests in flight finish for up to this "
+        "long, then drains the usage log and exits",
+    )
     watch_interval_seconds: float = Field(0.5, description="how often `kb serve --watch` looks for edited articles")
     index_poll_interval_seconds: float = Field(
         0.5,
         description="how often each `kb serve` worker checks indexes/CURRENT and reloads in place when it names a new "
         "generation (after `--watch` rebuilt it, or a `kb index` run); 0 turns the check off",
     )
-    log_db: Path = Field(PROJECT_ROOT / "var" / "usage.sqlite3", description="SQLite usage log")
+    log_db: Path | str = Field(
+        PROJECT_ROOT / "var" / "usage.sqlite3",
+        description="usage log: a SQLite file (the embedded default) or a postgresql:// URL shared by replicas",
+    )
     report_cache_seconds: float = Field(
         300.0, description="how long the analyst API and workbench reuse a built report section for the same period"
     )
@@ -111,6 +119,14 @@ class Settings(BaseSettings):
     editor_keys: str = Field("", description="comma-separated API keys for the editor role")
     analyst_keys: str = Field("", description="comma-separated API keys for the analyst role")
     editor_key: str = Field("", description="the editor key `kb reload` presents to a running server")
+
+    @field_validator("log_db", mode="before")
+    @classmethod
+    def _log_db_path_or_url(cls, value: object) -> object:
+        """A URL stays text (Path would fold its '//'); anything else is a file path."""
+        if isinstance(value, str) and not value.startswith(("postgresql://", "postgres://")):
+            return Path(value)
+        return value
 
     def with_overrides(self, **overrides: object) -> Settings:
         """A copy with CLI flags applied; `None` means 'flag not given'."""

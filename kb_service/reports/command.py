@@ -119,7 +119,7 @@ def run_report_command(
         raise PeriodError(f"date out of range (0001-01-02 to 9999-12-30): since={since!r} until={until!r}") from exc
     check_log_file(Path(settings.log_db))
     out = Path(out_dir) if out_dir is not None else Path.cwd() / "reports"
-    report = build_report(Path(settings.log_db), since, until, article_catalog=load_article_catalog(settings),
+    report = build_report(settings.log_db, since, until, article_catalog=load_article_catalog(settings),
                           embedder=embedder, lexicon=load_report_lexicon(settings),
                           vector_cache_dir=report_vector_cache(settings))
     if report.empty:

@@ -193,30 +193,7 @@ class LogReader:
             f"SELECT article_id, {version_of.format(t='fb')} AS version, SUM(n), SUM(res) "
             "FROM fb WHERE article_id IS NOT NULL GROUP BY article_id, version"
         ).fetchall()
-        rows: dict[tuple[str, int | None], dict[str, int]] = {}
-
-        def slot(article_id: str, version: int | None) -> dict[str, int]:
-            return rows.setdefault((article_id, version), dict.fromkeys(
-                ("impressions", "shown", "rank_sum", "open_q", "copy_q", "opens", "copies", "fb", "res", "texts"), 0))
-
-        for article_id, version, n, rank_sum, shown_q, texts in shown:
-            slot(article_id, version).update(impressions=n, rank_sum=rank_sum, shown=shown_q, texts=texts)
-        for article_id, version, opens, copies, open_q, copy_q in clicks:
-            s = slot(article_id, version)
-            s["opens"] += opens or 0
-            s["copies"] += copies or 0
-            if version is not None:  # a click on an article the query never showed is no click-through
-                s["open_q"] += open_q or 0
-                s["copy_q"] += copy_q or 0
-        for article_id, version, n, res in votes:
-            s = slot(article_id, version)
-            s["fb"] += n or 0
-            s["res"] += res or 0
-        return [
-            ArticleVersionRow(a, v, s["impressions"], s["shown"], s["rank_sum"], s["open_q"], s["copy_q"],
-                              s["opens"], s["copies"], s["fb"], s["res"], s["texts"])
-            for (a, v), s in sorted(rows.items(), key=lambda kv: (kv[0][0], kv[0][1] is None, kv[0][1] or 0))
-        ]
+        return merge_article_rows(shown, clicks, votes)
 
     def article_texts(self) -> dict[str, int]:
         """article → distinct normalised query texts that showed it (all versions together)."""
@@ -270,3 +247,33 @@ class LogReader:
 
     def distinct_normalised(self) -> list[str]:
         return [row[0] for row in self.conn.execute("SELECT DISTINCT query_normalised FROM pq")]
+
+
+def merge_article_rows(shown: list[tuple], clicks: list[tuple], votes: list[tuple]) -> list[ArticleVersionRow]:
+    """One row per (article, version) from the three aggregate queries every log reader runs:
+    impressions (article, version, n, rank sum, queries, distinct texts), clicks (article, version, opens, copies,
+    open queries, copy queries) and votes (article, version, n, resolved)."""
+    rows: dict[tuple[str, int | None], dict[str, int]] = {}
+
+    def slot(article_id: str, version: int | None) -> dict[str, int]:
+        return rows.setdefault((article_id, version), dict.fromkeys(
+            ("impressions", "shown", "rank_sum", "open_q", "copy_q", "opens", "copies", "fb", "res", "texts"), 0))
+
+    for article_id, version, n, rank_sum, shown_q, texts in shown:
+        slot(article_id, version).update(impressions=n, rank_sum=rank_sum, shown=shown_q, texts=texts)
+    for article_id, version, opens, copies, open_q, copy_q in clicks:
+        s = slot(article_id, version)
+        s["opens"] += opens or 0
+        s["copies"] += copies or 0
+        if version is not None:  # a click on an article the query never showed is no click-through
+            s["open_q"] += open_q or 0
+            s["copy_q"] += copy_q or 0
+    for article_id, version, n, res in votes:
+        s = slot(article_id, version)
+        s["fb"] += n or 0
+        s["res"] += res or 0
+    return [
+        ArticleVersionRow(a, v, s["impressions"], s["shown"], s["rank_sum"], s["open_q"], s["copy_q"],
+                          s["opens"], s["copies"], s["fb"], s["res"], s["texts"])
+        for (a, v), s in sorted(rows.items(), key=lambda kv: (kv[0][0], kv[0][1] is None, kv[0][1] or 0))
+    ]

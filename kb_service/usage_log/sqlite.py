@@ -2,25 +2,21 @@
 
 The log sits on the search path, so writing must never make a search wait: callers only put
 records on a queue and a single background thread writes them to SQLite in batched
-transactions. `close()` drains the queue, so a clean shutdown loses nothing.
+transactions (`queued.QueuedLogStore`, shared with the PostgreSQL log). `close()` drains the
+queue, so a clean shutdown loses nothing.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import sqlite3
 import threading
-import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from kb_service.masking import mask_personal_data
+from kb_service.usage_log.queued import QueuedLogStore
 from kb_service.usage_log.store import (
-    EVENT_TYPES,
     EventLog,
-    EventType,
     FeedbackLog,
     FlagLog,
     LogRecord,
@@ -152,61 +148,32 @@ def schema_version(path: Path) -> int:
         conn.close()
 
 
-_STOP = object()
-
-
-class SQLiteLogStore:
-    """Single-file SQLite usage log with a background writer thread.
+class SQLiteLogStore(QueuedLogStore):
+    """Single-file SQLite usage log with a background writer thread (`queued.QueuedLogStore`).
 
     Safe to share between threads. Several processes (uvicorn workers) may open the same file:
     WAL mode lets them write in turn while readers continue.
     """
 
+    closed_error = LogStoreError
+
     def __init__(self, path: Path | str, *, max_batch: int = 1000) -> None:
+        super().__init__(max_batch=max_batch)
         self.path = Path(path)
+        self.name = f"usage log {self.path}"
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._max_batch = max_batch
         setup = _connect(self.path)
         try:
             setup.execute("PRAGMA journal_mode = WAL")
             _migrate(setup)
         finally:
             setup.close()
-        self._queue: queue.Queue[object] = queue.Queue()
-        # Ids queued but not yet committed, so has_query is right before the writer catches up.
-        self._pending: dict[str, int] = {}
-        self._pending_lock = threading.Lock()
         self._reader = _connect(self.path)
         self._reader_lock = threading.Lock()
-        self._closed = False
-        self._close_lock = threading.Lock()
-        self._writer = threading.Thread(target=self._run_writer, name="kb-usage-log-writer", daemon=True)
-        self._writer.start()
+        self._conn: sqlite3.Connection | None = None  # the writer thread's own
+        self._start_writer()
 
-    # --- producer side (any thread) ---------------------------------------------------
-
-    def record_query(self, entry: QueryLog) -> None:
-        self._put(entry)
-
-    def record_event(self, query_id: str, article_id: str, type: EventType, ts: float | None = None) -> None:
-        if type not in EVENT_TYPES:
-            raise ValueError(f"unknown event type {type!r}; expected one of {sorted(EVENT_TYPES)}")
-        self._put(EventLog(query_id, article_id, type, time.time() if ts is None else ts))
-
-    def record_feedback(
-        self,
-        query_id: str,
-        article_id: str | None,
-        resolved: bool,
-        comment: str | None = None,
-        ts: float | None = None,
-    ) -> None:
-        self._put(
-            FeedbackLog(query_id, article_id, bool(resolved), comment, time.time() if ts is None else ts)
-        )
-
-    def record_flag(self, flag: FlagLog) -> None:
-        self._put(flag)
+    # --- reads ------------------------------------------------------------------------
 
     def list_flags(self, article_id: str | None = None, limit: int = 100) -> list[StoredFlag]:
         """The editors' queue, newest first. Waits for what this process queued, so a flag raised
@@ -225,112 +192,32 @@ class SQLiteLogStore:
             rows = self._reader.execute(sql, args).fetchall()
         return [StoredFlag(*row) for row in rows]
 
-    def record_many(self, records: Iterable[LogRecord]) -> int:
-        """Queue many records at once (the usage simulator); returns how many were queued."""
-        count = 0
-        for record in records:
-            if isinstance(record, EventLog) and record.type not in EVENT_TYPES:
-                raise ValueError(f"unknown event type {record.type!r}")
-            self._put(record)
-            count += 1
-        return count
-
-    @contextmanager
-    def batch(self) -> Iterator[SQLiteLogStore]:
-        """`with store.batch(): ...` — everything recorded inside is on disk when the block exits."""
-        yield self
-        self.flush()
-
-    def has_query(self, query_id: str) -> bool:
-        with self._pending_lock:
-            if query_id in self._pending:
-                return True
-        # The writer commits before it forgets a pending id, so a query is always in one place.
+    def _lookup(self, query_id: str) -> bool:
         with self._reader_lock:
             self._check_open()
             row = self._reader.execute("SELECT 1 FROM queries WHERE query_id = ?", (query_id,)).fetchone()
         return row is not None
 
-    def flush(self) -> None:
-        """Block until everything recorded so far is committed."""
-        self._check_open()
-        self._queue.join()
-
-    def close(self) -> None:
-        """Write everything still queued, then release the file. Idempotent."""
-        with self._close_lock:
-            if self._closed:
-                return
-            self._closed = True
-            self._queue.put(_STOP)
-        self._writer.join()
+    def _release(self) -> None:
         with self._reader_lock:
             self._reader.close()
 
-    def __enter__(self) -> SQLiteLogStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise LogStoreError(f"usage log {self.path} is closed")
-
-    def _put(self, record: LogRecord) -> None:
-        # Under the close lock so nothing can be queued behind the writer's stop marker.
-        with self._close_lock:
-            self._check_open()
-            if isinstance(record, QueryLog):
-                with self._pending_lock:
-                    self._pending[record.query_id] = self._pending.get(record.query_id, 0) + 1
-            self._queue.put(record)
-
     # --- writer thread ----------------------------------------------------------------
 
-    def _run_writer(self) -> None:
-        conn = _connect(self.path)
-        try:
-            stop = False
-            while not stop:
-                batch = [self._queue.get()]
-                # Take whatever else is already waiting: batches grow exactly when load does.
-                while len(batch) < self._max_batch:
-                    try:
-                        batch.append(self._queue.get_nowait())
-                    except queue.Empty:
-                        break
-                # The stop marker is always the last item ever queued (see _put), so every
-                # record before it is in this or an earlier batch.
-                stop = batch[-1] is _STOP
-                records = [item for item in batch if item is not _STOP]
-                try:
-                    self._write(conn, records)
-                finally:
-                    self._forget_pending(records)
-                    for _ in batch:
-                        self._queue.task_done()
-        finally:
-            conn.close()
+    def _writer_started(self) -> None:
+        self._conn = _connect(self.path)
 
-    def _forget_pending(self, records: list[LogRecord]) -> None:
-        with self._pending_lock:
-            for record in records:
-                if isinstance(record, QueryLog):
-                    left = self._pending.get(record.query_id, 0) - 1
-                    if left > 0:
-                        self._pending[record.query_id] = left
-                    else:
-                        self._pending.pop(record.query_id, None)
+    def _writer_stopped(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
 
-    def _write(self, conn: sqlite3.Connection, records: list[LogRecord]) -> None:
-        if not records:
-            return
+    def _write(self, records: list[LogRecord]) -> None:
+        conn = self._conn
+        assert conn is not None
         try:
             self._write_transaction(conn, records)
         except Exception:
-            # One bad record must not cost the whole batch (nor kill the writer thread, which
-            # would make flush() wait forever): retry one by one and log what still fails.
+            # One bad record must not cost the whole batch: retry one by one and log what still fails.
             log.exception("usage log batch of %d failed; retrying record by record", len(records))
             for record in records:
                 try:

@@ -139,12 +139,17 @@ def scrub_query(text: str) -> tuple[str, str]:
 
 
 def open_log_store(log_db: str | object) -> UsageLogStore:
-    """The usage-log backend for a `KB_LOG_DB` value; today a SQLite file path.
+    """The usage-log backend for a `KB_LOG_DB` value: a `postgresql://` URL (a log shared by
+    several replicas, `postgres.py`) or else a SQLite file path (the embedded default).
 
-    The one place a backend is chosen, so a server database (a `postgresql://` URL) plugs in here.
+    The one place a backend is chosen; psycopg is imported only when PostgreSQL is asked for.
     """
     from pathlib import Path
 
+    from kb_service.usage_log.postgres import PostgresLogStore, is_postgres_url
+
+    if is_postgres_url(log_db):
+        return PostgresLogStore(str(log_db))
     from kb_service.usage_log.sqlite import SQLiteLogStore
 
     return SQLiteLogStore(Path(str(log_db)))

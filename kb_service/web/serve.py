@@ -20,6 +20,7 @@ from kb_service.index.builder import build_and_merge
 from kb_service.index.embedding import Embedder
 from kb_service.search.engine import WARM_UP_QUERY
 from kb_service.settings import Settings
+from kb_service.usage_log.postgres import is_postgres_url
 from kb_service.web.app import create_app
 from kb_service.web.auth import check_bind_allowed
 from kb_service.web.guards import JSONErrorH11Protocol
@@ -105,8 +106,13 @@ def _export_settings(settings: Settings) -> None:
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """uvicorn settings of `kb serve`: h11 with a request head limit large enough for long
-    URL-encoded Chinese queries, and JSON (not plain text) for the 400s uvicorn sends itself."""
-    options: dict[str, Any] = {"h11_max_incomplete_event_size": settings.max_request_head_bytes}
+    URL-encoded Chinese queries, JSON (not plain text) for the 400s uvicorn sends itself, and a
+    bounded graceful shutdown."""
+    options: dict[str, Any] = {
+        "h11_max_incomplete_event_size": settings.max_request_head_bytes,
+        # SIGTERM: stop accepting, finish what is in flight (bounded), then the lifespan drains the log.
+        "timeout_graceful_shutdown": settings.shutdown_grace_seconds,
+    }
     if JSONErrorH11Protocol is not None:
         options["http"] = JSONErrorH11Protocol
     return options
@@ -173,7 +179,9 @@ def _serve_one(settings: Settings, host: str, port: int, watch: bool) -> None:
 
     from kb_service.web.workers import attach_index_poller
 
-    app = create_app(settings, shared_log=False)  # the only writer of its log: no waiting for ids
+    # The only writer of a SQLite log: unknown ids are refused at once. A PostgreSQL log is shared
+    # by replicas behind a load balancer: a click may follow a search another replica answered.
+    app = create_app(settings, shared_log=is_postgres_url(settings.log_db))
     attach_index_poller(app, settings)
     watcher: ArticleWatcher | None = None
     if watch:
