@@ -16,7 +16,7 @@ from kb_service.settings import Settings
 from kb_service.usage_log.postgres import PostgresLogStore
 from kb_service.usage_log.transfer import copy_log
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _simulator() -> ModuleType:
