@@ -311,6 +311,14 @@ def _now() -> str:
     return dt.datetime.now(REPORT_TZ).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def _add_feedback(reader: Reader, summary: Summary) -> None:
+    votes, resolved, opened = reader.feedback_totals()
+    summary.feedback_votes, summary.resolved_votes, summary.queries_with_open = votes, resolved, opened
+    summary.open_share = rate(opened, summary.queries)
+    summary.resolution_rate = rate(resolved, votes)
+    summary.resolution_ci = wilson_interval(resolved, votes)
+
+
 def build_report(
     db_path: Path | str,  # a SQLite file or a postgresql:// URL
     since: str | dt.date | dt.datetime | Period | None = None,
@@ -354,11 +362,7 @@ def build_report(
         report = Report(period=period, generated_at=_now(), options=options, empty=False, message=None,
                         summary=summary, definitions=metric_definitions(options),
                         period_label=period.label_with_data(summary.first_query_at, summary.last_query_at))
-        votes, resolved, opened = reader.feedback_totals()
-        summary.feedback_votes, summary.resolved_votes, summary.queries_with_open = votes, resolved, opened
-        summary.open_share = rate(opened, summary.queries)
-        summary.resolution_rate = rate(resolved, votes)
-        summary.resolution_ci = wilson_interval(resolved, votes)
+        _add_feedback(reader, summary)
         if "frequency" in wanted:
             for name, value in _frequency(reader, summary, options).items():
                 setattr(report, name, value)
