@@ -17,7 +17,7 @@ import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 
-from kb_service.content.lexicon import normalise
+from kb_service.content.lexicon import match_form
 from kb_service.evaluation.runner import answers, load_dev_set, load_own_set
 from kb_service.models import Hit
 from kb_service.query.tokenizer import bigrams
@@ -44,7 +44,7 @@ def candidate_rows(engine: SearchEngine, text: str) -> list[tuple[str, list[floa
     rows = []
     for rank, c in enumerate(fused):
         passage = snap.passages[c.passage_id]
-        heading = normalise(passage.heading + passage.title)
+        heading = match_form(passage.heading + passage.title)
         rows.append((c.passage_id, [
             c.score / top, c.score, 1.0 / (1 + rank),
             1.0 / c.lexical_rank if c.lexical_rank else 0.0, 1.0 / c.semantic_rank if c.semantic_rank else 0.0,

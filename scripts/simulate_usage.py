@@ -40,7 +40,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from kb_service.masking import mask_personal_data  # noqa: E402
-from kb_service.usage_log.grouping import normalise_query  # noqa: E402
+from kb_service.usage_log.grouping import grouping_form  # noqa: E402
 from kb_service.usage_log.sqlite import SQLiteLogStore  # noqa: E402
 from kb_service.usage_log.store import EventLog, FeedbackLog, Impression, QueryLog  # noqa: E402
 
@@ -402,7 +402,7 @@ def generate(articles: list[SimArticle], cfg: SimConfig, resolver: Resolver | No
         hit = memo.get(text)
         if hit is None:
             m = mask_personal_data(text)
-            hit = memo[text] = (m, normalise_query(m))
+            hit = memo[text] = (m, grouping_form(m))
         return hit
 
     def chunks() -> Iterator[Chunk]:

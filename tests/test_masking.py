@@ -18,7 +18,7 @@ from kb_service.masking import (
     VIN,
     mask_personal_data,
 )
-from kb_service.usage_log.grouping import normalise_query
+from kb_service.usage_log.grouping import grouping_form
 
 # (what an agent pasted, what must be stored)
 MASKED = [
@@ -191,7 +191,7 @@ def test_invalid_vin_falls_back_to_long_code() -> None:
 def test_check_character_after_card_groups_is_no_card_digit() -> None:
     # 「X」 closes an ID number; after card-shaped groups it must not be taken for a Luhn digit.
     text = "4111，1111，1111，111X"
-    assert mask_personal_data(normalise_query(mask_personal_data(text))) == POLICY_NUMBER
+    assert mask_personal_data(grouping_form(mask_personal_data(text))) == POLICY_NUMBER
 
 
 def test_masking_is_idempotent_and_empty_safe() -> None:
@@ -201,15 +201,15 @@ def test_masking_is_idempotent_and_empty_safe() -> None:
 
 
 def test_normalise_query_groups_surface_variants() -> None:
-    assert normalise_query("三者险 赔多少？") == normalise_query("三者险赔多少")
-    assert normalise_query("ＡＢＣ，车损险！") == "abc车损险"
-    assert normalise_query("  交强险\u200b 。") == "交强险"
+    assert grouping_form("三者险 赔多少？") == grouping_form("三者险赔多少")
+    assert grouping_form("ＡＢＣ，车损险！") == "abc车损险"
+    assert grouping_form("  交强险\u200b 。") == "交强险"
 
 
 def test_normalise_query_keeps_masking_placeholders() -> None:
     masked = mask_personal_data("手机13812345678 怎么改？")
-    assert normalise_query(masked) == f"手机{MOBILE}怎么改"
-    assert normalise_query(masked) != normalise_query("手机 手机号怎么改")
+    assert grouping_form(masked) == f"手机{MOBILE}怎么改"
+    assert grouping_form(masked) != grouping_form("手机 手机号怎么改")
 
 
 # --- property-based: personal data typed every which way --------------------------------------
@@ -333,7 +333,7 @@ def test_personal_data_is_masked_however_it_is_typed(value: str, before: str, af
 @FAST
 @given(st.one_of(phones(), id_numbers(), bank_cards(), plates(), emails()), CONTEXT, CONTEXT)
 def test_normalised_masked_text_holds_no_personal_data(value: str, before: str, after: str) -> None:
-    normalised = normalise_query(mask_personal_data(before + value + after))
+    normalised = grouping_form(mask_personal_data(before + value + after))
     _assert_hidden(value, normalised)
 
 

@@ -18,7 +18,7 @@ import yaml
 from kb_service.models import Problem
 
 
-def normalise(text: str) -> str:
+def match_form(text: str) -> str:
     """Full-width → half-width, lower-case: the one normal form used by both query and index."""
     return unicodedata.normalize("NFKC", text).lower()
 
@@ -32,9 +32,9 @@ class Lexicon:
 
     def __post_init__(self) -> None:
         self._variant_to_canonical = {
-            normalise(v): canonical for canonical, variants in self.synonyms.items() for v in variants
+            match_form(v): canonical for canonical, variants in self.synonyms.items() for v in variants
         }
-        self._typos = {normalise(k): v for k, v in self.typos.items()}
+        self._typos = {match_form(k): v for k, v in self.typos.items()}
 
     @property
     def dictionary_words(self) -> set[str]:
@@ -45,7 +45,7 @@ class Lexicon:
         return {w for w in words if len(w) > 1}
 
     def correct_typos(self, text: str) -> str:
-        text = normalise(text)
+        text = match_form(text)
         for wrong in sorted(self._typos, key=len, reverse=True):
             if wrong in text:
                 text = text.replace(wrong, self._typos[wrong])
@@ -57,7 +57,7 @@ class Lexicon:
         `enclosing`: (start, end) spans of other words; a form found only inside one of them is
         part of that word, not the form (续费 in 手续费 is not about 续保).
         """
-        text = normalise(text)
+        text = match_form(text)
         found: list[str] = []
         for variant in sorted(self._variant_to_canonical, key=len, reverse=True):
             canonical = self._variant_to_canonical[variant]

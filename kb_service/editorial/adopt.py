@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kb_service.masking import mask_personal_data
-from kb_service.usage_log.grouping import normalise_query
+from kb_service.usage_log.grouping import grouping_form
 
 MAX_QUESTION_CHARS = 100
 # Plain YAML scalars inside a flow list cannot hold these; such a text is written JSON-quoted.
@@ -134,7 +134,7 @@ def adopt_question(articles_dir: Path, article_id: str, section: str, question: 
     if section not in headings:
         raise AdoptError(f"文章 {article_id} 没有小节「{mask_personal_data(section)}」（可选：{'、'.join(headings)}）")
     existing = next(s.questions for s in article.sections if s.heading_path and s.heading_path[-1] == section)  # type: ignore[attr-defined]
-    if normalise_query(question) in {normalise_query(q) for q in existing}:
+    if grouping_form(question) in {grouping_form(q) for q in existing}:
         return AdoptResult(path, article_id, section, question, False, article.version, "")  # type: ignore[attr-defined]
     original = path.read_text(encoding="utf-8")
     lines = original.split("\n")

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from kb_service.reports.model import Period
-from kb_service.usage_log.grouping import normalise_query
+from kb_service.usage_log.grouping import grouping_form
 
 FOLLOW_UP_SECONDS = 300
 # Re-scaled cosine (gap_topics.baseline_cosine) from which a follow-up means the same as the gap:
@@ -134,7 +134,7 @@ def find_proposals(db_path: Path | str, period: Period, articles: dict[str, obje
                 section = _section_for(conn, resolving, article_id, articles[article_id], headings[article_id])
                 if section is None:
                     continue
-                _count(found, spellings, kind, query_id, masked, normalised or normalise_query(masked), article_id,
+                _count(found, spellings, kind, query_id, masked, normalised or grouping_form(masked), article_id,
                        articles[article_id], section, max_examples)
     finally:
         conn.close()
@@ -190,7 +190,7 @@ def _lexically_related(gap_text: str, follow_up: str, article: object) -> bool:
     if mine & content_bigrams(follow_up):
         return True
     names = [article.title, *article.aliases, *(h for s in article.sections for h in s.heading_path)]  # type: ignore[attr-defined]
-    return any(mine & content_bigrams(normalise_query(n)) for n in names)
+    return any(mine & content_bigrams(grouping_form(n)) for n in names)
 
 
 def _section_for(conn: sqlite3.Connection, resolving_query: str, article_id: str, article: object,
@@ -224,10 +224,10 @@ def _finalise(found: dict[str, Proposal], spellings: dict[str, dict[str, int]],
     for pid, proposal in found.items():
         proposal.text = max(spellings[pid].items(), key=lambda kv: (kv[1], -len(kv[0]), kv[0]))[0].strip()
         article = articles[proposal.article_id]
-        known = {normalise_query(a) for a in article.aliases} | {normalise_query(article.title)}  # type: ignore[attr-defined]
+        known = {grouping_form(a) for a in article.aliases} | {grouping_form(article.title)}  # type: ignore[attr-defined]
         for section in article.sections:  # type: ignore[attr-defined]
             if section.heading_path and section.heading_path[-1] == proposal.section:
-                known |= {normalise_query(q) for q in section.questions}
+                known |= {grouping_form(q) for q in section.questions}
         if proposal.normalised in known or not proposal.text:
             continue
         result.append(proposal)

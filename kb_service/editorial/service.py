@@ -8,7 +8,7 @@ from pathlib import Path
 from kb_service.editorial.adopt import AdoptResult, adopt_question
 from kb_service.editorial.proposals import Proposal
 from kb_service.masking import mask_personal_data
-from kb_service.usage_log.grouping import normalise_query
+from kb_service.usage_log.grouping import grouping_form
 
 
 class AdoptRequestError(ValueError):
@@ -32,7 +32,7 @@ def adopt_proposal_or_text(articles_dir: Path, proposals: Sequence[Proposal], wh
     if not article_id:
         raise AdoptRequestError("直接给出问法时需要指定文章（--article）")
     if not section:
-        wanted = normalise_query(mask_personal_data(what))
+        wanted = grouping_form(mask_personal_data(what))
         match = next((p for p in proposals if p.article_id == article_id and p.normalised == wanted), None)
         if match is None:
             raise AdoptRequestError("请指定小节（--section）：这条问法不在该文章的建议中")

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
-from kb_service.content.lexicon import Lexicon, normalise
+from kb_service.content.lexicon import Lexicon, match_form
 from kb_service.query.abbreviations import AbbreviationReader
 from kb_service.query.spelling import HomophoneCorrector
 from kb_service.query.tokenizer import DomainTokenizer, QueryTerms, bigrams, index_words, words
@@ -45,10 +45,10 @@ class QueryAnalyzer:
         self.corrector = corrector
         self.intended_word_count = intended_word_count
         # Lexicon words and article aliases: words that only this domain's questions contain.
-        self.domain_terms = frozenset(normalise(t) for t in domain_terms | lexicon.dictionary_words if len(t) >= 2)
+        self.domain_terms = frozenset(match_form(t) for t in domain_terms | lexicon.dictionary_words if len(t) >= 2)
 
     def analyze(self, query: str) -> AnalyzedQuery:
-        corrected = self.lexicon.correct_typos(normalise(query).strip())
+        corrected = self.lexicon.correct_typos(match_form(query).strip())
         if self.corrector is not None:
             # Pinyin names its word exactly, so it is rewritten in place like a listed typo: the
             # words, bigrams and coverage then see 理赔, not an unknown "lipei".

@@ -26,7 +26,7 @@ from functools import lru_cache
 
 from pypinyin import lazy_pinyin
 
-from kb_service.content.lexicon import normalise
+from kb_service.content.lexicon import match_form
 
 _CJK_RUN = re.compile(r"[\u4e00-\u9fff]+")
 _LATIN_RUN = re.compile(r"[a-z]+(?: +[a-z]+)*")
@@ -155,7 +155,7 @@ class HomophoneCorrector:
         syllables, so English (call, list, emoji) and acronyms (KPI, VIP) stay as they are.
         """
         found: list[tuple[str, str]] = []
-        for match in _LATIN_RUN.finditer(normalise(query)):
+        for match in _LATIN_RUN.finditer(match_form(query)):
             run = match.group(0)
             chunks = run.split()
             candidates = [run, *chunks] if len(chunks) > 1 else [run]
@@ -211,7 +211,7 @@ class HomophoneCorrector:
         found: list[tuple[str, str]] = []
         seen: set[str] = set()
         corrected: list[tuple[int, int]] = []
-        for match in _CJK_RUN.finditer(normalise(query)):
+        for match in _CJK_RUN.finditer(match_form(query)):
             run = match.group(0)
             keys = [fuzzy_syllable(ch) for ch in run]
             for size in range(max_len, 1, -1):

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import jieba
 
-from kb_service.content.lexicon import normalise
+from kb_service.content.lexicon import match_form
 from kb_service.models import Passage
 
 # Field → boost: an agent's words matching a title, alias or heading say more than a body match.
@@ -118,7 +118,7 @@ class DomainTokenizer:
 
 
 def word_spans(text: str, tokenizer: DomainTokenizer) -> Iterator[tuple[str, int, int]]:
-    yield from index_words(tokenizer.spans(normalise(text)))
+    yield from index_words(tokenizer.spans(match_form(text)))
 
 
 def index_words(spans: Iterable[tuple[str, int, int]]) -> Iterator[tuple[str, int, int]]:
@@ -131,7 +131,7 @@ def index_words(spans: Iterable[tuple[str, int, int]]) -> Iterator[tuple[str, in
 
 def bigram_spans(text: str) -> Iterator[tuple[str, int, int]]:
     """CJK character bigrams (a lone character stays a unigram) and whole ASCII words."""
-    text = normalise(text)
+    text = match_form(text)
     for match in _SEGMENT.finditer(text):
         segment, offset = match.group(0), match.start()
         if not ("\u3400" <= segment[0] <= "\ufaff"):

@@ -106,14 +106,14 @@ class ContentWords:
     """Topic-bearing words of a query: jieba words minus stop/question words, plus lexicon canonicals."""
 
     def __init__(self, lexicon: object | None = None) -> None:
-        from kb_service.content.lexicon import normalise
+        from kb_service.content.lexicon import match_form
         from kb_service.query.tokenizer import DomainTokenizer
 
         self.tokenizer = DomainTokenizer(getattr(lexicon, "dictionary_words", ()) or ())
         # Colloquial form → canonical term, matched by substring: Lexicon.expansions re-sorts every
         # variant per call (~1.5 ms a query), too slow for thousands of gap texts.
         synonyms = getattr(lexicon, "synonyms", None) or {}
-        self.variants = sorted(((normalise(v), c) for c, vs in synonyms.items() for v in vs if v),
+        self.variants = sorted(((match_form(v), c) for c, vs in synonyms.items() for v in vs if v),
                                key=lambda vc: -len(vc[0]))
         self._memo: dict[str, frozenset[str]] = {}
         self.words_seen: set[str] = set()  # features that were whole words somewhere (not only bigrams)

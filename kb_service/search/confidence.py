@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kb_service.content.lexicon import normalise
+from kb_service.content.lexicon import match_form
 from kb_service.models import Passage
 from kb_service.query.analysis import AnalyzedQuery
 from kb_service.query.tokenizer import bigrams
@@ -97,7 +97,7 @@ def confidence_features(
     `question_match`: the closest 相似问's cosine (0 in lexical mode)."""
     if top is None or top_passage is None:
         return ConfidenceFeatures(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
-    haystack = normalise(" ".join((top_passage.title, top_passage.heading, top_passage.text, *top_passage.aliases)))
+    haystack = match_form(" ".join((top_passage.title, top_passage.heading, top_passage.text, *top_passage.aliases)))
     word_cov, known_ratio, gram_cov, unknown = best_clause_coverage(query, haystack, known, specificity)
     top_article = article_of(top.passage_id)
     lex_articles = [article_of(p) for p, _ in lexical[:3]]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from kb_service.content.lexicon import normalise
+from kb_service.content.lexicon import match_form
 from kb_service.models import Passage
 from kb_service.query.analysis import AnalyzedQuery
 from kb_service.query.tokenizer import bigrams
@@ -19,7 +19,7 @@ def coverage_scorer(query: AnalyzedQuery, specificity: Callable[[str], float]) -
     grams = list(dict.fromkeys(bigrams(query.corrected)))
 
     def score(passage: Passage) -> float:
-        haystack = normalise(" ".join((passage.heading, passage.text)))
+        haystack = match_form(" ".join((passage.heading, passage.text)))
         words_part = sum(v for w, v in weights.items() if w in haystack) / total if total else 0.0
         grams_part = sum(1 for g in grams if g in haystack) / len(grams) if grams else 0.0
         return 0.5 * words_part + 0.5 * grams_part
@@ -55,7 +55,7 @@ def best_passages(
 
 def highlight_terms(query: AnalyzedQuery, text: str, limit: int = 8) -> list[str]:
     """The stretches of `text` that the query matched, for <mark> in the panel."""
-    haystack = normalise(text)
+    haystack = match_form(text)
     if len(haystack) != len(text):  # NFKC changed the length: offsets would not map back
         haystack = text.lower()
     needles = {t for t, _ in query.terms.words if len(t) >= 2} | {g for g, _ in query.terms.bigrams if len(g) >= 2}

@@ -26,7 +26,7 @@ def _strip(part: str) -> str:
     )
 
 
-def normalise_query(text: str) -> str:
+def grouping_form(text: str) -> str:
     """NFKC, lower-case, drop whitespace, punctuation and symbols (masking placeholders kept)."""
     parts = _PLACEHOLDER.split(text or "")
     # re.split with one capturing group alternates text, placeholder, text, ...

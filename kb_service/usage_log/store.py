@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
 from kb_service.masking import mask_personal_data
-from kb_service.usage_log.grouping import normalise_query
+from kb_service.usage_log.grouping import grouping_form
 
 EventType = Literal["open", "copy"]
 EVENT_TYPES: frozenset[str] = frozenset({"open", "copy"})
@@ -135,7 +135,7 @@ def scrub_query(text: str) -> tuple[str, str]:
     and can join digit groups the first pass left apart (a card typed 6222，0212，… or a number
     split by a longer run of punctuation than the masker accepts) into clear digits."""
     masked = mask_personal_data(text)
-    return masked, mask_personal_data(normalise_query(masked))
+    return masked, mask_personal_data(grouping_form(masked))
 
 
 def open_log_store(log_db: str | object) -> UsageLogStore:

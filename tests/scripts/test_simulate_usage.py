@@ -15,7 +15,7 @@ import pytest
 
 from kb_service.reports import build_report
 from kb_service.reports.model import REPORT_TZ
-from kb_service.usage_log.grouping import normalise_query
+from kb_service.usage_log.grouping import grouping_form
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTICLES = ROOT / "articles"
@@ -107,7 +107,7 @@ def test_log_looks_like_real_usage(simulated: tuple[Path, dict]) -> None:
 
 def _topic_of(normalised: str, truth: dict) -> str | None:
     for topic in truth["gap_topics"]:
-        if any(normalised.startswith(normalise_query(p)) for p in topic["phrasings"]):
+        if any(normalised.startswith(grouping_form(p)) for p in topic["phrasings"]):
             return topic["name"]
     return None
 

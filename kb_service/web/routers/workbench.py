@@ -74,11 +74,11 @@ async def gap_queries(request: Request, rank: int, since: str | None = SINCE, un
 async def text_queries(request: Request, text: str = Query(..., min_length=1, max_length=1000),
                        since: str | None = SINCE, until: str | None = UNTIL,
                        limit: int = Query(200, ge=1, le=1000)) -> dict[str, Any]:
-    from kb_service.usage_log.grouping import normalise_query
+    from kb_service.usage_log.grouping import grouping_form
 
     period = parse_period(since, until)
     settings = _settings(request)
-    normalised = normalise_query(mask_personal_data(text))
+    normalised = grouping_form(mask_personal_data(text))
     rows = await run_in_threadpool(queries_for_texts, settings.log_db, period, [normalised],
                                    load_article_catalog(settings), limit)
     return {"normalised": normalised, "queries": rows}
