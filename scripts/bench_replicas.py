@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import shutil
 import signal
 import statistics
 import subprocess
@@ -274,6 +275,7 @@ def main(argv: list[str] | None = None) -> int:
             part_reports(pg, args.report_sizes)
     finally:
         pg.stop()
+        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

@@ -42,7 +42,7 @@ def warm_up(engine: Any) -> None:
 def create_app(
     settings: Settings, engine: Any = None, store: UsageLogStore | None = None, *, shared_log: bool = True
 ) -> FastAPI:
-    """Build the app; opens the engine and the SQLite log unless given (tests pass their own).
+    """Build the app; opens the engine and the usage log (KB_LOG_DB) unless given (tests pass their own).
 
     `shared_log`: other processes (uvicorn workers) may write the same usage log, so a click with a
     search id this process did not issue waits up to `query_id_wait_seconds` for it. False when
