@@ -378,7 +378,7 @@ def report(
         raise typer.BadParameter("--format must be html, csv or json")
     settings = _settings(log_db=log_db)
     try:
-        check_log_file(Path(settings.log_db))  # before loading a model for nothing
+        check_log_file(settings.log_db)  # before loading a model for nothing
         make_period(since, until)
         embedder = load_report_embedder(settings, lambda m: print(m, file=sys.stderr))
         paths = run_report_command(settings, since, until, fmt, out, embedder=embedder)
