@@ -240,3 +240,18 @@ def test_transfer_carries_source_and_flags(pg_url: str, tmp_path) -> None:  # no
                                                                               ("typed", "search")]
     assert [(f.article_id, f.reason, f.comment, f.session_id) for f in flags] == [
         ("art-2", "other", None, "sess-1"), ("art-1", "wrong", "身份证〔身份证号〕", "sess-1")]
+
+
+def test_kb_flags_lists_a_postgres_log(pg_url: str) -> None:  # noqa: F811
+    import json
+
+    from typer.testing import CliRunner
+
+    from kb_service.cli import app
+
+    with PostgresLogStore(pg_url) as store:
+        store.record_flag(_flag("art-1", time.time(), "金额不对"))
+    result = CliRunner().invoke(app, ["flags", "--log-db", pg_url, "--json"])
+    assert result.exit_code == 0, result.output
+    (row,) = [json.loads(line) for line in result.output.splitlines()]
+    assert (row["article_id"], row["comment"], row["reason"]) == ("art-1", "金额不对", "wrong")
