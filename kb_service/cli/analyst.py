@@ -39,7 +39,7 @@ def report(
         raise typer.BadParameter("--format must be html, csv or json")
     settings = settings_from(log_db=log_db)
     try:
-        check_log_file(Path(settings.log_db))  # before loading a model for nothing
+        check_log_file(settings.log_db)  # before loading a model for nothing
         make_period(since, until)
         embedder = load_report_embedder(settings, lambda m: print(m, file=sys.stderr))
         paths = run_report_command(settings, since, until, fmt, out, embedder=embedder)
@@ -56,15 +56,18 @@ def flags(
     article: Annotated[str | None, typer.Option("--article", help="only this article id")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
-    log_db: Annotated[Path | None, typer.Option("--log-db", help="usage log (KB_LOG_DB)")] = None,
+    log_db: Annotated[
+        str | None, typer.Option("--log-db", help="usage log: SQLite file or postgresql:// URL (KB_LOG_DB)")
+    ] = None,
 ) -> None:
     """Editors' queue: articles agents flagged as 内容有误 / 已过时, newest first."""
     from kb_service.assist.flags import flag_dict, still_open
     from kb_service.content.articles import load_articles
+    from kb_service.usage_log.postgres import is_postgres_url
     from kb_service.usage_log.store import open_log_store
 
     settings = settings_from(log_db=log_db)
-    if not Path(settings.log_db).exists():
+    if not is_postgres_url(settings.log_db) and not Path(settings.log_db).exists():
         raise fail(f"no usage log at {settings.log_db}")
     articles_dir = Path(settings.articles_dir)
     current = {a.id: a for a in load_articles(articles_dir).articles} if articles_dir.is_dir() else {}

@@ -71,10 +71,17 @@ class ReportLogError(RuntimeError):
     """
 
 
-def check_log_file(path: Path) -> None:
-    """Raise ReportLogError unless `path` is an SQLite file holding the usage log's queries table."""
+def check_log_file(log: Path | str) -> None:
+    """Raise ReportLogError unless `log` is an SQLite file holding the usage log's queries table, or
+    a `postgresql://` URL of a database that holds it (the message never shows the password)."""
     import sqlite3
 
+    from kb_service.usage_log.postgres import is_postgres_url
+
+    if is_postgres_url(log):
+        _check_postgres_log(str(log))
+        return
+    path = Path(log)
     if not path.exists():
         raise ReportLogError(f"no usage log at {path} (check --log-db or KB_LOG_DB)")
     if not path.is_file():
@@ -89,6 +96,21 @@ def check_log_file(path: Path) -> None:
         raise ReportLogError(f"{path} is not a usage log ({exc})") from exc
     if not found:
         raise ReportLogError(f"{path} is not a usage log (it has no queries table)")
+
+
+def _check_postgres_log(url: str) -> None:
+    import psycopg
+
+    from kb_service.usage_log.postgres import redact_url
+
+    try:
+        with psycopg.connect(url, connect_timeout=10) as conn:
+            found = conn.execute("SELECT to_regclass('queries')").fetchone()[0]
+    except psycopg.Error as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ReportLogError(f"cannot read the usage log at {redact_url(url)}: {reason}") from exc
+    if found is None:
+        raise ReportLogError(f"{redact_url(url)} is not a usage log (it has no queries table)")
 
 
 def _stderr(message: str) -> None:
@@ -117,7 +139,7 @@ def run_report_command(
         make_period(since, until)  # a bad date fails here, before anything is read or written
     except OverflowError as exc:  # e.g. --until 9999-12-31: the day after does not exist
         raise PeriodError(f"date out of range (0001-01-02 to 9999-12-30): since={since!r} until={until!r}") from exc
-    check_log_file(Path(settings.log_db))
+    check_log_file(settings.log_db)
     out = Path(out_dir) if out_dir is not None else Path.cwd() / "reports"
     report = build_report(settings.log_db, since, until, article_catalog=load_article_catalog(settings),
                           embedder=embedder, lexicon=load_report_lexicon(settings),

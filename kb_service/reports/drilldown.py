@@ -5,6 +5,9 @@ its queries with what the search showed and what the agent opened, copied and vo
 article, the questions that brought it up and how each of its versions fared. Every read is
 bounded (LIMIT, the period) and goes through the log's query and article indexes, so a drill-down
 stays fast on a million-query log. Texts are the log's masked ones.
+
+A `postgresql://` log is read by `pg_drilldown` with the same SQL in PostgreSQL's dialect; the rows
+are shaped into the answer here for both (`query_cases`, `article_result`).
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+from kb_service.reports.logdb import _STANDING_VOTE
 from kb_service.reports.model import REPORT_TZ, Period
+from kb_service.usage_log.postgres import is_postgres_url
 
 Catalog = Mapping[str, Mapping[str, Any]]
 _CHUNK = 500
@@ -48,11 +53,14 @@ def _title(catalog: Catalog, article_id: str | None) -> str:
     return str((catalog.get(article_id) or {}).get("title") or article_id)
 
 
-# The report's definition of a gap query (reports/logdb.py, 内容缺口查询).
-GAP_CONDITION = (
-    "(q.confident = 0 OR EXISTS (SELECT 1 FROM feedback u WHERE u.query_id = q.query_id AND u.resolved = 0)) "
-    "AND NOT EXISTS (SELECT 1 FROM feedback r WHERE r.query_id = q.query_id AND r.resolved = 1)"
+# The report's definition of a gap query (reports/logdb.py, 内容缺口查询): not confident or voted
+# 都没解决, and no 已解决, counting only the votes that stand (the latest counts, _STANDING_VOTE).
+GAP_TEMPLATE = (
+    "(q.confident = 0 OR EXISTS (SELECT 1 FROM feedback f WHERE f.query_id = q.query_id AND f.resolved = 0 "
+    "AND {standing})) AND NOT EXISTS (SELECT 1 FROM feedback f WHERE f.query_id = q.query_id AND f.resolved = 1 "
+    "AND {standing})"
 )
+GAP_CONDITION = GAP_TEMPLATE.format(standing=_STANDING_VOTE)
 
 
 def queries_for_texts(db_path: Path | str, period: Period, normalised: Sequence[str], catalog: Catalog,
@@ -62,6 +70,11 @@ def queries_for_texts(db_path: Path | str, period: Period, normalised: Sequence[
     queries among them (what a gap topic counts)."""
     if not normalised:
         return []
+    if is_postgres_url(db_path):
+        from kb_service.reports.pg_drilldown import fetch_queries
+
+        rows, shown, clicks, votes = fetch_queries(str(db_path), period, normalised, limit, gaps_only)
+        return query_cases(rows, shown, clicks, votes, catalog)
     where, args = _bounds(period, "q")
     if gaps_only:
         where = f"{where} AND {GAP_CONDITION}"
@@ -74,6 +87,12 @@ def queries_for_texts(db_path: Path | str, period: Period, normalised: Sequence[
             [*args, limit]).fetchall()
         ids = [r[0] for r in rows]
         shown, clicks, votes = _per_query(conn, ids)
+    return query_cases(rows, shown, clicks, votes, catalog)
+
+
+def query_cases(rows: list[tuple], shown: dict, clicks: dict, votes: dict, catalog: Catalog) -> list[dict[str, Any]]:
+    """The drill-down's rows from the log's (query_id, ts, masked text, confident, hits) rows and
+    per-query shown (rank, article), clicks (article, type) and votes (article, resolved) in vote order."""
     result = []
     for query_id, ts, text, confident, n_hits in rows:
         feedback = [{"article_id": a, "title": _title(catalog, a), "resolved": bool(r)} for a, r in votes.get(query_id, [])]
@@ -99,7 +118,8 @@ def _per_query(conn: sqlite3.Connection, ids: list[str]) -> tuple[dict, dict, di
                 f"SELECT query_id, rank, article_id FROM impressions WHERE query_id IN ({marks}) ORDER BY rank", chunk):
             shown.setdefault(qid, []).append((rank, article))
         for qid, article, kind in conn.execute(
-                f"SELECT DISTINCT query_id, article_id, type FROM events WHERE query_id IN ({marks})", chunk):
+                f"SELECT query_id, article_id, type FROM events WHERE query_id IN ({marks}) "
+                "GROUP BY query_id, article_id, type ORDER BY MIN(ts), article_id, type", chunk):
             clicks.setdefault(qid, []).append((article, kind))
         for qid, article, resolved in conn.execute(
                 f"SELECT query_id, article_id, resolved FROM feedback WHERE query_id IN ({marks}) ORDER BY id", chunk):
@@ -110,6 +130,11 @@ def _per_query(conn: sqlite3.Connection, ids: list[str]) -> tuple[dict, dict, di
 def article_detail(db_path: Path | str, period: Period, article_id: str, catalog: Catalog,
                    limit: int = 50) -> dict[str, Any]:
     """How one article was reached in the period: per version, and the questions that showed it."""
+    if is_postgres_url(db_path):
+        from kb_service.reports.pg_drilldown import fetch_article
+
+        versions, queries = fetch_article(str(db_path), period, article_id, limit)
+        return article_result(article_id, catalog, versions, queries)
     where, args = _bounds(period, "q")
     opened = ("EXISTS (SELECT 1 FROM events e WHERE e.query_id = i.query_id AND e.article_id = i.article_id "
               "AND e.type = 'open')")
@@ -125,6 +150,13 @@ def article_detail(db_path: Path | str, period: Period, article_id: str, catalog
             f"SUM({opened}), SUM({resolved}) FROM impressions i JOIN queries q ON q.query_id = i.query_id "
             f"WHERE i.article_id = ? AND {where} GROUP BY q.query_normalised ORDER BY COUNT(*) DESC, 1 LIMIT ?",
             [article_id, *args, limit]).fetchall()
+    return article_result(article_id, catalog, versions, queries)
+
+
+def article_result(article_id: str, catalog: Catalog, versions: list[tuple], queries: list[tuple]) -> dict[str, Any]:
+    """The article drill-down from its per-version rows (version, shown, mean rank, opened, resolved,
+    first ts, last ts) and per-question rows (normalised, masked, shown, non-confident, mean rank,
+    opened, resolved)."""
     entry = catalog.get(article_id) or {}
     return {
         "article_id": article_id, "title": _title(catalog, article_id), "category": entry.get("category"),

@@ -129,14 +129,15 @@ class LogReader:
             return []
         rows = self.conn.execute(
             "SELECT article_id, reason, COUNT(*), MAX(article_version), MAX(ts) "
-            f"FROM flags {self._where} GROUP BY article_id, reason ORDER BY COUNT(*) DESC, MAX(ts) DESC",
+            f"FROM flags {self._where} GROUP BY article_id, reason "
+            "ORDER BY COUNT(*) DESC, MAX(ts) DESC, article_id, reason",
             self._args,
         ).fetchall()
         out = []
         for article_id, reason, n, version, latest in rows:
             comments = [c for (c,) in self.conn.execute(
                 f"SELECT comment FROM flags {self._where}{' AND' if self._where else ' WHERE'} article_id = ? "
-                "AND reason = ? AND comment IS NOT NULL ORDER BY ts DESC LIMIT 3",
+                "AND reason = ? AND comment IS NOT NULL ORDER BY ts DESC, id DESC LIMIT 3",
                 [*self._args, article_id, reason])]
             out.append((article_id, reason, int(n), int(version or 0), float(latest), "\x1f".join(comments)))
         return out

@@ -22,10 +22,19 @@ from typing import Any
 from kb_service.reports.logdb import OFFSET_SECONDS, ArticleVersionRow, merge_article_rows
 
 C = 'COLLATE "C"'
+# logdb._STANDING_VOTE in PostgreSQL: a vote stands unless a later vote of the same query replaces it
+# (FEEDBACK_RULE). `seq` is the insertion order SQLite's integer id gives ({tie} without it: v1 log).
+_STANDING_VOTE = """NOT EXISTS (SELECT 1 FROM feedback g WHERE g.query_id = f.query_id
+    AND (g.ts > f.ts OR (g.ts = f.ts AND {tie}))
+    AND (g.article_id IS NOT DISTINCT FROM f.article_id
+         OR (f.resolved = 1 AND g.article_id IS NULL AND g.resolved = 0)
+         OR (f.article_id IS NULL AND f.resolved = 0 AND g.resolved = 1)))"""
 # The period's impressions: an impression carries its query's ts and is written in the same
 # transaction as its query, so the ts range selects exactly the period queries' impressions and
 # prunes every other month's partition, with no join.
 IMPRESSIONS = "impressions i WHERE i.ts >= %(low)s AND i.ts < %(high)s"
+# The same impressions with their query's row (its text): a hash join on the key, query id and ts.
+_SHOWN = IMPRESSIONS.replace(" WHERE ", " JOIN pq ON pq.query_id = i.query_id AND pq.ts = i.ts WHERE ")
 
 
 class PgLogReader:
@@ -39,9 +48,13 @@ class PgLogReader:
             self.conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
             self._exec(f"SET LOCAL work_mem = '{work_mem}'")  # one session, for the big GROUP BYs
             bounds = {"low": low, "high": high}
+            # A log written before schema v2 has no source column (all its queries were typed), no
+            # flags table and no vote order; like LogReader, read it all the same.
+            self._v2 = self._has_column("flags", "id")
+            source = "source" if self._has_column("queries", "source") else "'search' AS source"
             self._exec(
                 "CREATE TEMP TABLE pq AS SELECT query_id, ts, agent_id, session_id, query_masked, query_normalised, "
-                "confident, n_hits FROM queries WHERE ts >= %(low)s AND ts < %(high)s",
+                f"confident, n_hits, {source} FROM queries WHERE ts >= %(low)s AND ts < %(high)s",
                 bounds,
             )
             self._exec("CREATE INDEX ON pq (query_id)")
@@ -58,6 +71,11 @@ class PgLogReader:
 
     def _rows(self, sql: str, args: Any = None) -> list[tuple]:
         return self.conn.execute(sql, args).fetchall()  # type: ignore[arg-type]
+
+    def _has_column(self, table: str, column: str) -> bool:
+        return bool(self._rows(
+            "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() "
+            "AND table_name = %s AND column_name = %s", (table, column)))
 
     def close(self) -> None:
         try:
@@ -82,9 +100,11 @@ class PgLogReader:
             "SUM((e.type = 'copy')::int) AS copies FROM events e JOIN pq ON pq.query_id = e.query_id "
             "GROUP BY e.query_id, e.article_id"
         )
+        # Contradictory votes on one query: the latest counts (see FEEDBACK_RULE).
+        standing = _STANDING_VOTE.format(tie="g.seq > f.seq" if self._v2 else "FALSE")
         self._exec(
             "CREATE TEMP TABLE fb AS SELECT f.query_id, f.article_id, COUNT(*) AS n, SUM((f.resolved = 1)::int) AS res "
-            "FROM feedback f JOIN pq ON pq.query_id = f.query_id GROUP BY f.query_id, f.article_id"
+            f"FROM feedback f JOIN pq ON pq.query_id = f.query_id WHERE {standing} GROUP BY f.query_id, f.article_id"
         )
         self._exec(
             "CREATE TEMP TABLE qfb AS SELECT query_id, MAX((res > 0)::int) AS any_resolved, "
@@ -106,7 +126,23 @@ class PgLogReader:
             f"{distinct.format(c='query_normalised')} FROM pq"
         )
         keys = ("queries", "agents", "sessions", "non_confident", "no_hits", "first_ts", "last_ts", "distinct")
-        return dict(zip(keys, row, strict=True))
+        totals = dict(zip(keys, row, strict=True))
+        ((totals["conversation"],),) = self._rows("SELECT COUNT(*) FROM pq WHERE source = 'conversation'")
+        return totals
+
+    def flags(self) -> list[tuple[str, str, int, int, float, str]]:
+        """(article, reason, flags, newest version flagged, latest ts, up to 3 masked comments joined by
+        U+001F) per article and reason, for flags raised in the period (see LogReader.flags)."""
+        if not self._v2:
+            return []
+        rows = self._rows(
+            "SELECT article_id, reason, COUNT(*), MAX(article_version), MAX(ts), array_to_string((array_agg(comment "
+            "ORDER BY ts DESC, id DESC) FILTER (WHERE comment IS NOT NULL))[1:3], chr(31)) FROM flags "
+            "WHERE ts >= %(low)s AND ts < %(high)s GROUP BY article_id, reason "
+            f"ORDER BY COUNT(*) DESC, MAX(ts) DESC, article_id {C}, reason {C}",
+            self._bounds,
+        )
+        return [(a, r, int(n), int(v or 0), float(latest), comments or "") for a, r, n, v, latest, comments in rows]
 
     def text_counts(self) -> list[tuple[str, str, int, int]]:
         """(normalised, masked, queries, non-confident) per distinct pair."""
@@ -137,7 +173,8 @@ class PgLogReader:
             # Bytewise comparison (COLLATE "C") for the big sort: a server's linguistic locale is
             # several times slower and changes nothing about which ids are equal.
             f"SELECT i.article_id {C}, i.article_version, COUNT(*), SUM(i.rank)::bigint, "
-            f"COUNT(DISTINCT i.query_id {C}) FROM {IMPRESSIONS} GROUP BY i.article_id {C}, i.article_version",
+            f"COUNT(DISTINCT i.query_id {C}), COUNT(DISTINCT pq.query_normalised {C}) FROM {_SHOWN} "
+            f"GROUP BY i.article_id {C}, i.article_version",
             self._bounds,
         )
         # The version an article had when the query showed it: a hash join of the (smaller) click
@@ -161,6 +198,13 @@ class PgLogReader:
             self._bounds,
         )
         return merge_article_rows(shown, clicks, votes)
+
+    def article_texts(self) -> dict[str, int]:
+        """article → distinct normalised query texts that showed it (all versions together)."""
+        return dict(self._rows(
+            f"SELECT i.article_id, COUNT(DISTINCT pq.query_normalised {C}) FROM {_SHOWN} GROUP BY i.article_id",
+            self._bounds,
+        ))
 
     def feedback_totals(self) -> tuple[int, int, int]:
         """(votes, resolved votes, queries with any open) over all feedback in the period."""
@@ -199,6 +243,15 @@ class PgLogReader:
             f"JOIN {IMPRESSIONS.replace(' WHERE ', ' ON i.query_id = gq.query_id AND ')} "
             f"GROUP BY gq.query_normalised, i.article_id ORDER BY gq.query_normalised {C}, i.article_id {C}",
             self._bounds,
+        )
+
+    def gap_opens(self) -> list[tuple[str, str, int]]:
+        """(normalised, article, gap queries in which the agent opened it)."""
+        self._ensure_gaps()
+        return self._rows(
+            "SELECT gq.query_normalised, ev.article_id, COUNT(DISTINCT ev.query_id) FROM gq "
+            "JOIN ev ON ev.query_id = gq.query_id WHERE ev.opens > 0 GROUP BY gq.query_normalised, ev.article_id "
+            f"ORDER BY gq.query_normalised {C}, ev.article_id {C}"
         )
 
     def distinct_normalised(self) -> list[str]:

@@ -3,7 +3,7 @@
 The tables and columns are those of the SQLite log (`sqlite.py`), so an analyst's query means the
 same on both; PostgreSQL adds what a shared, long-lived log needs:
 
-* `queries`, `impressions`, `events` and `feedback` are range-partitioned by month on `ts` (unix
+* `queries`, `impressions`, `events`, `feedback` and `flags` are range-partitioned by month on `ts` (unix
   seconds, UTC months), so a month is dropped or archived as one table. `impressions` carries its
   query's `ts` for that (the SQLite table has no `ts`).
 * A partitioned table's unique key must contain the partition key, so a query is keyed by
@@ -25,8 +25,8 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
-SCHEMA_VERSION = 1
-PARTITIONED_TABLES = ("queries", "impressions", "events", "feedback")
+SCHEMA_VERSION = 2
+PARTITIONED_TABLES = ("queries", "impressions", "events", "feedback", "flags")
 # Advisory lock keys (any constant bigint unique to this application).
 MIGRATION_LOCK = 0x6B62_6C6F_6701
 PARTITION_LOCK = 0x6B62_6C6F_6702
@@ -81,7 +81,35 @@ _V1 = [
     "CREATE INDEX IF NOT EXISTS idx_feedback_article ON feedback (article_id)",
 ]
 
-MIGRATIONS: dict[int, list[str]] = {1: _V1}
+# v2 (SQLite's v2, `sqlite.py`): where a query came from ('search' | 'conversation') and the editors'
+# queue of flagged articles. Like SQLite's, `flags.id` is an integer in insertion order (what
+# `StoredFlag.id` and the API show); `record_id` is the uuid fixed per batch that makes a replayed
+# batch add nothing (the partitioned table's key must contain `ts`). `feedback.seq` is the insertion
+# order SQLite's integer id gives for free: "the latest vote counts" breaks a tie on `ts` with it.
+# The flags partitions of months logged before v2 are created at start-up (`create_partitions`).
+_V2 = [
+    "ALTER TABLE queries ADD COLUMN IF NOT EXISTS source TEXT NOT NULL DEFAULT 'search'",
+    "CREATE SEQUENCE IF NOT EXISTS feedback_seq",
+    "ALTER TABLE feedback ADD COLUMN IF NOT EXISTS seq BIGINT NOT NULL DEFAULT nextval('feedback_seq')",
+    "CREATE SEQUENCE IF NOT EXISTS flags_id_seq",
+    """CREATE TABLE IF NOT EXISTS flags (
+        record_id UUID NOT NULL,
+        id BIGINT NOT NULL DEFAULT nextval('flags_id_seq'),
+        ts DOUBLE PRECISION NOT NULL,
+        article_id TEXT,
+        article_version INTEGER,
+        reason TEXT,
+        comment TEXT,
+        query_id TEXT,
+        agent_id TEXT,
+        session_id TEXT,
+        PRIMARY KEY (record_id, ts)
+    ) PARTITION BY RANGE (ts)""",
+    "CREATE INDEX IF NOT EXISTS idx_flags_article ON flags (article_id)",
+    "CREATE INDEX IF NOT EXISTS idx_flags_ts ON flags (ts)",
+]
+
+MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2}
 
 
 class SchemaError(RuntimeError):
@@ -132,7 +160,7 @@ def partition_name(table: str, month: dt.date) -> str:
 
 
 def create_partitions(conn: Any, months: Iterable[dt.date]) -> None:
-    """Create the four tables' partitions for `months` (existing ones are left alone).
+    """Create the partitioned tables' partitions for `months` (existing ones are left alone).
 
     One transaction under an advisory lock: two replicas writing the first record of a month at
     the same moment would otherwise race on CREATE TABLE IF NOT EXISTS (which is not atomic).
@@ -153,7 +181,8 @@ def create_partitions(conn: Any, months: Iterable[dt.date]) -> None:
 
 
 def existing_months(conn: Any) -> set[dt.date]:
-    """Months that have a `queries` partition (the four tables are always created together)."""
+    """Months that have a `queries` partition (the tables' partitions are created together; a log
+    migrated from v1 gets its `flags` partitions for these months at start-up)."""
     rows = conn.execute(
         "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
         "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'queries'"

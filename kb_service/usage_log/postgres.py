@@ -6,7 +6,7 @@ connection pool. Several replicas write the same tables at once:
 
 * a query is inserted with ON CONFLICT DO NOTHING on its unique `(query_id, ts)` key, and its
   impressions only when that insert actually added the row, so a replayed batch duplicates
-  nothing; events and feedback carry a uuid fixed when the batch is formed, for the same reason;
+  nothing; events, feedback and flags carry a uuid fixed when the batch is formed, for the same reason;
 * a lost connection (a PostgreSQL restart, a failover) retries the whole batch with back-off for
   `retry_seconds` before it gives up, so a short outage loses nothing either;
 * monthly partitions are created on demand before a batch is written (`pg_schema`).
@@ -31,7 +31,15 @@ from kb_service.usage_log.pg_schema import (
     next_month,
 )
 from kb_service.usage_log.queued import QueuedLogStore
-from kb_service.usage_log.store import EventLog, FeedbackLog, LogRecord, QueryLog, scrub_query
+from kb_service.usage_log.store import (
+    EventLog,
+    FeedbackLog,
+    FlagLog,
+    LogRecord,
+    QueryLog,
+    StoredFlag,
+    scrub_query,
+)
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +65,8 @@ def redact_url(url: str) -> str:
 
 _INSERT_QUERIES = (
     "INSERT INTO queries (query_id, ts, agent_id, session_id, query_masked, query_normalised, confident, "
-    "n_hits, latency_ms, index_version) SELECT * FROM unnest(%s::text[], %s::float8[], %s::text[], %s::text[], "
-    "%s::text[], %s::text[], %s::int[], %s::int[], %s::float8[], %s::text[]) "
+    "n_hits, latency_ms, index_version, source) SELECT * FROM unnest(%s::text[], %s::float8[], %s::text[], "
+    "%s::text[], %s::text[], %s::text[], %s::int[], %s::int[], %s::float8[], %s::text[], %s::text[]) "
     "ON CONFLICT DO NOTHING RETURNING query_id, ts"
 )
 _COPY_IMPRESSIONS = (
@@ -72,6 +80,12 @@ _INSERT_FEEDBACK = (
     "INSERT INTO feedback (id, query_id, ts, article_id, resolved, comment) "
     "SELECT * FROM unnest(%s::uuid[], %s::text[], %s::float8[], %s::text[], %s::int[], %s::text[]) "
     "ON CONFLICT DO NOTHING"
+)
+# unnest keeps the batch's order, so `feedback.seq` and `flags.id` follow the order records were made.
+_INSERT_FLAGS = (
+    "INSERT INTO flags (record_id, ts, article_id, article_version, reason, comment, query_id, agent_id, "
+    "session_id) SELECT * FROM unnest(%s::uuid[], %s::float8[], %s::text[], %s::int[], %s::text[], %s::text[], "
+    "%s::text[], %s::text[], %s::text[]) ON CONFLICT DO NOTHING"
 )
 
 
@@ -108,7 +122,9 @@ class PostgresLogStore(QueuedLogStore):
                 migrate(conn)
                 this_month = month_start(time.time())
                 # The next month too, so the first searches after midnight need no DDL.
-                create_partitions(conn, [this_month, next_month(this_month)])
+                # Every month already logged too: a log migrated from v1 has no `flags` partitions yet
+                # (IF NOT EXISTS makes this a few catalogue look-ups otherwise).
+                create_partitions(conn, existing_months(conn) | {this_month, next_month(this_month)})
                 self._months: set[dt.date] = existing_months(conn)
         except BaseException:
             self._pool.close()
@@ -121,6 +137,22 @@ class PostgresLogStore(QueuedLogStore):
         with self._pool.connection() as conn:
             row = conn.execute("SELECT 1 FROM queries WHERE query_id = %s LIMIT 1", (query_id,)).fetchone()
         return row is not None
+
+    def list_flags(self, article_id: str | None = None, limit: int = 100) -> list[StoredFlag]:
+        """The editors' queue, newest first (as `SQLiteLogStore.list_flags`). Waits for what this
+        process queued, so a flag raised a moment ago is listed."""
+        self.flush()
+        sql = ("SELECT id, ts, article_id, article_version, reason, comment, query_id, agent_id, session_id "
+               "FROM flags")
+        args: list[object] = []
+        if article_id:
+            sql += " WHERE article_id = %s"
+            args.append(article_id)
+        sql += " ORDER BY ts DESC, id DESC LIMIT %s"
+        args.append(max(1, int(limit)))
+        with self._pool.connection() as conn:
+            rows = conn.execute(sql, args).fetchall()
+        return [StoredFlag(*row) for row in rows]
 
     def _release(self) -> None:
         self._pool.close()
@@ -180,7 +212,7 @@ def _insert_records(conn: Any, records: list[LogRecord], ids: list[uuid.UUID | N
         for q in queries:
             masked, normalised = scrub_query(q.query_text)
             rows.append((q.query_id, q.ts, q.agent_id, q.session_id, masked, normalised, int(q.confident),
-                         q.n_hits, q.latency_ms, q.index_version))
+                         q.n_hits, q.latency_ms, q.index_version, q.source))
         added = {(qid, ts) for qid, ts in conn.execute(_INSERT_QUERIES, _columns(rows)).fetchall()}
         with conn.cursor().copy(_COPY_IMPRESSIONS) as copy:
             for q in queries:
@@ -199,3 +231,8 @@ def _insert_records(conn: Any, records: list[LogRecord], ids: list[uuid.UUID | N
                 for r, rid in zip(records, ids, strict=True) if isinstance(r, FeedbackLog)]
     if feedback:
         conn.execute(_INSERT_FEEDBACK, _columns(feedback))
+    flags = [(rid, r.ts, r.article_id, r.article_version, r.reason,
+              mask_personal_data(r.comment) if r.comment else None, r.query_id, r.agent_id, r.session_id)
+             for r, rid in zip(records, ids, strict=True) if isinstance(r, FlagLog)]
+    if flags:
+        conn.execute(_INSERT_FLAGS, _columns(flags))

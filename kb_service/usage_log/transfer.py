@@ -14,7 +14,15 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from kb_service.usage_log.store import EventLog, FeedbackLog, Impression, LogRecord, QueryLog, open_log_store
+from kb_service.usage_log.store import (
+    EventLog,
+    FeedbackLog,
+    FlagLog,
+    Impression,
+    LogRecord,
+    QueryLog,
+    open_log_store,
+)
 
 CHUNK = 5000
 
@@ -26,9 +34,11 @@ def _queries(conn: sqlite3.Connection) -> Iterator[QueryLog]:
         "ORDER BY query_id, rank"
     )
     pending = impressions.fetchone()
+    # A log from before schema v2 has no source column: all its queries were typed.
+    source = "source" if _has_table_column(conn, "queries", "source") else "'search'"
     for row in conn.cursor().execute(
-        "SELECT query_id, ts, agent_id, session_id, query_masked, confident, n_hits, latency_ms, index_version "
-        "FROM queries ORDER BY query_id"
+        "SELECT query_id, ts, agent_id, session_id, query_masked, confident, n_hits, latency_ms, index_version, "
+        f"{source} FROM queries ORDER BY query_id"
     ):
         query_id = row[0]
         shown: list[Impression] = []
@@ -37,20 +47,34 @@ def _queries(conn: sqlite3.Connection) -> Iterator[QueryLog]:
                 shown.append(Impression(*pending[1:]))
             pending = impressions.fetchone()
         yield QueryLog(query_id, row[1], row[2], row[3], row[4] or "", bool(row[5]), row[6], row[7], row[8],
-                       shown)
+                       shown, row[9])
+
+
+def _has_table_column(conn: sqlite3.Connection, table: str, column: str | None = None) -> bool:
+    columns = [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
+    return bool(columns) and (column is None or column in columns)
 
 
 def read_sqlite_log(path: Path | str) -> Iterator[LogRecord]:
-    """Every record of a SQLite usage log, queries first (events and feedback refer to them)."""
+    """Every record of a SQLite usage log, queries first (events, feedback and flags refer to them).
+
+    Events, votes and flags in id order: the target numbers its votes and flags in the order they
+    arrive, and "the latest vote counts" breaks a tie on `ts` by that order."""
     conn = sqlite3.connect(f"file:{Path(path)}?mode=ro", uri=True)
     try:
         yield from _queries(conn)
-        for query_id, ts, type_, article_id in conn.execute("SELECT query_id, ts, type, article_id FROM events"):
+        for query_id, ts, type_, article_id in conn.execute("SELECT query_id, ts, type, article_id FROM events ORDER BY id"):
             yield EventLog(query_id, article_id, type_, ts)
         for query_id, ts, article_id, resolved, comment in conn.execute(
-            "SELECT query_id, ts, article_id, resolved, comment FROM feedback"
+            "SELECT query_id, ts, article_id, resolved, comment FROM feedback ORDER BY id"
         ):
             yield FeedbackLog(query_id, article_id, bool(resolved), comment, ts)
+        if _has_table_column(conn, "flags"):
+            for row in conn.execute(
+                "SELECT article_id, article_version, reason, comment, ts, query_id, agent_id, session_id "
+                "FROM flags ORDER BY id"
+            ):
+                yield FlagLog(*row)
     finally:
         conn.close()
 

@@ -14,6 +14,8 @@ from kb_service.reports import build_report, report_to_json
 from kb_service.reports.command import load_article_catalog
 from kb_service.settings import Settings
 from kb_service.usage_log.postgres import PostgresLogStore
+from kb_service.usage_log.sqlite import SQLiteLogStore
+from kb_service.usage_log.store import FLAG_REASONS, FlagLog
 from kb_service.usage_log.transfer import copy_log
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,10 +37,47 @@ def both_logs(tmp_path_factory: pytest.TempPathFactory, pg_server: PostgresServe
     sim = _simulator()
     db = tmp_path_factory.mktemp("sim") / "usage.sqlite3"
     sim.simulate(db, sim.SimConfig(queries=6_000, agents=25, days=28, seed=5), ROOT / "articles")
+    _add_what_the_simulator_does_not_write(db)
     url = pg_server.create_database()
     with PostgresLogStore(url) as store:
         copy_log(db, store)
     return db, url
+
+
+def _add_what_the_simulator_does_not_write(db: Path) -> None:
+    """Conversation-sourced queries, contradictory votes (later and same-second) and flags with
+    masked, multi-line and missing comments, written through the SQLite store."""
+    import random
+    import sqlite3
+
+    rng = random.Random(11)
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE queries SET source = 'conversation' WHERE rowid % 7 = 3")
+    voted = conn.execute(
+        "SELECT f.query_id, f.ts, f.article_id, f.resolved, (SELECT i.article_id FROM impressions i "
+        "WHERE i.query_id = f.query_id ORDER BY i.rank LIMIT 1) FROM feedback f ORDER BY f.id LIMIT 400").fetchall()
+    queries = conn.execute("SELECT query_id, ts, agent_id, session_id FROM queries ORDER BY ts").fetchall()
+    conn.close()
+    assert len(voted) == 400
+    with SQLiteLogStore(db) as store:
+        for n, (query_id, ts, article_id, resolved, first_shown) in enumerate(voted):
+            later = ts if n % 4 == 0 else ts + rng.randint(1, 600)  # every 4th: the same second
+            if n % 3 == 0:  # the other way round, on the same article or list-wide
+                store.record_feedback(query_id, article_id, not resolved, ts=later)
+            elif n % 3 == 1:  # 都没解决 after 已解决, or 已解决 after 都没解决
+                store.record_feedback(query_id, None if resolved else first_shown, not resolved, ts=later)
+            else:  # the same vote again, then changed back
+                store.record_feedback(query_id, article_id, bool(resolved), ts=later)
+                store.record_feedback(query_id, article_id, not resolved, ts=later + 5)
+        articles = sorted({a for row in voted for a in (row[2], row[4]) if a})[:12]
+        for n in range(150):
+            query_id, ts, agent_id, session_id = queries[rng.randrange(len(queries))]
+            comment = rng.choice([None, "金额写错了", "客户电话13812345678说\n流程已改", f"第{n}条：条款已更新"])
+            store.record_flag(FlagLog(rng.choice(articles), rng.randint(1, 3), rng.choice(list(FLAG_REASONS)),
+                                      comment, ts + (n % 5), query_id, agent_id, session_id))
+        last = queries[-1]
+        for comment in ("先标的", "同一秒后标的"):  # the same second: the later flag lists first
+            store.record_flag(FlagLog(articles[0], 2, "wrong", comment, last[1], *last[0:1], *last[2:]))
 
 
 def _sections(report: object) -> dict:
@@ -54,6 +93,7 @@ def test_every_section_equal_on_sqlite_and_postgres(both_logs: tuple[Path, str],
     on_sqlite = _sections(build_report(db, *period, article_catalog=catalog))
     on_postgres = _sections(build_report(url, *period, article_catalog=catalog))
     assert on_sqlite["summary"]["queries"] > 0
+    assert on_sqlite["flags"], "the flags section is compared on real content"
     assert set(on_sqlite) == set(on_postgres)
     for section in on_sqlite:
         assert on_postgres[section] == on_sqlite[section], section
@@ -67,7 +107,7 @@ def test_copied_rows_match(both_logs: tuple[Path, str]) -> None:
     db, url = both_logs
     conn = sqlite3.connect(db)
     with psycopg.connect(url) as pg:
-        for table in ("queries", "impressions", "events", "feedback"):
+        for table in ("queries", "impressions", "events", "feedback", "flags"):
             (expected,) = conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()
             assert pg.execute(f"SELECT COUNT(*) FROM {table}").fetchone() == (expected,), table
     conn.close()

@@ -9,9 +9,11 @@ import pytest
 from _pg_fixtures import pg_server, pg_url  # noqa: F401 - fixtures
 
 from kb_service.settings import Settings
-from kb_service.usage_log.pg_schema import SCHEMA_VERSION, SchemaError
+from kb_service.usage_log.pg_schema import MIGRATIONS, SCHEMA_VERSION, SchemaError
 from kb_service.usage_log.postgres import PostgresLogStore, redact_url
-from kb_service.usage_log.store import Impression, QueryLog, UsageLogStore, open_log_store
+from kb_service.usage_log.sqlite import SQLiteLogStore
+from kb_service.usage_log.store import FlagLog, Impression, QueryLog, UsageLogStore, open_log_store
+from kb_service.usage_log.transfer import copy_log
 
 
 def _query(query_id: str, text: str = "三者险赔多少", n: int = 2, ts: float | None = None) -> QueryLog:
@@ -60,7 +62,8 @@ def test_query_events_feedback_land_masked(pg_url: str) -> None:  # noqa: F811
 def test_migrations_are_versioned_and_run_once(pg_url: str) -> None:  # noqa: F811
     PostgresLogStore(pg_url).close()
     PostgresLogStore(pg_url).close()
-    assert _rows(pg_url, "SELECT version FROM schema_migrations") == [(SCHEMA_VERSION,)]
+    assert _rows(pg_url, "SELECT version FROM schema_migrations ORDER BY version") == [
+        (v,) for v in range(1, SCHEMA_VERSION + 1)]
     import psycopg
 
     with psycopg.connect(pg_url, autocommit=True) as conn:
@@ -82,7 +85,7 @@ def test_each_month_gets_its_partition_on_demand(pg_url: str) -> None:  # noqa: 
         ("impressions_y2020m01",)]
     assert _rows(pg_url, "SELECT tableoid::regclass::text FROM events") == [("events_y2031m05",)]
     parents = _rows(pg_url, "SELECT relname FROM pg_class WHERE relkind = 'p' ORDER BY relname")
-    assert parents == [("events",), ("feedback",), ("impressions",), ("queries",)]
+    assert parents == [("events",), ("feedback",), ("flags",), ("impressions",), ("queries",)]
 
 
 def test_replicas_writing_at_once_lose_and_duplicate_nothing(pg_url: str) -> None:  # noqa: F811
@@ -161,3 +164,94 @@ def test_a_month_whose_partition_was_dropped_is_recreated(pg_url: str) -> None: 
         store.record_feedback("second", None, True, ts=ts + 90)
     assert _rows(pg_url, "SELECT query_id, tableoid::regclass::text FROM queries") == [("second", "queries_y2024m02")]
     assert _rows(pg_url, "SELECT COUNT(*) FROM feedback") == [(1,)]
+
+
+def _flag(article_id: str, ts: float, comment: str | None = None, reason: str = "wrong") -> FlagLog:
+    return FlagLog(article_id, 3, reason, comment, ts, query_id="q1", agent_id="agent-7", session_id="sess-1")
+
+
+def test_source_and_flags_land_masked_and_list_newest_first(pg_url: str) -> None:  # noqa: F811
+    base = dt.datetime(2026, 3, 31, 23, 0, tzinfo=dt.UTC).timestamp()  # flags in two months
+    with PostgresLogStore(pg_url) as store:
+        store.record_query(_query("typed"))
+        store.record_query(QueryLog("heard", time.time(), "agent-7", "sess-1", "续保怎么办", True, 0, 1.0, "gen-001",
+                                    source="conversation"))
+        store.record_flag(_flag("art-1", base, "客户手机13812345678打来说金额不对"))
+        store.record_flag(_flag("art-2", base + 7200, None, "outdated"))
+        store.record_flag(_flag("art-1", base + 3600))
+        store.record_flag(_flag("art-1", base + 3600))  # the same second: the later one lists first
+        listed = store.list_flags()  # flushes first: what was just queued is listed
+        only_art2 = store.list_flags("art-2")
+        limited = store.list_flags("art-1", limit=2)
+    assert sorted(_rows(pg_url, "SELECT query_id, source FROM queries")) == [("heard", "conversation"),
+                                                                              ("typed", "search")]
+    assert [(f.article_id, f.ts) for f in listed] == [("art-2", base + 7200), ("art-1", base + 3600),
+                                                       ("art-1", base + 3600), ("art-1", base)]
+    assert listed[1].id > listed[2].id and all(isinstance(f.id, int) for f in listed)
+    assert listed[-1].comment == "客户手机〔手机号〕打来说金额不对"
+    assert "13812345678" not in str(_rows(pg_url, "SELECT * FROM flags"))
+    assert (listed[0].reason, listed[0].article_version, listed[0].query_id, listed[0].agent_id) == (
+        "outdated", 3, "q1", "agent-7")
+    assert [f.article_id for f in only_art2] == ["art-2"]
+    assert [f.ts for f in limited] == [base + 3600, base + 3600]
+    assert sorted(_rows(pg_url, "SELECT DISTINCT tableoid::regclass::text FROM flags")) == [
+        ("flags_y2026m03",), ("flags_y2026m04",)]
+
+
+def test_a_v1_log_is_migrated_in_place(pg_url: str) -> None:  # noqa: F811
+    """A log created by the v1 code keeps its rows: they become typed searches, its months get
+    flags partitions, and the v2 store writes flags into those months."""
+    import psycopg
+
+    old = dt.datetime(2025, 6, 15, tzinfo=dt.UTC).timestamp()
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
+                     "applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
+        for statement in MIGRATIONS[1]:
+            conn.execute(statement)
+        conn.execute("INSERT INTO schema_migrations (version) VALUES (1)")
+        for table in ("queries", "impressions", "events", "feedback"):
+            conn.execute(f"CREATE TABLE {table}_y2025m06 PARTITION OF {table} FOR VALUES FROM ({old - 864000!r}) "
+                         f"TO ({old + 864000!r})")
+        conn.execute("INSERT INTO queries (query_id, ts, query_masked, confident, n_hits) "
+                     "VALUES ('v1', %s, '三者险', 1, 0)", (old,))
+        conn.execute("INSERT INTO feedback (id, query_id, ts, resolved) VALUES (gen_random_uuid(), 'v1', %s, 1)",
+                     (old,))
+    with PostgresLogStore(pg_url) as store:
+        store.record_flag(_flag("art-9", old + 60))
+        assert [f.article_id for f in store.list_flags()] == ["art-9"]
+    assert _rows(pg_url, "SELECT query_id, source FROM queries") == [("v1", "search")]
+    assert _rows(pg_url, "SELECT COUNT(*) FROM feedback WHERE seq IS NOT NULL") == [(1,)]
+    assert _rows(pg_url, "SELECT version FROM schema_migrations ORDER BY version") == [(1,), (2,)]
+
+
+def test_transfer_carries_source_and_flags(pg_url: str, tmp_path) -> None:  # noqa: F811
+    db = tmp_path / "usage.sqlite3"
+    with SQLiteLogStore(db) as store:
+        store.record_query(QueryLog("heard", 1_780_000_000.0, "agent-7", None, "续保", True, 0, 1.0, "gen-001",
+                                    source="conversation"))
+        store.record_query(_query("typed", ts=1_780_000_001.0))
+        store.record_flag(_flag("art-1", 1_780_000_002.0, "身份证110101199003071234"))
+        store.record_flag(_flag("art-2", 1_780_000_003.0, None, "other"))
+    with PostgresLogStore(pg_url) as target:
+        assert copy_log(db, target) == 4
+        flags = target.list_flags()
+    assert sorted(_rows(pg_url, "SELECT query_id, source FROM queries")) == [("heard", "conversation"),
+                                                                              ("typed", "search")]
+    assert [(f.article_id, f.reason, f.comment, f.session_id) for f in flags] == [
+        ("art-2", "other", None, "sess-1"), ("art-1", "wrong", "身份证〔身份证号〕", "sess-1")]
+
+
+def test_kb_flags_lists_a_postgres_log(pg_url: str) -> None:  # noqa: F811
+    import json
+
+    from typer.testing import CliRunner
+
+    from kb_service.cli import app
+
+    with PostgresLogStore(pg_url) as store:
+        store.record_flag(_flag("art-1", time.time(), "金额不对"))
+    result = CliRunner().invoke(app, ["flags", "--log-db", pg_url, "--json"])
+    assert result.exit_code == 0, result.output
+    (row,) = [json.loads(line) for line in result.output.splitlines()]
+    assert (row["article_id"], row["comment"], row["reason"]) == ("art-1", "金额不对", "wrong")

@@ -1,0 +1,77 @@
+"""Time the analyst report on the same simulated log in SQLite and in PostgreSQL, and check they agree.
+
+A throw-away PostgreSQL server (scripts/local_cluster.py, Debian's binaries) receives a copy of the
+simulated SQLite log through the PostgreSQL store (`usage_log.transfer`), then `build_report` runs
+on both. Prints the copy time, each build time and whether every section is equal.
+
+Usage: python scripts/bench_pg_reports.py [--queries 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import ModuleType
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--queries", type=int, default=100_000)
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
+    from kb_service.reports import build_report, load_article_catalog, report_to_json
+    from kb_service.settings import Settings
+    from kb_service.usage_log.postgres import PostgresLogStore
+    from kb_service.usage_log.transfer import copy_log
+
+    sim, cluster = _load("simulate_usage"), _load("local_cluster")
+    bin_dir = cluster.find_pg_bin()
+    if bin_dir is None:
+        print("PostgreSQL binaries not found", file=sys.stderr)
+        return 2
+    catalog = load_article_catalog(Settings(index_dir=ROOT / "no-index", articles_dir=ROOT / "articles"))
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "usage.sqlite3"
+        sim.simulate(db, sim.SimConfig(queries=args.queries, agents=200, days=28, seed=7), ROOT / "articles")
+        server = cluster.PostgresServer(bin_dir).start()
+        try:
+            url = server.create_database()
+            t0 = time.perf_counter()
+            with PostgresLogStore(url) as store:
+                copied = copy_log(db, store)
+            copy_s = time.perf_counter() - t0
+            timings, sections = {}, {}
+            for name, log in (("sqlite", db), ("postgres", url)):
+                t0 = time.perf_counter()
+                report = build_report(log, article_catalog=catalog)
+                timings[name] = time.perf_counter() - t0
+                data = report_to_json(report)
+                data.pop("generated_at", None)
+                sections[name] = data
+        finally:
+            server.stop()
+    print(f"queries: {args.queries:,}  records copied to PostgreSQL: {copied:,} in {copy_s:.1f} s")
+    for name, seconds in timings.items():
+        print(f"build_report on {name}: {seconds:.2f} s")
+    equal = sections["sqlite"] == sections["postgres"]
+    print(f"every section equal: {equal}")
+    return 0 if equal else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
