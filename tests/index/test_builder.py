@@ -13,6 +13,7 @@ from kb_service.index import builder as indexing
 from kb_service.index.builder import build_index
 from kb_service.index.store import CURRENT, current_generation, read_manifest
 from kb_service.search.engine import SearchEngine, semantic_search
+from kb_service.search.snapshot import LiveWhoosh, SegmentsBM25F
 from kb_service.settings import Settings
 
 
@@ -217,14 +218,14 @@ def test_whoosh_backend_serves_and_updates(corpus_settings: Settings) -> None:
     build_index(settings)
     assert (current_generation(settings.index_dir) / "lexical").is_dir()
     engine = SearchEngine.open(settings)
-    assert engine._snapshot.whoosh is not None
+    assert isinstance(engine._snapshot.lexical, LiveWhoosh)
     assert [h.article_id for h in engine.search("三者险赔什么", mode="lexical").hits][0] == "third-party"
     (settings.articles_dir / "theft-claim.md").unlink()
     build_index(settings)
     assert engine.reload()
     assert "theft-claim" not in [h.article_id for h in engine.search("车被偷了", mode="lexical", k=5).hits]
     sparse = SearchEngine.open(corpus_settings.with_overrides(index_dir=settings.index_dir))
-    assert sparse._snapshot.whoosh is None  # the same index serves the default backend too
+    assert isinstance(sparse._snapshot.lexical, SegmentsBM25F)  # the same index serves the default backend too
 
 
 def test_hnsw_segments_skip_outdated_rows(corpus_settings: Settings) -> None:

@@ -9,7 +9,7 @@ from _pg_fixtures import pg_server, pg_url  # noqa: F401 - fixtures
 
 from kb_service.reports.build import make_period
 from kb_service.reports.drilldown import article_detail, queries_for_texts
-from kb_service.usage_log.grouping import normalise_query
+from kb_service.usage_log.grouping import grouping_form
 from kb_service.usage_log.postgres import PostgresLogStore
 from kb_service.usage_log.sqlite import SQLiteLogStore
 from kb_service.usage_log.store import Impression, QueryLog
@@ -55,7 +55,7 @@ def both_logs(tmp_path_factory: pytest.TempPathFactory, pg_server) -> tuple[Path
 @pytest.mark.parametrize("gaps_only", [False, True])
 def test_queries_for_texts_equal(both_logs: tuple[Path, str], period: tuple, gaps_only: bool) -> None:
     db, url = both_logs
-    texts = [normalise_query(t) for t in TEXTS[:2]] + ["没人问过"]
+    texts = [grouping_form(t) for t in TEXTS[:2]] + ["没人问过"]
     on_sqlite = queries_for_texts(db, make_period(*period), texts, CATALOG, 200, gaps_only)
     on_postgres = queries_for_texts(url, make_period(*period), texts, CATALOG, 200, gaps_only)
     assert on_sqlite and on_postgres == on_sqlite
@@ -70,7 +70,7 @@ def test_queries_for_texts_equal(both_logs: tuple[Path, str], period: tuple, gap
 
 def test_masked_text_and_article_detail_equal(both_logs: tuple[Path, str]) -> None:
     db, url = both_logs
-    masked = [normalise_query("客户手机〔手机号〕问三者险")]
+    masked = [grouping_form("客户手机〔手机号〕问三者险")]
     on_postgres = queries_for_texts(url, make_period(None, None), masked, CATALOG)
     assert on_postgres == queries_for_texts(db, make_period(None, None), masked, CATALOG)
     assert len(on_postgres) == 6 and "13812345678" not in str(on_postgres)
