@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kb_service.reports.model import Period
+from kb_service.reports.data import Period
 from kb_service.usage_log.grouping import grouping_form
 
 FOLLOW_UP_SECONDS = 300

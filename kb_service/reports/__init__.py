@@ -13,15 +13,15 @@ from kb_service.reports.build import (
     parse_when,
 )
 from kb_service.reports.command import load_article_catalog, run_report_command
-from kb_service.reports.export import report_to_json, write_csv
-from kb_service.reports.html import render_html
-from kb_service.reports.model import (
+from kb_service.reports.data import (
     EMPTY_MESSAGE,
     Report,
     ReportOptions,
     definitions_markdown,
     metric_definitions,
 )
+from kb_service.reports.export import report_to_json, write_csv
+from kb_service.reports.html import render_html
 from kb_service.reports.stats import INSUFFICIENT, MIN_FEEDBACK, wilson_interval
 
 __all__ = [

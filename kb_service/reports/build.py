@@ -14,10 +14,7 @@ from typing import Any
 
 from kb_service.models import CATEGORIES
 from kb_service.reports import textsim
-from kb_service.reports.flags import flag_groups
-from kb_service.reports.gap_section import gap_clusters
-from kb_service.reports.logdb import LogReader
-from kb_service.reports.model import (
+from kb_service.reports.data import (
     EMPTY_MESSAGE,
     REPORT_TZ,
     UNKNOWN_CATEGORY,
@@ -35,8 +32,11 @@ from kb_service.reports.model import (
     Summary,
     metric_definitions,
 )
-from kb_service.reports.pglogdb import PgLogReader
+from kb_service.reports.flags import flag_groups
+from kb_service.reports.gap_section import gap_clusters
+from kb_service.reports.postgres_reader import PgLogReader
 from kb_service.reports.source import LogUnavailable, open_log_reader
+from kb_service.reports.sqlite_reader import LogReader
 from kb_service.reports.stats import enough_feedback, format_rate, rate, wilson_interval
 
 Catalog = Mapping[str, Mapping[str, Any]]

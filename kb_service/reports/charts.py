@@ -16,7 +16,7 @@ import matplotlib as mpl
 from matplotlib import font_manager
 from matplotlib.figure import Figure
 
-from kb_service.reports.model import (
+from kb_service.reports.data import (
     ArticleStats,
     CategoryStats,
     DayVolume,

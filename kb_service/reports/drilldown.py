@@ -19,8 +19,8 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-from kb_service.reports.logdb import _STANDING_VOTE
-from kb_service.reports.model import REPORT_TZ, Period
+from kb_service.reports.data import REPORT_TZ, Period
+from kb_service.reports.sqlite_reader import _STANDING_VOTE
 from kb_service.usage_log.postgres import is_postgres_url
 
 Catalog = Mapping[str, Mapping[str, Any]]
@@ -53,7 +53,7 @@ def _title(catalog: Catalog, article_id: str | None) -> str:
     return str((catalog.get(article_id) or {}).get("title") or article_id)
 
 
-# The report's definition of a gap query (reports/logdb.py, 内容缺口查询): not confident or voted
+# The report's definition of a gap query (reports/sqlite_reader.py, 内容缺口查询): not confident or voted
 # 都没解决, and no 已解决, counting only the votes that stand (the latest counts, _STANDING_VOTE).
 GAP_TEMPLATE = (
     "(q.confident = 0 OR EXISTS (SELECT 1 FROM feedback f WHERE f.query_id = q.query_id AND f.resolved = 0 "
@@ -71,7 +71,7 @@ def queries_for_texts(db_path: Path | str, period: Period, normalised: Sequence[
     if not normalised:
         return []
     if is_postgres_url(db_path):
-        from kb_service.reports.pg_drilldown import fetch_queries
+        from kb_service.reports.postgres_drilldown import fetch_queries
 
         rows, shown, clicks, votes = fetch_queries(str(db_path), period, normalised, limit, gaps_only)
         return query_cases(rows, shown, clicks, votes, catalog)
@@ -131,7 +131,7 @@ def article_detail(db_path: Path | str, period: Period, article_id: str, catalog
                    limit: int = 50) -> dict[str, Any]:
     """How one article was reached in the period: per version, and the questions that showed it."""
     if is_postgres_url(db_path):
-        from kb_service.reports.pg_drilldown import fetch_article
+        from kb_service.reports.postgres_drilldown import fetch_article
 
         versions, queries = fetch_article(str(db_path), period, article_id, limit)
         return article_result(article_id, catalog, versions, queries)

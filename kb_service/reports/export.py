@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from kb_service.reports.model import Report
+from kb_service.reports.data import Report
 
 # Which report fields make up each API section.
 SECTION_FIELDS: dict[str, tuple[str, ...]] = {

@@ -6,8 +6,8 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-from kb_service.reports.logdb import LogReader
-from kb_service.reports.model import REPORT_TZ, FlagGroup
+from kb_service.reports.data import REPORT_TZ, FlagGroup
+from kb_service.reports.sqlite_reader import LogReader
 from kb_service.usage_log.store import FLAG_REASONS
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from kb_service.reports import bigram_topics
-from kb_service.reports.logdb import LogReader
-from kb_service.reports.model import GapCluster, QueryVariant, ReportOptions, ShownArticle
+from kb_service.reports.data import GapCluster, QueryVariant, ReportOptions, ShownArticle
+from kb_service.reports.sqlite_reader import LogReader
 
 Catalog = Mapping[str, Mapping[str, Any]]
 

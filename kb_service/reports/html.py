@@ -11,7 +11,7 @@ from html import escape
 from typing import Any
 
 from kb_service.reports import charts
-from kb_service.reports.model import ArticleStats, Report
+from kb_service.reports.data import ArticleStats, Report
 
 CSS = """
 body{font-family:"Noto Sans CJK SC","PingFang SC","Microsoft YaHei",sans-serif;margin:0;background:#f5f6f8;color:#222;font-size:14px}

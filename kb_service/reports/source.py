@@ -1,6 +1,6 @@
 """Which log a report reads: a SQLite file or a `postgresql://` URL, behind one reader interface.
 
-`build.py` only ever calls the reader's methods (`logdb.LogReader` and `pglogdb.PgLogReader`
+`build.py` only ever calls the reader's methods (`sqlite_reader.LogReader` and `postgres_reader.PgLogReader`
 return the same rows), so the choice is made here and nowhere else.
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from kb_service.reports.logdb import LogReader
-from kb_service.reports.pglogdb import PgLogReader
+from kb_service.reports.postgres_reader import PgLogReader
+from kb_service.reports.sqlite_reader import LogReader
 from kb_service.usage_log.postgres import is_postgres_url, redact_url
 
 

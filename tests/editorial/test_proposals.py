@@ -15,7 +15,7 @@ from kb_service.content.validation import check_knowledge_base
 from kb_service.editorial.adopt import AdoptError, adopt_question
 from kb_service.editorial.proposals import find_proposals, load_current_articles
 from kb_service.reports.build import make_period
-from kb_service.reports.model import REPORT_TZ
+from kb_service.reports.data import REPORT_TZ
 from kb_service.settings import Settings
 from kb_service.usage_log.sqlite import SQLiteLogStore
 from kb_service.usage_log.store import Impression, QueryLog

@@ -29,7 +29,7 @@ from kb_service.reports import (
     write_csv,
 )
 from kb_service.reports.bigram_topics import cluster_topics
-from kb_service.reports.model import REPORT_TZ
+from kb_service.reports.data import REPORT_TZ
 from kb_service.reports.stats import format_rate
 from kb_service.reports.textsim import group_near_duplicates, lcs_length, lcs_ratio
 from kb_service.settings import Settings

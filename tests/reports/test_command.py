@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from kb_service.cli import app
 from kb_service.reports import build_report, render_html
-from kb_service.reports.model import REPORT_TZ
+from kb_service.reports.data import REPORT_TZ
 from kb_service.usage_log.sqlite import SQLiteLogStore
 from kb_service.usage_log.store import Impression, QueryLog
 

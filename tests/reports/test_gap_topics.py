@@ -14,8 +14,8 @@ import pytest
 
 from kb_service.content.lexicon import load_lexicon
 from kb_service.reports import build_report, render_html
+from kb_service.reports.data import REPORT_TZ
 from kb_service.reports.gap_topics import ContentWords, cluster_gap_queries
-from kb_service.reports.model import REPORT_TZ
 from kb_service.usage_log.sqlite import SQLiteLogStore
 from kb_service.usage_log.store import Impression, QueryLog
 

@@ -14,7 +14,7 @@ from types import ModuleType
 import pytest
 
 from kb_service.reports import build_report
-from kb_service.reports.model import REPORT_TZ
+from kb_service.reports.data import REPORT_TZ
 from kb_service.usage_log.grouping import grouping_form
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,7 +11,7 @@ from conftest import write_article
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from kb_service.reports.model import REPORT_TZ
+from kb_service.reports.data import REPORT_TZ
 from kb_service.settings import Settings
 from kb_service.usage_log.sqlite import SQLiteLogStore
 from kb_service.usage_log.store import Impression, QueryLog

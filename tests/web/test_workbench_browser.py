@@ -28,7 +28,7 @@ from _service_fixtures import (
 from _service_fixtures import uvicorn_command as _uvicorn
 
 from kb_service.content.validation import check_knowledge_base
-from kb_service.reports.model import REPORT_TZ
+from kb_service.reports.data import REPORT_TZ
 from kb_service.usage_log.sqlite import SQLiteLogStore
 from kb_service.usage_log.store import Impression, QueryLog
 

@@ -22,7 +22,7 @@ from kb_service.reports import (
 )
 from kb_service.reports.cache import SectionCache
 from kb_service.reports.command import load_report_lexicon, report_vector_cache
-from kb_service.reports.model import Period, Report
+from kb_service.reports.data import Period, Report
 from kb_service.settings import Settings
 from kb_service.web.deps import ANALYST
 from kb_service.web.schemas import ERROR_RESPONSES

@@ -25,9 +25,9 @@ from kb_service.masking import mask_personal_data
 from kb_service.reports import load_article_catalog
 from kb_service.reports.cache import SectionCache
 from kb_service.reports.command import report_vector_cache
+from kb_service.reports.data import Period
 from kb_service.reports.drilldown import article_detail, queries_for_texts
 from kb_service.reports.gap_topics import vector_cache_path
-from kb_service.reports.model import Period
 from kb_service.settings import Settings
 from kb_service.web.deps import ANALYST, EDITOR
 from kb_service.web.routers.panel import STATIC_DIR

@@ -12,7 +12,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from kb_service.reports.model import UTC_OFFSET_HOURS
+from kb_service.reports.data import UTC_OFFSET_HOURS
 
 OFFSET_SECONDS = UTC_OFFSET_HOURS * 3600
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from kb_service.reports.data import Period
 from kb_service.reports.drilldown import GAP_TEMPLATE
-from kb_service.reports.model import Period
-from kb_service.reports.pglogdb import _STANDING_VOTE
+from kb_service.reports.postgres_reader import _STANDING_VOTE
 
 C = 'COLLATE "C"'
 # The report's definition of a gap query (drilldown.GAP_CONDITION), with PostgreSQL's standing-vote rule.

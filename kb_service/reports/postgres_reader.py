@@ -1,4 +1,4 @@
-"""Read side of the PostgreSQL usage log: the same aggregates as `logdb.LogReader`, computed in PostgreSQL.
+"""Read side of the PostgreSQL usage log: the same aggregates as `sqlite_reader.LogReader`, computed in PostgreSQL.
 
 Every method returns what its SQLite twin returns, row for row, so `build.py` does not know which
 log it reads. As there, nothing is counted in Python: the period's queries are copied once into
@@ -19,10 +19,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from kb_service.reports.logdb import OFFSET_SECONDS, ArticleVersionRow, merge_article_rows
+from kb_service.reports.sqlite_reader import OFFSET_SECONDS, ArticleVersionRow, merge_article_rows
 
 C = 'COLLATE "C"'
-# logdb._STANDING_VOTE in PostgreSQL: a vote stands unless a later vote of the same query replaces it
+# sqlite_reader._STANDING_VOTE in PostgreSQL: a vote stands unless a later vote of the same query replaces it
 # (FEEDBACK_RULE). `seq` is the insertion order SQLite's integer id gives ({tie} without it: v1 log).
 _STANDING_VOTE = """NOT EXISTS (SELECT 1 FROM feedback g WHERE g.query_id = f.query_id
     AND (g.ts > f.ts OR (g.ts = f.ts AND {tie}))
