@@ -34,3 +34,34 @@ def test_no_module_is_over_the_size_limit() -> None:
     """House style: a module over ~400 lines is doing more than one thing."""
     sizes = {str(p.relative_to(PACKAGE)): len(p.read_text(encoding="utf-8").splitlines()) for p in PACKAGE.rglob("*.py")}
     assert {name: n for name, n in sizes.items() if n > MAX_MODULE_LINES} == {}
+
+
+# The pipeline's layers, lowest first: a package may import only from layers below its own.
+LAYERS = {
+    "models": 0, "settings": 0, "masking": 0,
+    "content": 1, "usage_log": 1,
+    "query": 2,
+    "index": 3,
+    "search": 4,
+    "assist": 5, "reports": 5,
+    "editorial": 6, "evaluation": 6,
+    "web": 7,
+    "cli": 8, "__main__": 9,
+}
+
+
+def test_stages_import_only_the_stages_below_them() -> None:
+    import ast
+
+    upward = set()
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE).parts
+        here = parts[0].removesuffix(".py")
+        if here == "__init__":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("kb_service."):
+                there = node.module.split(".")[1]
+                if there != here and LAYERS[there] >= LAYERS[here]:
+                    upward.add(f"{path.relative_to(PACKAGE)} imports {node.module}")
+    assert upward == set()
