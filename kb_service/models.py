@@ -129,10 +129,12 @@ class QuestionAnswer:
     confidence: float
     features: object = None  # ConfidenceFeatures, for calibration
     outside_filter: str | None = None  # the best answer's category when a filter excluded it
+    spelled_as: str | None = None  # what was searched, when typos in the question were corrected
 
     def to_dict(self) -> dict:
         return {"question": self.question, "confident": self.confident, "confidence": round(self.confidence, 4),
-                "outside_filter": self.outside_filter, "hits": [h.to_dict() for h in self.hits]}
+                "outside_filter": self.outside_filter, "spelled_as": self.spelled_as,
+                "hits": [h.to_dict() for h in self.hits]}
 
 
 def merge_hits(answers: list[QuestionAnswer], k: int) -> list[Hit]:
@@ -160,6 +162,7 @@ class SearchResponse:
     reading: object = None  # query_reading.Reading: how the query was read
     questions: list[QuestionAnswer] = field(default_factory=list)  # one per question when it asks several
     outside_filter: str | None = None  # a filter excluded the best answer, which is in this category
+    spelled_as: str | None = None  # the first question as searched, when its typos were corrected
 
     def to_dict(self) -> dict:
         data = {
@@ -172,4 +175,5 @@ class SearchResponse:
             data["reading"] = self.reading.to_dict()  # type: ignore[attr-defined]
         data["questions"] = [q.to_dict() for q in self.questions]
         data["outside_filter"] = self.outside_filter
+        data["spelled_as"] = self.spelled_as
         return data

@@ -27,6 +27,7 @@ class AnalyzedQuery:
     terms: QueryTerms
     content_words: tuple[str, ...]
     domain_terms: tuple[str, ...] = ()
+    spelled_as: str | None = None  # the question with its typos corrected, when that changed it
 
 
 class QueryAnalyzer:
@@ -47,23 +48,28 @@ class QueryAnalyzer:
         # Lexicon words and article aliases: words that only this domain's questions contain.
         self.domain_terms = frozenset(match_form(t) for t in domain_terms | lexicon.dictionary_words if len(t) >= 2)
 
-    def analyze(self, query: str) -> AnalyzedQuery:
-        corrected = self.lexicon.correct_typos(match_form(query).strip())
-        if self.corrector is not None:
+    def analyze(self, query: str, correct: bool = True) -> AnalyzedQuery:
+        """`correct=False` searches the words as typed (the agent's "search as typed"): no listed
+        typos, pinyin or homophones are corrected; abbreviations and synonyms still widen it."""
+        typed = match_form(query).strip()
+        corrected = self.lexicon.correct_typos(typed) if correct else typed
+        corrector = self.corrector if correct else None
+        if corrector is not None:
             # Pinyin names its word exactly, so it is rewritten in place like a listed typo: the
             # words, bigrams and coverage then see 理赔, not an unknown "lipei".
-            for typed, meant in self.corrector.spelled_words(corrected):
-                corrected = corrected.replace(typed, meant)
+            for spelled, meant in corrector.spelled_words(corrected):
+                corrected = corrected.replace(spelled, meant)
         semantic_text = corrected
         additions: list[str] = []
         spans = list(self.tokenizer.spans(corrected))  # one jieba pass serves the typo guard and the terms
         intended = self.intended_words(spans)
         # Stand-ins: the word a typo or an abbreviation means, for a typed word that matches nothing.
         stand_ins: list[str] = []
-        if self.corrector is not None:
-            for typed, meant in self.corrector.corrections(corrected, intended=[(s, e) for _, s, e in intended]):
+        if corrector is not None:
+            for wrong, meant in corrector.corrections(corrected, intended=[(s, e) for _, s, e in intended]):
                 stand_ins.append(meant)
-                semantic_text = semantic_text.replace(typed, meant)
+                semantic_text = semantic_text.replace(wrong, meant)
+        spelled_as = semantic_text if semantic_text != typed else None
         stand_ins.extend(self.abbreviations_in(spans))
         additions.extend(stand_ins)
         general = [(s, e) for word, s, e in intended if word not in self.domain_terms]
@@ -90,7 +96,7 @@ class QueryAnalyzer:
         content = whole_words(typed_words)
         haystack = " ".join([corrected, *additions])
         domain = tuple(t for t in self.domain_terms if t in haystack)
-        return AnalyzedQuery(query, corrected, semantic_text, tuple(additions), terms, content, domain)
+        return AnalyzedQuery(query, corrected, semantic_text, tuple(additions), terms, content, domain, spelled_as)
 
     @cached_property
     def _abbreviations(self) -> AbbreviationReader:

@@ -159,13 +159,15 @@ class SearchEngine:
         tags: list[str] | None = None,
         mode: str = "hybrid",
         truncate: bool = False,
+        as_typed: bool = False,
     ) -> SearchResponse:
         """Read the query (query_reading), search each question it asks, and merge.
 
         The response's hits put the first question's results first and then the best of each
         further question; its confidence is the first question's. With a category or tag filter a
         question is confident only if the whole knowledge base's best answer passes the filter:
-        otherwise the filtered list is a runner-up, however well it matches."""
+        otherwise the filtered list is a runner-up, however well it matches. `as_typed`: no typo
+        correction (the agent meant the word they typed); `spelled_as` says when one was made."""
         if mode not in ("hybrid", "lexical", "semantic"):
             raise QueryError(f"unknown search mode {mode!r}")
         text = self.validate_query(query, truncate)
@@ -174,17 +176,18 @@ class SearchEngine:
         reading = read_query(text, self.settings.max_query_chars)
         if truncate or reading.truncated:  # the caller cut a longer text: its first question only
             reading = replace(reading, questions=reading.questions[:1], truncated=True)
-        answers = [self._answer(snap, question, k, category, tags, mode) for question in reading.questions]
+        answers = [self._answer(snap, question, k, category, tags, mode, not as_typed) for question in reading.questions]
         first = answers[0]
         response = SearchResponse(query=text, confident=first.confident, hits=merge_hits(answers, k),
                                   confidence=first.confidence, reading=reading,
-                                  questions=answers if len(answers) > 1 else [], outside_filter=first.outside_filter)
+                                  questions=answers if len(answers) > 1 else [], outside_filter=first.outside_filter,
+                                  spelled_as=first.spelled_as)
         response.features = first.features  # type: ignore[attr-defined]  # for calibration and eval
         return response
 
-    def _answer(self, snap: Snapshot, question: str, k: int, category: str | None, tags: list[str] | None,
-                mode: str) -> QuestionAnswer:
-        analyzed = snap.analyzer.analyze(question)
+    def _answer(self, snap: Snapshot, question: str, k: int, category: str | None, tags: list[str] | None,  # noqa: PLR0913
+                mode: str, correct: bool = True) -> QuestionAnswer:
+        analyzed = snap.analyzer.analyze(question, correct)
         vector = None
         if mode != "lexical":
             vector = np.asarray(self._embedder.encode([analyzed.semantic_text])[0])
@@ -199,7 +202,7 @@ class SearchEngine:
                     snap.article_of(best.passage_id) != snap.article_of(ranked.top.passage_id):
                 confident, outside = False, snap.passages[best.passage_id].category
         hits = [self._hit(snap, c, analyzed) for c in ranked.grouped]
-        return QuestionAnswer(question, hits, confident, probability, ranked.features, outside)
+        return QuestionAnswer(question, hits, confident, probability, ranked.features, outside, analyzed.spelled_as)
 
     def _rank(self, snap: Snapshot, analyzed: AnalyzedQuery, vector: np.ndarray | None, k: int,
               category: str | None, tags: list[str] | None, mode: str) -> Ranked:

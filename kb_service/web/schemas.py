@@ -40,6 +40,8 @@ class SearchOut(BaseModel):
                                            "traditional characters converted, kinds of personal data removed")
     questions: list[dict[str, Any]] = Field(default_factory=list, description="per question, when the query asks several")
     outside_filter: str | None = Field(None, description="the category of the best answer when the filter excluded it")
+    spelled_as: str | None = Field(None, description="the (first) question as searched, when typos in it were corrected "
+                                   "(理陪 → 理赔); search again with as_typed=1 to search the words as typed")
     took_ms: float
 
 

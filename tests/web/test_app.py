@@ -87,7 +87,7 @@ def test_search_shape_and_logging(svc_corpus: BuiltCorpus, svc_engine, tmp_path:
         assert response.status_code == 200, response.text
         data = response.json()
         assert set(data) == {"query_id", "query", "confident", "confidence", "hits", "took_ms", "reading", "questions",
-                             "outside_filter"}
+                             "outside_filter", "spelled_as"}
         assert data["hits"][0]["article_id"] == "third-party"
         assert 1 <= len(data["hits"]) <= 3
         assert {
@@ -119,6 +119,15 @@ def test_search_filters_by_category(svc) -> None:  # type: ignore[no-untyped-def
     client, _ = svc
     data = _search(client, "理赔要交什么材料", category="claims")
     assert data["hits"] and all(h["category"] == "claims" for h in data["hits"])
+
+
+def test_search_says_when_it_corrected_a_typo_and_searches_as_typed_on_request(svc) -> None:  # type: ignore[no-untyped-def]
+    client, _ = svc
+    corrected = _search(client, "理陪要交什么材料")  # 理陪 → 理赔 is a listed typo
+    assert corrected["spelled_as"] == "理赔要交什么材料"
+    as_typed = _search(client, "理陪要交什么材料", as_typed=1)
+    assert as_typed["spelled_as"] is None
+    assert _search(client, "理赔要交什么材料")["spelled_as"] is None  # nothing to correct, nothing said
 
 
 @pytest.mark.parametrize(

@@ -540,3 +540,23 @@ def test_panel_sanitiser_drops_script_links_the_server_let_through(page, server)
     page.wait_for_timeout(200)
     assert page.evaluate("window.__kbInjected") is None
     page.unroute("**/api/articles/**")
+
+
+def test_a_corrected_typo_is_shown_and_one_click_searches_as_typed(page, server) -> None:
+    expect = sync_api.expect
+    _open_panel(page, server)
+    search_box = page.locator("#q")
+    with page.expect_response(lambda r: "/api/search" in r.url and r.status == 200) as first:
+        search_box.fill("报按晚了怎么办")  # 报按 → 报案: a listed typo of the lexicon
+    assert first.value.json()["spelled_as"] == "报案晚了怎么办"
+    reading = page.locator("#reading")
+    expect(reading).to_contain_text("已按「报案晚了怎么办」搜索")
+    with page.expect_response(lambda r: "/api/search" in r.url and "as_typed=1" in r.url) as again:
+        reading.locator("button[data-as-typed]").click()
+    assert again.value.json()["spelled_as"] is None
+    expect(reading).to_contain_text("已按原文搜索")
+    expect(reading.locator("button[data-as-typed]")).to_have_count(0)
+    # Typing a new text corrects again.
+    with page.expect_response(lambda r: "/api/search" in r.url and r.status == 200) as third:
+        search_box.fill("理陪要什么材料")
+    assert "as_typed" not in third.value.url

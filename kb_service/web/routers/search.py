@@ -37,6 +37,8 @@ def search(  # noqa: PLR0913 - FastAPI parameters
     category: Annotated[str | None, Query(description=f"one of {', '.join(CATEGORIES)}")] = None,
     tags: Annotated[list[str] | None, Query(description="repeat or comma-separate; all must match")] = None,
     truncate: Annotated[bool, Query(description="text over the limit (or cut by the caller): search its first question")] = False,
+    as_typed: Annotated[bool, Query(description="no typo correction: search the words as typed "
+                                    "(the panel's 「仍按原文搜索」 after `spelled_as` showed a correction)")] = False,
     log: Annotated[bool, Query(description="false: a preview while the agent is still typing; nothing is logged")] = True,
     query_id: Annotated[str | None, Query(pattern=PREVIEW_ID, description="log under the id a preview returned")] = None,
 ) -> dict[str, Any]:
@@ -56,7 +58,7 @@ def search(  # noqa: PLR0913 - FastAPI parameters
     started = time.perf_counter()
     try:
         response: SearchResponse = engine.search(text, k=k, category=category, tags=split_tags(tags),
-                                                 truncate=truncate)
+                                                 truncate=truncate, as_typed=as_typed)
     except ValueError as exc:  # QueryError: the engine's own query rules
         raise unprocessable(str(exc)) from exc
     took_ms = (time.perf_counter() - started) * 1000

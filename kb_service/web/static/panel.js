@@ -173,6 +173,7 @@
     settleTimer: 0,
     settleWanted: false,     // the agent is done typing: log the search on screen once it is there
     settling: null,          // the in-flight request that logs the previewed search
+    asTyped: false,          // 「仍按原文搜索」: this query is searched without typo correction
   };
 
   const announce = (text) => {
@@ -460,19 +461,32 @@
   function renderReading(data) {
     const reading = data.reading;
     const fromChat = data.source === 'conversation';
-    if (!reading || (!reading.changed && !fromChat)) return;
+    const spelled = !fromChat && typeof data.spelled_as === 'string' && data.spelled_as;
+    if (!reading || (!reading.changed && !fromChat && !spelled && !state.asTyped)) return;
     const questions = Array.isArray(reading.questions) ? reading.questions : [];
     const parts = [];
     if (fromChat) parts.push(data.open === false ? '坐席已回复；以下是客户上一个问题的推荐' : '根据对话中客户的问题推荐');
     if (fromChat && questions.length === 1) parts.push(`客户问「${questions[0]}」`);
     else if (questions.length > 1) parts.push(`识别出 ${questions.length} 个问题，分别搜索`);
-    else if (questions.length === 1) parts.push(`已按「${questions[0]}」搜索`);
+    else if (spelled) parts.push(`已按「${spelled}」搜索`);
+    else if (state.asTyped) parts.push('已按原文搜索，未纠正错别字');
+    else if (reading.changed && questions.length === 1) parts.push(`已按「${questions[0]}」搜索`);
     if (reading.converted) parts.push('繁体已转简体');
     if (Array.isArray(reading.personal_data) && reading.personal_data.length) {
       parts.push(`已去掉${reading.personal_data.map((p) => String(p).replace(/[〔〕]/g, '')).join('、')}`);
     }
     if (reading.truncated) parts.push(`内容超过 ${maxQueryChars} 字，只搜索了开头的第一个问题`);
-    ui.reading.replaceChildren(el('span', { class: 'reading-text' }, parts.join(' · ')));
+    const line = [el('span', { class: 'reading-text' }, parts.join(' · '))];
+    if (spelled) {
+      // One click searches the words as typed: the agent may have meant exactly what they wrote.
+      const asTyped = el('button', { type: 'button', class: 'reading-as-typed', 'data-as-typed': '1' }, '仍按原文搜索');
+      asTyped.addEventListener('click', () => {
+        state.asTyped = true;
+        runSearch({ force: true });
+      });
+      line.push(' ', asTyped);
+    }
+    ui.reading.replaceChildren(...line);
     ui.reading.hidden = false;
   }
 
@@ -528,6 +542,8 @@
 
   function scheduleSearch() {
     window.clearTimeout(state.timer);
+    state.asTyped = false; // a new text is corrected again
+
     scheduleSettle();
     if (!currentQuery()) {
       cancelSearch();
@@ -563,6 +579,7 @@
     const params = new URLSearchParams({ q: tooLong ? q.slice(0, maxQueryChars) : q, k: String(RESULT_COUNT) });
     if (tooLong) params.set('truncate', '1');
     if (category) params.set('category', category);
+    if (state.asTyped) params.set('as_typed', '1');
     params.set('log', '0');
     try {
       const data = await api(`/api/search?${params}`, { signal: controller.signal });
