@@ -193,6 +193,23 @@ def attach_index_poller(app: FastAPI, settings: Settings, interval: float | None
     app.router.lifespan_context = lifespan
 
 
+def fetch_published_generation(settings: Settings) -> None:
+    """Before the engine opens: bring this replica's own index folder to the store's LATEST, so a
+    replica started on an empty (or old) folder serves the published generation from its first
+    request. A failure is logged; whatever the folder already holds is served."""
+    if not settings.generation_store:
+        return
+    from kb_service.index.publishing import open_generation_store
+
+    store = open_generation_store(settings.generation_store)
+    try:
+        latest = store.latest()
+        if latest is not None:
+            store.fetch(latest, settings.index_dir)
+    except Exception:
+        log.exception("fetching the published generation at start failed; serving the local index folder")
+
+
 def start_generation_follower(app: FastAPI, settings: Settings) -> Any:
     """With KB_GENERATION_STORE: follow the store's LATEST into this replica's own index folder
     (kb_service.index.following); `/api/health` shows what it last saw. None without a store."""
@@ -219,6 +236,7 @@ def create_worker_app_from_env() -> FastAPI:
 
     bind_to_supervisor()
     settings = Settings()
+    fetch_published_generation(settings)
     app = create_app(settings)
     attach_index_poller(app, settings)
     return app
@@ -231,6 +249,7 @@ __all__ = [
     "attach_index_poller",
     "bind_to_supervisor",
     "create_worker_app_from_env",
+    "fetch_published_generation",
     "set_parent_death_signal",
     "start_generation_follower",
 ]

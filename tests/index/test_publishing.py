@@ -258,3 +258,24 @@ def test_store_locations(tmp_path: Path) -> None:
     (tmp_path / "store" / LATEST).write_text("../etc", encoding="utf-8")
     assert DirectoryGenerationStore(tmp_path / "store").latest() is None
     shutil.rmtree(tmp_path / "store")
+
+
+def test_kb_index_publishes_when_a_store_is_set(tmp_path: Path) -> None:
+    """KB_GENERATION_STORE: `kb index` builds, then publishes what it built (SQLite log: no announcement)."""
+    from typer.testing import CliRunner
+
+    from kb_service.cli import app
+
+    _write_corpus(tmp_path)
+    store = _store(tmp_path)
+    settings = _settings(tmp_path)
+    env = {"KB_ARTICLES_DIR": str(settings.articles_dir), "KB_LEXICON_PATH": str(settings.lexicon_path),
+           "KB_INDEX_DIR": str(settings.index_dir), "KB_EMBEDDING_MODEL": settings.embedding_model,
+           "KB_LOG_DB": str(settings.log_db), "KB_GENERATION_STORE": str(store.root)}
+    result = CliRunner().invoke(app, ["index"], env=env)
+    assert result.exit_code == 0, result.output
+    built = _current(settings.index_dir)
+    assert f"published {built} to {store.root}" in result.output and store.latest() == built
+    shutil.rmtree(store.root)
+    result = CliRunner().invoke(app, ["index"], env=env)  # up to date, but the store is gone: said, exit 1
+    assert result.exit_code == 1 and "does not exist" in result.output
