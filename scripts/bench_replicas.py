@@ -39,6 +39,8 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 import local_cluster as lc  # noqa: E402
 
+from kb_service.settings import Settings  # noqa: E402
+
 QUERIES = ["三者险赔多少", "交强险理赔材料", "车被水淹了能赔吗", "理赔要什么资料", "撞了别人谁赔", "新能源车险怎么买",
            "保单怎么退保", "车损险保什么", "玻璃单独破碎险", "出险后保费涨多少", "异地出险怎么报案", "核实客户身份"]
 CLIENTS = 8
@@ -178,14 +180,13 @@ def part_kill(pg: lc.PostgresServer, index_dir: Path, work: Path, seconds: float
                 r.stop()
 
 
-def _build_generations(work: Path, index_dir: Path, rounds: int, log_url: str) -> tuple[object, list[str]]:
+def _build_generations(work: Path, index_dir: Path, rounds: int, log_url: str) -> tuple[Settings, list[str]]:
     """The indexer's checkout (a copy of articles/ and of the built index, published as the first
     generation) and `rounds` new generations built in it, each after one more article edit."""
     from kb_service.index.builder import build_index
     from kb_service.index.following import publish_and_announce
     from kb_service.index.embedding import load_embedder
     from kb_service.index.store import current_generation
-    from kb_service.settings import Settings
 
     shutil.copytree(ROOT / "articles", work / "articles")
     shutil.copytree(index_dir, work / "indexes")
@@ -212,7 +213,7 @@ def part_publish(pg: lc.PostgresServer, index_dir: Path, work: Path, rounds: int
     print(f"\n== publish under load: {CLIENTS} clients through HAProxy, {rounds} generations published ==")
     url = pg.create_database()
     settings, names = _build_generations(work / "publisher", index_dir, rounds, url)
-    env = {"KB_GENERATION_STORE": settings.generation_store,  # type: ignore[attr-defined] "KB_GENERATION_POLL_INTERVAL_SECONDS": "30"}
+    env = {"KB_GENERATION_STORE": settings.generation_store, "KB_GENERATION_POLL_INTERVAL_SECONDS": "30"}
     replicas = [lc.Replica({**replica_env(work / f"publish-r{i}", url), **env}, work, f"publish-r{i}").start()
                 for i in (1, 2)]
     timings: list[tuple[str, float, list[float]]] = []
