@@ -184,8 +184,8 @@ def _build_generations(work: Path, index_dir: Path, rounds: int, log_url: str) -
     """The indexer's checkout (a copy of articles/ and of the built index, published as the first
     generation) and `rounds` new generations built in it, each after one more article edit."""
     from kb_service.index.builder import build_index
-    from kb_service.index.following import publish_and_announce
     from kb_service.index.embedding import load_embedder
+    from kb_service.index.following import publish_and_announce
     from kb_service.index.store import current_generation
 
     shutil.copytree(ROOT / "articles", work / "articles")
