@@ -113,7 +113,12 @@ def _copy_into_place(source: Path, target: Path, staging: Path, verify_part: str
             verify_folder(staging, verify_part, digest)
         if target.exists():
             return False
-        staging.rename(target)
+        try:
+            staging.rename(target)
+        except OSError:
+            if target.is_dir():  # another copy won the race between the check and the rename
+                return False
+            raise
         return True
     finally:
         if staging.exists():
