@@ -116,6 +116,7 @@ class Settings(BaseSettings):
     )
     generation_poll_interval_seconds: float = Field(
         30.0,
+        gt=0,
         description="with a generation store: how often a replica looks for a new published generation even without "
         "a PostgreSQL notification (the longest a missed notification leaves it stale)",
     )
