@@ -108,6 +108,18 @@ class Settings(BaseSettings):
         description="how often each `kb serve` worker checks indexes/CURRENT and reloads in place when it names a new "
         "generation (after `--watch` rebuilt it, or a `kb index` run); 0 turns the check off",
     )
+    generation_store: str = Field(
+        "",
+        description="a folder shared by the indexer and every replica (NFS, a mounted volume): `kb index` publishes "
+        "each generation there, and `kb serve` fetches the newest into its own index_dir, verifies it and switches; "
+        "empty: no publishing, replicas follow their index_dir only",
+    )
+    generation_poll_interval_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="with a generation store: how often a replica looks for a new published generation even without "
+        "a PostgreSQL notification (the longest a missed notification leaves it stale)",
+    )
     log_db: Path | str = Field(
         PROJECT_ROOT / "var" / "usage.sqlite3",
         description="usage log: a SQLite file (the embedded default) or a postgresql:// URL shared by replicas",

@@ -8,10 +8,13 @@ Prints, on this machine (every part a real process: PostgreSQL, `kb serve`, HAPr
 * kill: the same load through HAProxy while one replica is killed (SIGKILL) and, separately,
   stopped (SIGTERM): failed client requests, and how many searches answered to a client are
   missing from the log (target: zero failed; the missing number measured and bounded);
+* publish: generations published to a generation store while the same load runs through HAProxy,
+  each replica fetching into its own index folder: seconds from publish to served by every
+  replica, and failed requests (target: ≤ 2 s, zero failed);
 * reports: `build_report` on a simulated log of N queries loaded into PostgreSQL (targets:
   1 M in ≤ 15 s, 10 M in ≤ 120 s).
 
-Usage: python scripts/bench_replicas.py [--parts serve kill reports] [--seconds 15]
+Usage: python scripts/bench_replicas.py [--parts serve kill publish reports] [--seconds 15]
        [--report-sizes 1000000] [--index-dir DIR]
 """
 
@@ -35,6 +38,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import local_cluster as lc  # noqa: E402
+
+from kb_service.settings import Settings  # noqa: E402
 
 QUERIES = ["三者险赔多少", "交强险理赔材料", "车被水淹了能赔吗", "理赔要什么资料", "撞了别人谁赔", "新能源车险怎么买",
            "保单怎么退保", "车损险保什么", "玻璃单独破碎险", "出险后保费涨多少", "异地出险怎么报案", "核实客户身份"]
@@ -175,6 +180,80 @@ def part_kill(pg: lc.PostgresServer, index_dir: Path, work: Path, seconds: float
                 r.stop()
 
 
+def _build_generations(work: Path, index_dir: Path, rounds: int, log_url: str) -> tuple[Settings, list[str]]:
+    """The indexer's checkout (a copy of articles/ and of the built index, published as the first
+    generation) and `rounds` new generations built in it, each after one more article edit."""
+    from kb_service.index.builder import build_index
+    from kb_service.index.embedding import load_embedder
+    from kb_service.index.following import publish_and_announce
+    from kb_service.index.store import current_generation
+
+    shutil.copytree(ROOT / "articles", work / "articles")
+    shutil.copytree(index_dir, work / "indexes")
+    settings = Settings(articles_dir=work / "articles", lexicon_path=work / "articles" / "lexicon.yaml",
+                        index_dir=work / "indexes", generation_store=str(work / "store"), log_db=log_url)
+    (work / "store").mkdir()
+    names = [current_generation(work / "indexes").name]  # type: ignore[union-attr]
+    publish_and_announce(settings, names[0])  # before the builds prune it from the indexer's folder
+    embedder = load_embedder(settings.embedding_model, settings.embedding_runtime, work / "indexes" / "models",
+                             settings.threads)
+    edited = sorted((work / "articles").glob("*.md"))[1]
+    for n in range(1, rounds + 1):
+        with open(edited, "a", encoding="utf-8") as fh:
+            fh.write(f"\n\n## 补充说明{n}\n\n这是第{n}次补充：报案后请按照客服指引准备材料，并在三个工作日内提交给理赔专员审核。\n")
+        names.append(build_index(settings, embedder=embedder).generation)
+    return settings, names
+
+
+def part_publish(pg: lc.PostgresServer, index_dir: Path, work: Path, rounds: int) -> None:
+    """Generations published while 8 clients search through HAProxy: seconds until every replica
+    (each with its own index folder) serves it, and failed requests (target: ≤ 2 s, zero)."""
+    from kb_service.index.following import publish_and_announce
+
+    print(f"\n== publish under load: {CLIENTS} clients through HAProxy, {rounds} generations published ==")
+    url = pg.create_database()
+    settings, names = _build_generations(work / "publisher", index_dir, rounds, url)
+    env = {"KB_GENERATION_STORE": settings.generation_store, "KB_GENERATION_POLL_INTERVAL_SECONDS": "30"}
+    replicas = [lc.Replica({**replica_env(work / f"publish-r{i}", url), **env}, work, f"publish-r{i}").start()
+                for i in (1, 2)]
+    timings: list[tuple[str, float, list[float]]] = []
+
+    def publish(name: str) -> None:
+        import httpx
+
+        started = time.monotonic()
+        publish_and_announce(settings, name)
+        took = time.monotonic() - started
+        reached: dict[str, float] = {}
+        while len(reached) < len(replicas) and time.monotonic() - started < 60:
+            for r in replicas:
+                if r.name not in reached and httpx.get(f"{r.url}/api/health", timeout=5).json()["index_version"] == name:
+                    reached[r.name] = time.monotonic() - started
+            time.sleep(0.01)
+        timings.append((name, took, [reached.get(r.name, float("inf")) for r in replicas]))
+
+    lb = None
+    try:
+        for r in replicas:
+            r.wait_ready()
+        lb = lc.LoadBalancer(replicas, work).start()
+        _warm(lb.url)
+        events = {2.0 + 5.0 * k: (lambda name=name: threading.Thread(target=publish, args=(name,)).start())
+                  for k, name in enumerate(names[1:])}
+        load = Load(lb.url).run(2.0 + 5.0 * rounds + 1.0, events)  # type: ignore[arg-type]
+    finally:
+        if lb:
+            lb.stop()
+        for r in replicas:
+            r.stop()
+    for name, took, reached in timings:
+        print(f"{name}: publish (copy + LATEST + NOTIFY) {took:.2f} s; served by every replica {max(reached):.2f} s "
+              f"after the publish began ({', '.join(f'{x:.2f}' for x in reached)})")
+    worst = max((max(r) for _, _, r in timings), default=float("inf"))
+    print(f"during the run: {load.summary()}; slowest swap {worst:.2f} s  [target ≤ 2 s, 0 failed: "
+          f"{'met' if worst <= 2 and not load.errors and len(timings) == rounds else 'NOT met'}]")
+
+
 def _load_simulated(url: str, queries: int) -> float:
     """Simulate `queries` searches (scripts/simulate_usage.py) and COPY them into PostgreSQL."""
     import psycopg
@@ -251,7 +330,9 @@ def part_reports(pg: lc.PostgresServer, sizes: list[int]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--parts", nargs="+", default=["serve", "kill", "reports"], choices=["serve", "kill", "reports"])
+    parser.add_argument("--parts", nargs="+", default=["serve", "kill", "publish", "reports"],
+                        choices=["serve", "kill", "publish", "reports"])
+    parser.add_argument("--publish-rounds", type=int, default=3, help="generations published under load (≤ 3)")
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--report-sizes", type=int, nargs="+", default=[1_000_000])
     parser.add_argument("--index-dir", type=Path, help="a built index (default: `kb index` into a temporary folder)")
@@ -261,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     work = Path(tempfile.mkdtemp(prefix="kb-bench-replicas-"))
     index_dir = args.index_dir
-    if index_dir is None and {"serve", "kill"} & set(args.parts):
+    if index_dir is None and {"serve", "kill", "publish"} & set(args.parts):
         index_dir = work / "indexes"
         subprocess.run([sys.executable, "-m", "kb_service", "index", "--index-dir", str(index_dir)], check=True,
                        cwd=ROOT, stdout=subprocess.DEVNULL)
@@ -271,6 +352,8 @@ def main(argv: list[str] | None = None) -> int:
             part_serve(pg, index_dir, work, args.seconds)
         if "kill" in args.parts:
             part_kill(pg, index_dir, work, args.seconds)
+        if "publish" in args.parts:
+            part_publish(pg, index_dir, work, min(args.publish_rounds, 3))
         if "reports" in args.parts:
             part_reports(pg, args.report_sizes)
     finally:

@@ -19,6 +19,7 @@ from kb_service.cli.common import (
     require_folder,
     settings_from,
 )
+from kb_service.settings import Settings
 
 
 @app.command()
@@ -102,5 +103,21 @@ def index(
         print(f"{kind} → {report.generation}: {report.articles} articles, {report.passages} passages; "
               f"added {len(report.added)}, changed {len(report.changed)}, removed {len(report.removed)}; "
               f"embedded {report.embedded} new texts (passages, 相似问) in {report.seconds:.1f}s")
+    if settings.generation_store and report.generation:
+        _publish(settings, report.generation)
     if report.problems:  # the rest went live; the broken articles kept their last good version
         raise fail(f"{len(report.problems)} problems: broken articles were not updated (see above)")
+
+
+def _publish(settings: Settings, generation: str) -> None:
+    """KB_GENERATION_STORE: every replica fetches what is published there (docs/operations.md)."""
+    from kb_service.index.following import publish_and_announce
+    from kb_service.index.integrity import IndexDamagedError
+    from kb_service.index.publishing import GenerationStoreError
+
+    try:
+        published = publish_and_announce(settings, generation)
+    except (GenerationStoreError, IndexDamagedError, OSError) as exc:
+        raise fail(f"publishing {generation} failed: {exc}") from None
+    print(f"published {generation} to {settings.generation_store}: {len(published.segments_copied)} segments copied, "
+          f"{len(published.segments_present)} already there ({published.seconds:.1f}s)")

@@ -177,8 +177,9 @@ def serve(
 def _serve_one(settings: Settings, host: str, port: int, watch: bool) -> None:
     import uvicorn
 
-    from kb_service.web.workers import attach_index_poller
+    from kb_service.web.workers import attach_index_poller, fetch_published_generation
 
+    fetch_published_generation(settings)  # KB_GENERATION_STORE: start on the published generation
     # The only writer of a SQLite log: unknown ids are refused at once. A PostgreSQL log is shared
     # by replicas behind a load balancer: a click may follow a search another replica answered.
     app = create_app(settings, shared_log=is_postgres_url(settings.log_db))

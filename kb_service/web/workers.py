@@ -12,6 +12,8 @@ listening socket. Two things keep them honest:
   supervisor, or a `kb index` from the command line) names a new generation, the worker's engine
   reloads in place. Searches keep running on the old snapshot until the new one is loaded, and
   a failed reload leaves the old snapshot serving. No worker is restarted for an edit.
+* With a generation store (KB_GENERATION_STORE) every worker also runs a `GenerationFollower`:
+  it fetches newly published generations into its own index folder, verified, and reloads.
 """
 
 from __future__ import annotations
@@ -168,22 +170,61 @@ def attach_index_poller(app: FastAPI, settings: Settings, interval: float | None
     `interval` defaults to `index_poll_interval_seconds`; 0 or less means no poller.
     """
     every = settings.index_poll_interval_seconds if interval is None else interval
-    if every <= 0:
+    if every <= 0 and not settings.generation_store:
         return
     inner = app.router.lifespan_context
 
     @asynccontextmanager
     async def lifespan(app_: FastAPI) -> AsyncIterator[Any]:
         async with inner(app_) as state:
-            poller = IndexPoller(app_.state.engine, settings.index_dir, every)
-            poller.start()
+            poller = IndexPoller(app_.state.engine, settings.index_dir, every) if every > 0 else None
+            follower = start_generation_follower(app_, settings)
+            if poller is not None:
+                poller.start()
             try:
                 yield state
             finally:
-                poller.stop()  # before the engine closes; a reload in progress may finish
-                poller.join(timeout=30)
+                if follower is not None:
+                    follower.stop()
+                if poller is not None:
+                    poller.stop()  # before the engine closes; a reload in progress may finish
+                    poller.join(timeout=30)
 
     app.router.lifespan_context = lifespan
+
+
+def fetch_published_generation(settings: Settings) -> None:
+    """Before the engine opens: bring this replica's own index folder to the store's LATEST, so a
+    replica started on an empty (or old) folder serves the published generation from its first
+    request. A failure is logged; whatever the folder already holds is served."""
+    if not settings.generation_store:
+        return
+    from kb_service.index.publishing import open_generation_store
+
+    store = open_generation_store(settings.generation_store)
+    try:
+        latest = store.latest()
+        if latest is not None:
+            store.fetch(latest, settings.index_dir)
+    except Exception:
+        log.exception("fetching the published generation at start failed; serving the local index folder")
+
+
+def start_generation_follower(app: FastAPI, settings: Settings) -> Any:
+    """With KB_GENERATION_STORE: follow the store's LATEST into this replica's own index folder
+    (kb_service.index.following); `/api/health` shows what it last saw. None without a store."""
+    if not settings.generation_store:
+        return None
+    from kb_service.index.following import GenerationFollower
+    from kb_service.index.publishing import open_generation_store
+
+    engine = app.state.engine
+    follower = GenerationFollower(open_generation_store(settings.generation_store), settings.index_dir,
+                                  settings.generation_poll_interval_seconds, engine.reload,
+                                  log_url=settings.log_db if isinstance(settings.log_db, str) else None)
+    app.state.generation_follower = follower
+    follower.start()
+    return follower
 
 
 # ------------------------------------------------------------------------------ the worker factory
@@ -195,6 +236,7 @@ def create_worker_app_from_env() -> FastAPI:
 
     bind_to_supervisor()
     settings = Settings()
+    fetch_published_generation(settings)
     app = create_app(settings)
     attach_index_poller(app, settings)
     return app
@@ -207,5 +249,7 @@ __all__ = [
     "attach_index_poller",
     "bind_to_supervisor",
     "create_worker_app_from_env",
+    "fetch_published_generation",
     "set_parent_death_signal",
+    "start_generation_follower",
 ]

@@ -18,7 +18,11 @@ router = APIRouter()
 @router.get("/api/health", response_model=HealthOut, tags=["ops"])
 def health(request: Request, engine: Engine) -> dict[str, Any]:
     """Open to everyone (load balancers, the panel's status line)."""
-    return service_info(engine, request.app.state.access)
+    info = service_info(engine, request.app.state.access)
+    follower = getattr(request.app.state, "generation_follower", None)
+    if follower is not None:  # KB_GENERATION_STORE: the newest published generation, as last seen
+        info.update(follower.info())
+    return info
 
 
 @router.post("/api/admin/reload", response_model=ReloadOut, dependencies=EDITOR, responses=ERROR_RESPONSES,
