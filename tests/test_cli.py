@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from conftest import write_article
 from typer.testing import CliRunner
@@ -13,7 +14,8 @@ from typer.testing import CliRunner
 from kb_service.cli import app
 from kb_service.settings import Settings
 
-COMMANDS = ("check", "index", "search", "eval", "calibrate", "serve", "reload", "report")
+COMMANDS = ("check", "index", "search", "explain", "eval", "calibrate", "impact", "serve", "reload", "report",
+            "flags", "questions")
 
 
 def _env(settings: Settings) -> dict[str, str]:
@@ -28,6 +30,26 @@ def test_python_dash_m_lists_every_command() -> None:
     assert result.returncode == 0, result.stderr
     for command in COMMANDS:
         assert f" {command} " in result.stdout, command
+    registered = {c.name or c.callback.__name__ for c in app.registered_commands} | {
+        g.name for g in app.registered_groups}
+    assert registered == set(COMMANDS)  # a new command is added here, and so checked in --help
+
+
+def test_every_option_of_every_command_says_what_it_does() -> None:
+    import typer.main
+
+    def options(group: Any, prefix: str = "") -> list[tuple[str, Any]]:
+        found = []
+        for name, command in group.commands.items():
+            if hasattr(command, "commands"):  # a group: kb questions …
+                found += options(command, f"{prefix}{name} ")
+            else:
+                found += [(f"{prefix}{name}", p) for p in command.params if p.param_type_name == "option"]
+        return found
+
+    found = options(typer.main.get_command(app))
+    assert len(found) > 30
+    assert [(name, p.opts) for name, p in found if not (p.help or "").strip() and p.name != "help"] == []
 
 
 def test_check_of_a_missing_folder_is_one_line_and_exit_2(tmp_path: Path) -> None:

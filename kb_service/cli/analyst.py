@@ -54,7 +54,7 @@ def report(
 @app.command()
 def flags(
     article: Annotated[str | None, typer.Option("--article", help="only this article id")] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 50,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="at most this many flags (1–1000)")] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
     log_db: Annotated[
         str | None, typer.Option("--log-db", help="usage log: SQLite file or postgresql:// URL (KB_LOG_DB)")
