@@ -30,7 +30,7 @@ from _service_fixtures import uvicorn_command as _uvicorn
 from kb_service.content.validation import check_knowledge_base
 from kb_service.reports.data import REPORT_TZ
 from kb_service.usage_log.sqlite import SQLiteLogStore
-from kb_service.usage_log.store import Impression, QueryLog
+from kb_service.usage_log.store import FlagLog, Impression, QueryLog
 
 pytestmark = pytest.mark.browser
 
@@ -69,6 +69,7 @@ def _write_log(db: Path) -> None:
         store.record_event("l4", "vehicle-damage", "open", ts=LATE + 920)
         store.record_feedback("l4", "vehicle-damage", True, ts=LATE + 960)
         _query(store, "l5", "理赔材料有哪些", LATE + 1500, True, ["claim-materials#0"], "s5")
+        store.record_flag(FlagLog("third-party", 1, "outdated", "客户13812345678说限额已调整", LATE + 1600, "l1"))
 
 
 @pytest.fixture(scope="module")
@@ -195,3 +196,13 @@ def test_adopting_a_proposal_writes_the_article_and_check_stays_clean(page, corp
     assert report.ok, report.problems
     page.wait_for_selector("#proposals")  # the list reloads without the adopted one
     page.wait_for_function(f"!document.querySelector('#proposals').textContent.includes('{PROPOSED}')")
+
+
+def test_review_tab_lists_articles_agents_flagged(page) -> None:  # type: ignore[no-untyped-def]
+    _period(page, "2026-11-15", "2026-11-30")
+    page.click("#tabs button[data-tab=stale]")
+    rows = page.locator("#flags tbody tr")
+    sync_api.expect(rows).to_have_count(1)
+    sync_api.expect(rows.first).to_contain_text("已过时")
+    sync_api.expect(rows.first).to_contain_text("〔手机号〕")  # the comment is shown masked
+    assert "13812345678" not in page.locator("#flags").inner_text()

@@ -208,6 +208,14 @@
     view.append(table('stale', '已过复核日期（review_by）的文章', [
       { key: 'title', label: '文章' }, { key: 'article_id', label: 'ID' }, { key: 'owner', label: '负责人' },
       { key: 'review_by', label: '复核日期' }, { key: 'days_overdue', label: '逾期天数', num: true }], data.articles));
+    // Articles agents flagged 内容有误 / 已过时 in the period: the other half of what needs review.
+    const flagged = await section('flags');
+    view.append(table('flags', '坐席标记的文章（内容有误 / 已过时）', [
+      { key: 'title', label: '文章' }, { key: 'reason_label', label: '原因' },
+      { key: 'flags', label: '标记数', num: true }, { key: 'flagged_version', label: '标记时版本', num: true },
+      { key: 'current_version', label: '当前版本', num: true }, { key: 'latest', label: '最近一次' },
+      { key: 'comments', label: '说明', show: (r) => r.comments.join('；'), csv: (r) => r.comments.join(' | ') }],
+    flagged.flags || []));
   }
 
   // ---------------------------------------------------------------- drill-down and actions
