@@ -18,7 +18,8 @@ import statistics
 import time
 
 from kb_service.assist.conversation import parse_turns, suggest
-from kb_service.index.builder import build_index, current_generation
+from kb_service.index.builder import build_index
+from kb_service.index.store import current_generation
 from kb_service.search.engine import SearchEngine
 from kb_service.settings import Settings
 
