@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from kb_service.masking import mask_personal_data
 from kb_service.usage_log.store import UsageLogStore
 from kb_service.web.auth import AccessPolicy, require_role
+from kb_service.web.errors import log_failure
 from kb_service.web.schemas import MAX_ID_CHARS
 
 # How many clicks may wait at once for a search id another worker is still logging; more are
@@ -71,6 +72,16 @@ AgentId = Annotated[str | None, Depends(agent_id)]
 SessionId = Annotated[str | None, Depends(session_id)]
 
 
+async def _has_query(store: UsageLogStore, query_id: str) -> bool:
+    """The store's answer, or a clear 503 when the log cannot be asked (a PostgreSQL log that is
+    down): the agent's click is not lost to a 500, and the message says what to do."""
+    try:
+        return await run_in_threadpool(store.has_query, query_id)
+    except Exception as exc:
+        log_failure("could not look up query id in the usage log", exc)
+        raise HTTPException(503, "使用日志暂时无法访问，请稍后重试（搜索不受影响）") from exc
+
+
 async def query_logged(request: Request, query_id: str) -> bool:
     """Whether the search `query_id` is in the log, waiting a little for another worker's.
 
@@ -81,7 +92,7 @@ async def query_logged(request: Request, query_id: str) -> bool:
     cannot starve searches. A single-worker `kb serve` (the only writer) does not wait at all.
     """
     store = get_store(request)
-    if await run_in_threadpool(store.has_query, query_id):
+    if await _has_query(store, query_id):
         return True
     state = request.app.state
     wait = float(state.settings.query_id_wait_seconds) if state.shared_log else 0.0
@@ -93,7 +104,7 @@ async def query_logged(request: Request, query_id: str) -> bool:
         delay = 0.05
         while (left := deadline - time.monotonic()) > 0:
             await asyncio.sleep(min(delay, left))
-            if await run_in_threadpool(store.has_query, query_id):
+            if await _has_query(store, query_id):
                 return True
             delay = min(delay * 2, 0.25)
         return False

@@ -648,3 +648,15 @@ def test_event_waits_for_a_search_another_worker_is_still_logging(svc_corpus: Bu
     worker_b.store.close()
     worker_a.store.close()
     assert worker_b.rows("SELECT type, article_id FROM events WHERE query_id = ?", "q-from-a") == [("copy", "third-party")]
+
+
+def test_a_click_when_the_log_cannot_be_asked_is_a_clear_503(svc) -> None:  # type: ignore[no-untyped-def]
+    """A log that cannot answer (here: closed, as a PostgreSQL log that is down) must not turn an
+    agent's click into a 500; searching still works."""
+    client, service = svc
+    query_id = _search(client)["query_id"]
+    service.store.close()
+    response = client.post("/api/events", json={"query_id": query_id, "article_id": "third-party", "type": "open"})
+    assert response.status_code == 503, response.text
+    assert "使用日志暂时无法访问" in response.json()["detail"]
+    assert client.get("/api/search", params={"q": "三者险赔多少"}).status_code == 200
