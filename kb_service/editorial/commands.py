@@ -16,7 +16,7 @@ questions_app = typer.Typer(no_args_is_help=True, help="相似问 proposed from 
 
 SinceOpt = Annotated[str | None, typer.Option("--since", help="YYYY-MM-DD")]
 UntilOpt = Annotated[str | None, typer.Option("--until", help="YYYY-MM-DD")]
-LogOpt = Annotated[Path | None, typer.Option("--log-db", help="usage log (KB_LOG_DB)")]
+LogOpt = Annotated[str | None, typer.Option("--log-db", help="usage log: SQLite file or postgresql:// URL (KB_LOG_DB)")]
 ArticlesOpt = Annotated[Path | None, typer.Option("--articles", help="articles folder (KB_ARTICLES_DIR)")]
 
 
@@ -31,7 +31,7 @@ def _proposals(settings: Settings, since: str | None, until: str | None):  # typ
     from kb_service.reports.command import ReportLogError, check_log_file
 
     try:
-        check_log_file(Path(settings.log_db))
+        check_log_file(settings.log_db)
         period = make_period(since, until)
     except (ReportLogError, PeriodError) as exc:
         raise _fail(str(exc), 2) from exc

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,38 @@ WHERE {where} AND g.query_normalised != rq.query_normalised
 """
 
 
+class _PostgresLog:
+    """The log in PostgreSQL behind the three calls proposals make of a SQLite connection.
+
+    The queries above are plain SQL over the same tables and columns in both logs; only the
+    placeholder and two SQLite idioms differ, translated here rather than kept as a second copy."""
+
+    DIALECT = (("?", "%s"), (" IS g.agent_id", " IS NOT DISTINCT FROM g.agent_id"),
+               ("CREATE INDEX temp.", "CREATE INDEX "))
+
+    def __init__(self, url: str) -> None:
+        import psycopg
+
+        self._conn = psycopg.connect(url, autocommit=True)  # the temp table lives as long as this session
+
+    def execute(self, sql: str, args: Sequence[object] = ()) -> Any:
+        for sqlite_form, postgres_form in self.DIALECT:
+            sql = sql.replace(sqlite_form, postgres_form)
+        return self._conn.execute(sql, list(args))
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def _connect(db: Path | str) -> Any:
+    """A read connection to the log: a SQLite file (read-only) or a `postgresql://` URL."""
+    from kb_service.usage_log.postgres import is_postgres_url
+
+    if is_postgres_url(db):
+        return _PostgresLog(str(db))
+    return sqlite3.connect(f"file:{Path(db)}?mode=ro", uri=True, timeout=30.0)
+
+
 def _where(period: Period, alias: str) -> tuple[str, list[float]]:
     low, high = period.bounds()
     clauses, args = ["1 = 1"], []
@@ -118,7 +151,7 @@ def find_proposals(db_path: Path | str, period: Period, articles: dict[str, obje
     for article_id, article in articles.items():
         headings[article_id] = {p.passage_id: p.heading.split(" > ")[-1] for p in chunk_article(article)  # type: ignore[arg-type]
                                 if p.heading}
-    conn = sqlite3.connect(f"file:{Path(db_path)}?mode=ro", uri=True, timeout=30.0)
+    conn = _connect(db_path)
     try:
         found: dict[str, Proposal] = {}
         spellings: dict[str, dict[str, int]] = {}

@@ -6,6 +6,7 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+from _pg_fixtures import pg_server, pg_url  # noqa: F401 - fixtures
 from conftest import write_article
 from typer.testing import CliRunner
 
@@ -18,7 +19,8 @@ from kb_service.reports.build import make_period
 from kb_service.reports.data import REPORT_TZ
 from kb_service.settings import Settings
 from kb_service.usage_log.sqlite import SQLiteLogStore
-from kb_service.usage_log.store import Impression, QueryLog
+from kb_service.usage_log.store import Impression, QueryLog, open_log_store
+from kb_service.usage_log.transfer import copy_log
 
 DAY = dt.datetime(2026, 11, 10, 9, 0, tzinfo=REPORT_TZ).timestamp()
 TRANSFER = {
@@ -96,6 +98,18 @@ def test_proposals_from_opened_then_resolved_and_after_a_gap(log: Path, articles
     # Without an embedder the gap and its follow-up share no content word: not proposed.
     assert [p.text for p in find_proposals(log, make_period(None, None), load_current_articles(articles))] == [
         "车卖了保险怎么退"]
+
+
+def test_the_same_proposals_from_a_postgresql_log(log: Path, articles: Path, embedder, pg_url: str) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    store = open_log_store(pg_url)
+    try:
+        copy_log(log, store)
+    finally:
+        store.close()
+    current = load_current_articles(articles)
+    for period in (make_period(None, None), make_period("2026-12-01", None)):
+        on_sqlite = find_proposals(log, period, current, embedder=embedder)
+        assert find_proposals(pg_url, period, current, embedder=embedder) == on_sqlite
 
 
 def test_an_unrelated_next_question_is_no_proposal(tmp_path: Path, articles: Path, embedder) -> None:  # type: ignore[no-untyped-def]

@@ -91,11 +91,18 @@ async def article(request: Request, article_id: str, since: str | None = SINCE, 
     return await run_in_threadpool(article_detail, settings.log_db, period, article_id, load_article_catalog(settings))
 
 
+def _log_exists(log_db: Path | str) -> bool:
+    """A SQLite log that has been written, or a PostgreSQL log (which always exists)."""
+    from kb_service.usage_log.postgres import is_postgres_url
+
+    return is_postgres_url(log_db) or Path(log_db).exists()
+
+
 @analyst_router.get("/api/workbench/proposals", summary="相似问 proposed from the log (most-backed first)")
 async def proposals(request: Request, since: str | None = SINCE, until: str | None = UNTIL) -> dict[str, Any]:
     period = parse_period(since, until)
     settings = _settings(request)
-    if not Path(settings.log_db).exists():
+    if not _log_exists(settings.log_db):
         return {"proposals": []}
     key = ("proposals", period.bounds(), SectionCache.log_identity(settings.log_db))
     found = await run_in_threadpool(report_cache(request).get, key, lambda: _proposals(request, period))
@@ -135,7 +142,7 @@ async def adopt(request: Request, body: AdoptIn) -> dict[str, Any]:
     settings = _settings(request)
     period = parse_period(body.since, body.until)
     found = []
-    if (body.proposal_id or not body.section) and Path(settings.log_db).exists():
+    if (body.proposal_id or not body.section) and _log_exists(settings.log_db):
         found = await run_in_threadpool(_proposals, request, period)
     try:
         result = await run_in_threadpool(adopt_proposal_or_text, settings.articles_dir, found, what,
