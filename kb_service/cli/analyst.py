@@ -63,11 +63,10 @@ def flags(
     """Editors' queue: articles agents flagged as 内容有误 / 已过时, newest first."""
     from kb_service.assist.flags import flag_dict, still_open
     from kb_service.content.articles import load_articles
-    from kb_service.usage_log.postgres import is_postgres_url
-    from kb_service.usage_log.store import open_log_store
+    from kb_service.usage_log.store import log_exists, open_log_store
 
     settings = settings_from(log_db=log_db)
-    if not is_postgres_url(settings.log_db) and not Path(settings.log_db).exists():
+    if not log_exists(settings.log_db):
         raise fail(f"no usage log at {settings.log_db}")
     articles_dir = Path(settings.articles_dir)
     current = {a.id: a for a in load_articles(articles_dir).articles} if articles_dir.is_dir() else {}

@@ -138,6 +138,16 @@ def scrub_query(text: str) -> tuple[str, str]:
     return masked, mask_personal_data(grouping_form(masked))
 
 
+def log_exists(log_db: str | object) -> bool:
+    """Whether there is a log to read: a SQLite file that has been written, or a PostgreSQL URL
+    (its tables are created by the first replica; a reader of an empty one finds no rows)."""
+    from pathlib import Path
+
+    from kb_service.usage_log.postgres import is_postgres_url
+
+    return is_postgres_url(log_db) or Path(str(log_db)).exists()
+
+
 def open_log_store(log_db: str | object) -> UsageLogStore:
     """The usage-log backend for a `KB_LOG_DB` value: a `postgresql://` URL (a log shared by
     several replicas, `postgres.py`) or else a SQLite file path (the embedded default).

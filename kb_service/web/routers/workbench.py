@@ -9,7 +9,6 @@ calls the same function as `kb questions adopt`.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
@@ -29,6 +28,7 @@ from kb_service.reports.data import Period
 from kb_service.reports.drilldown import article_detail, queries_for_texts
 from kb_service.reports.gap_topics import vector_cache_path
 from kb_service.settings import Settings
+from kb_service.usage_log.store import log_exists
 from kb_service.web.deps import ANALYST, EDITOR
 from kb_service.web.routers.panel import STATIC_DIR
 from kb_service.web.routers.reports import cached_report, parse_period, report_cache, report_embedder
@@ -91,18 +91,11 @@ async def article(request: Request, article_id: str, since: str | None = SINCE, 
     return await run_in_threadpool(article_detail, settings.log_db, period, article_id, load_article_catalog(settings))
 
 
-def _log_exists(log_db: Path | str) -> bool:
-    """A SQLite log that has been written, or a PostgreSQL log (which always exists)."""
-    from kb_service.usage_log.postgres import is_postgres_url
-
-    return is_postgres_url(log_db) or Path(log_db).exists()
-
-
 @analyst_router.get("/api/workbench/proposals", summary="相似问 proposed from the log (most-backed first)")
 async def proposals(request: Request, since: str | None = SINCE, until: str | None = UNTIL) -> dict[str, Any]:
     period = parse_period(since, until)
     settings = _settings(request)
-    if not _log_exists(settings.log_db):
+    if not log_exists(settings.log_db):
         return {"proposals": []}
     key = ("proposals", period.bounds(), SectionCache.log_identity(settings.log_db))
     found = await run_in_threadpool(report_cache(request).get, key, lambda: _proposals(request, period))
@@ -142,7 +135,7 @@ async def adopt(request: Request, body: AdoptIn) -> dict[str, Any]:
     settings = _settings(request)
     period = parse_period(body.since, body.until)
     found = []
-    if (body.proposal_id or not body.section) and _log_exists(settings.log_db):
+    if (body.proposal_id or not body.section) and log_exists(settings.log_db):
         found = await run_in_threadpool(_proposals, request, period)
     try:
         result = await run_in_threadpool(adopt_proposal_or_text, settings.articles_dir, found, what,
