@@ -17,6 +17,7 @@ never sees half a segment or half a generation, and `LATEST` is written with an 
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import time
 import uuid
@@ -32,6 +33,7 @@ from kb_service.index.store import (
     build_lock,
     current_generation,
     prune,
+    read_manifest,
     verify_generation,
     write_atomic,
 )
@@ -39,6 +41,8 @@ from kb_service.index.store import (
 log = logging.getLogger(__name__)
 
 LATEST = "LATEST"
+KEEP_PUBLISHED = 5  # generations kept in the store besides LATEST: a slow replica may still be fetching one
+PRUNE_GRACE_SECONDS = 600.0  # nothing that arrived in the store this recently is removed
 INCOMING = ".incoming-"  # a copy in progress in the store; never read, cleared by the next publish
 LOCAL_STAGING = ".building-fetch-"  # a fetch in progress in a local index folder (remove_leftovers clears it)
 
@@ -52,6 +56,7 @@ class PublishReport:
     generation: str
     segments_copied: list[str] = field(default_factory=list)
     segments_present: list[str] = field(default_factory=list)
+    pruned: list[str] = field(default_factory=list)  # old generations and segments removed from the store
     seconds: float = 0.0
 
 
@@ -119,6 +124,7 @@ def _copy_into_place(source: Path, target: Path, staging: Path, verify_part: str
             if target.is_dir():  # another copy won the race between the check and the rename
                 return False
             raise
+        os.utime(target)  # the arrival time, not the build's: pruning spares what just arrived
         return True
     finally:
         if staging.exists():
@@ -163,6 +169,7 @@ class DirectoryGenerationStore:
         if not target.is_dir():
             _copy_into_place(local, target, self.root / f"{INCOMING}{generation}-{uuid.uuid4().hex[:8]}")
         write_atomic(self.root / LATEST, generation)  # only now can a replica see it
+        report.pruned = self.prune()
         report.seconds = time.perf_counter() - started
         log.info("published %s to %s (%d segments copied, %d already there)", generation, self.root,
                  len(report.segments_copied), len(report.segments_present))
@@ -177,6 +184,35 @@ class DirectoryGenerationStore:
                     shutil.rmtree(path, ignore_errors=True)
             except OSError:
                 continue
+
+    def prune(self, keep: int = KEEP_PUBLISHED, grace_seconds: float = PRUNE_GRACE_SECONDS) -> list[str]:
+        """Remove old generations and the segments no remaining generation needs; returns what went.
+
+        Without it the shared store grows by a generation per edit, forever. LATEST, the `keep`
+        newest generations and anything that arrived within `grace_seconds` stay: a replica may be
+        fetching an older generation, and another publisher's segments land before its manifest."""
+        cutoff = time.time() - grace_seconds
+        latest = self.latest()
+        removed: list[str] = []
+        published = self.generations()  # oldest first
+        for old in published[: max(len(published) - keep, 0)]:
+            path = self.root / old
+            if old != latest and path.stat().st_mtime < cutoff:
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(old)
+        referenced: set[str] = set()
+        for generation in self.generations():
+            try:
+                referenced.update(read_manifest(self.root / generation).segments)
+            except (OSError, ValueError, TypeError, KeyError):
+                return removed  # a generation whose segments are unknown: delete no segment this time
+        for segment in (self.root / SEGMENTS_DIR).glob("seg-*"):
+            if segment.name not in referenced and segment.stat().st_mtime < cutoff:
+                shutil.rmtree(segment, ignore_errors=True)
+                removed.append(f"{SEGMENTS_DIR}/{segment.name}")
+        if removed:
+            log.info("pruned %d old generations and segments from %s", len(removed), self.root)
+        return removed
 
     def latest(self) -> str | None:
         try:

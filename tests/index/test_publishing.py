@@ -279,3 +279,30 @@ def test_kb_index_publishes_when_a_store_is_set(tmp_path: Path) -> None:
     shutil.rmtree(store.root)
     result = CliRunner().invoke(app, ["index"], env=env)  # up to date, but the store is gone: said, exit 1
     assert result.exit_code == 1 and "does not exist" in result.output
+
+
+def test_the_store_keeps_recent_generations_and_drops_old_ones_with_their_segments(
+        tmp_path: Path, indexer: Settings, embedder: Embedder) -> None:
+    store = _store(tmp_path)
+    published = []
+    for n in range(3):
+        if n:
+            _edit(indexer.articles_dir.parent, n)
+            build_index(indexer, embedder=embedder)
+        published.append(_current(indexer.index_dir))
+        report = store.publish(indexer.index_dir, published[-1])
+        assert report.pruned == []  # everything arrived just now: within the grace period
+    assert store.generations() == published
+    every_segment = {p.name for p in (store.root / SEGMENTS_DIR).glob("seg-*")}
+
+    removed = store.prune(keep=1, grace_seconds=0)
+    latest = published[-1]
+    assert store.generations() == [latest] and store.latest() == latest
+    needed = set(read_manifest(store.root / latest).segments)
+    assert {p.name for p in (store.root / SEGMENTS_DIR).glob("seg-*")} == needed
+    assert set(removed) == set(published[:-1]) | {f"{SEGMENTS_DIR}/{s}" for s in every_segment - needed}
+    assert store.fetch(latest, tmp_path / "replica").switched  # what stays is whole
+    assert _current(tmp_path / "replica") == latest
+
+    # LATEST is never removed, even when asked to keep nothing.
+    assert store.prune(keep=0, grace_seconds=0) == [] and store.generations() == [latest]
