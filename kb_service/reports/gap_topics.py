@@ -25,9 +25,12 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from kb_service.reports.textsim import EdgeSource
 
 # Question and filler words that carry no topic (beyond the tokenizer's own stop words).
 QUESTION_WORDS = frozenset({
@@ -173,6 +176,7 @@ def cluster_gap_queries(
     reference_texts: Sequence[str] = (),
     options: TopicOptions | None = None,
     vector_cache: Path | None = None,
+    edge_source: EdgeSource | None = None,
 ) -> Clustering:
     """Group gap queries (distinct texts with their counts, any order) into topics, largest first.
 
@@ -180,7 +184,8 @@ def cluster_gap_queries(
     the embedder sees each question once. `reference_texts`: the period's queries, for how common
     each word is (a sample of MAX_REFERENCE, plus BACKGROUND so a tiny log still knows 保险 is
     common). `vector_cache`: an SQLite file of query vectors for this embedder, so a text is
-    embedded once across reports. Without an embedder use bigram_topics.cluster_topics instead.
+    embedded once across reports. `edge_source`: known near-duplicate pairs (neardup_cache). Without
+    an embedder use bigram_topics.cluster_topics instead.
     """
     if embedder is None:
         raise ValueError("cluster_gap_queries needs an embedder; use the bigram fallback without one")
@@ -190,7 +195,7 @@ def cluster_gap_queries(
     from kb_service.reports.textsim import group_near_duplicates
 
     position = {t: i for i, t in enumerate(texts)}
-    groups = group_near_duplicates(list(zip(texts, counts, strict=True)))
+    groups = group_near_duplicates(list(zip(texts, counts, strict=True)), edge_source=edge_source)
     heads = [g[0][0] for g in groups]
     weights = [sum(c for _, c in g) for g in groups]
     step = max(1, len(reference_texts) // MAX_REFERENCE)
