@@ -19,7 +19,9 @@ others: the most typical way the question is asked, not merely the most frequent
 
 from __future__ import annotations
 
+import itertools
 import math
+import operator
 import re
 import sqlite3
 from collections.abc import Sequence
@@ -165,7 +167,9 @@ def _lexical_vectors(word_sets: list[frozenset[str]], reference: Sequence[frozen
 def _dot(a: dict[str, float], b: dict[str, float]) -> float:
     if len(a) > len(b):
         a, b = b, a
-    return sum(v * b.get(w, 0.0) for w, v in a.items())
+    # map() rather than a generator: the same products added in the same order, at half the cost
+    # (this runs ~700k times for the gap texts of a million-query log).
+    return sum(map(operator.mul, a.values(), map(b.get, a, itertools.repeat(0.0))))
 
 
 def cluster_gap_queries(
@@ -251,11 +255,7 @@ def _assign(weights: Sequence[int], vectors: np.ndarray, lex: list[dict[str, flo
             semantic = np.maximum(0.0, (cos - base) / (1.0 - base))
             candidates = {k for w in lex[i] if w not in GENERIC_WORDS for k in by_word.get(w, ())}
             candidates.update(np.flatnonzero(semantic >= o.semantic_only).tolist())
-            for k in sorted(candidates):
-                lexical = _dot(lex[i], lex_sums[k]) / (lex_norms[k] or 1.0)
-                score = o.semantic_weight * float(semantic[k]) + (1 - o.semantic_weight) * lexical
-                if score >= best_score and (best is None or score > best_score):
-                    best, best_score = k, score
+            best, best_score = _best_topic(candidates, semantic, lex[i], lex_sums, lex_norms, o)
         if best is None:
             best = len(members)
             members.append([])
@@ -269,6 +269,25 @@ def _assign(weights: Sequence[int], vectors: np.ndarray, lex: list[dict[str, flo
             by_word.setdefault(w, set()).add(best)
         lex_norms[best] = math.sqrt(sum(v * v for v in lex_sums[best].values()))
     return members
+
+
+def _best_topic(candidates: set[int], semantic: np.ndarray, words: dict[str, float],
+                lex_sums: list[dict[str, float]], lex_norms: list[float], o: TopicOptions) -> tuple[int | None, float]:
+    """The highest-scoring candidate at or above o.join (ties: the lowest topic number), or None.
+
+    The lexical part is a cosine of non-negative vectors, so at most 1: candidates are tried from the
+    semantically closest down and the rest skipped once even a perfect word match could not reach
+    the best score so far. The scores compared are computed as before, so the choice is the same."""
+    lexical_weight = 1 - o.semantic_weight
+    best, best_score = None, o.join
+    for k in sorted(candidates, key=lambda k: (-float(semantic[k]), k)):
+        if o.semantic_weight * float(semantic[k]) + lexical_weight * (1.0 + 1e-6) < best_score:
+            break
+        lexical = _dot(words, lex_sums[k]) / (lex_norms[k] or 1.0)
+        score = o.semantic_weight * float(semantic[k]) + lexical_weight * lexical
+        if score > best_score or (score == best_score and (best is None or k < best)):
+            best, best_score = k, score
+    return best, best_score
 
 
 def _finish(members: list[int], counts: Sequence[int], vectors: np.ndarray, word_sets: Sequence[frozenset[str]],
