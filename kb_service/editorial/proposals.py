@@ -190,6 +190,11 @@ def find_proposals(db_path: Path | str, period: Period, articles: dict[str, obje
 
 
 def _candidate_rows(conn: sqlite3.Connection, period: Period) -> dict[str, list[tuple]]:
+    from kb_service.editorial.proposal_rows import daily_candidate_rows
+
+    kept = daily_candidate_rows(conn, period, FOLLOW_UP_SECONDS)  # whole days of a SQLite log with roll-ups
+    if kept is not None:
+        return kept
     high = period.bounds()[1]
     where, args = _where(Period(period.since, None), "q")
     if high != float("inf"):  # a resolving query may fall just after the period's end

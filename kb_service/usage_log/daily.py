@@ -56,8 +56,36 @@ CREATE TABLE IF NOT EXISTS daily_gap_texts (day INTEGER, query_normalised TEXT, 
 CREATE TABLE IF NOT EXISTS daily_gap_articles (day INTEGER, query_normalised TEXT, article_id TEXT,
     queries INTEGER NOT NULL DEFAULT 0, UNIQUE (day, query_normalised, article_id));
 CREATE TABLE IF NOT EXISTS daily_gap_opens (day INTEGER, query_normalised TEXT, article_id TEXT,
-    queries INTEGER NOT NULL DEFAULT 0, UNIQUE (day, query_normalised, article_id))
+    queries INTEGER NOT NULL DEFAULT 0, UNIQUE (day, query_normalised, article_id));
+CREATE TABLE IF NOT EXISTS daily_resolving (query_id TEXT, qrow INTEGER, feedback_id INTEGER, day INTEGER, ts REAL,
+    session_id TEXT, agent_id TEXT, query_masked TEXT, query_normalised TEXT, article_id TEXT, in_query INTEGER);
+CREATE INDEX IF NOT EXISTS idx_daily_resolving_query ON daily_resolving(query_id);
+CREATE INDEX IF NOT EXISTS idx_daily_resolving_session ON daily_resolving(session_id, ts);
+CREATE TABLE IF NOT EXISTS daily_gap_queries (query_id TEXT, qrow INTEGER, day INTEGER, ts REAL, session_id TEXT,
+    agent_id TEXT, query_masked TEXT, query_normalised TEXT);
+CREATE INDEX IF NOT EXISTS idx_daily_gap_queries_query ON daily_gap_queries(query_id);
+CREATE INDEX IF NOT EXISTS idx_daily_gap_queries_day ON daily_gap_queries(day)
 """
+
+# The rows 相似问 proposals start from (editorial/proposals.py), one set per query, replaced whenever
+# the query is touched: each resolved vote naming an article (in_query: the agent opened it and the
+# search was not confident or did not rank it first), and the query itself when it was a gap.
+_QUERY_ROWS = (
+    "DELETE FROM daily_resolving WHERE query_id IN (SELECT query_id FROM temp.daily_ids)",
+    "DELETE FROM daily_gap_queries WHERE query_id IN (SELECT query_id FROM temp.daily_ids)",
+    f"""INSERT INTO daily_resolving SELECT q.query_id, q.rowid, f.id, {DAY_SQL.replace("ts", "q.ts")}, q.ts,
+        q.session_id, q.agent_id, q.query_masked, q.query_normalised, f.article_id,
+        EXISTS (SELECT 1 FROM events e WHERE e.query_id = q.query_id AND e.type = 'open' AND e.article_id = f.article_id)
+        AND (q.confident = 0 OR NOT EXISTS (SELECT 1 FROM impressions i WHERE i.query_id = q.query_id
+                                            AND i.article_id = f.article_id AND i.rank = 1))
+    FROM temp.daily_ids d JOIN queries q ON q.query_id = d.query_id
+    JOIN feedback f ON f.query_id = q.query_id AND f.resolved = 1 AND f.article_id IS NOT NULL""",
+    f"""INSERT INTO daily_gap_queries SELECT g.query_id, g.rowid, {DAY_SQL.replace("ts", "g.ts")}, g.ts, g.session_id,
+        g.agent_id, g.query_masked, g.query_normalised
+    FROM temp.daily_ids d JOIN queries g ON g.query_id = d.query_id
+    WHERE (g.confident = 0 OR EXISTS (SELECT 1 FROM feedback u WHERE u.query_id = g.query_id AND u.resolved = 0))
+      AND NOT EXISTS (SELECT 1 FROM feedback v WHERE v.query_id = g.query_id AND v.resolved = 1)""",
+)
 
 # table → (key columns, summed columns); NULL keys may repeat a row (UNIQUE lets NULLs differ),
 # which is harmless: every reader sums over GROUP BY, where NULLs are one group.
@@ -74,7 +102,7 @@ _SUMMED: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 _PRESENCE = {"daily_agents": ("day", "agent_id"), "daily_sessions": ("day", "session_id"),
              "daily_shown_texts": ("article_id", "version", "query_normalised", "day")}
-TABLES = (*_SUMMED, *_PRESENCE)
+TABLES = (*_SUMMED, *_PRESENCE, "daily_resolving", "daily_gap_queries")
 
 # A vote stands unless a later vote of the same query replaces it (reports.data.FEEDBACK_RULE);
 # the same condition as reports/sqlite_reader.py.
@@ -242,6 +270,13 @@ def record_batch(conn: sqlite3.Connection, touched: set[str], write: Callable[[]
         if qid in added:
             _own_part(q, delta)
     _apply(conn, delta)
+    _replace_query_rows(conn)
+
+
+def _replace_query_rows(conn: sqlite3.Connection) -> None:
+    """The proposal rows of the queries in temp.daily_ids (filled by the last _load), as they are now."""
+    for statement in _QUERY_ROWS:
+        conn.execute(statement)
 
 
 def rebuild(conn: sqlite3.Connection, chunk: int = 20_000) -> int:
@@ -259,4 +294,5 @@ def rebuild(conn: sqlite3.Connection, chunk: int = 20_000) -> int:
             _own_part(q, delta)
             _changing_part(q, delta, 1)
         _apply(conn, delta)
+        _replace_query_rows(conn)
         last, total = rows[-1][0], total + len(rows)

@@ -24,6 +24,8 @@ def _rollups(db: Path) -> dict[str, list[tuple]]:
                                     f"ORDER BY {', '.join(keys)}").fetchall()
     for table, keys in daily._PRESENCE.items():
         found[table] = conn.execute(f"SELECT DISTINCT {', '.join(keys)} FROM {table} ORDER BY {', '.join(keys)}").fetchall()
+    for table in ("daily_resolving", "daily_gap_queries"):  # per-query rows for proposals
+        found[table] = sorted(conn.execute(f"SELECT * FROM {table}").fetchall(), key=repr)
     conn.close()
     return found
 
@@ -32,7 +34,8 @@ def test_writer_keeps_the_rollups_equal_to_a_rebuild(tmp_path: Path) -> None:
     db = tmp_path / "usage.sqlite3"
     write_tricky_log(db)
     kept = _rollups(db)
-    assert kept["daily_clicks"] and kept["daily_votes"] and kept["daily_gap_texts"], "the log exercises every table"
+    assert all(kept[t] for t in ("daily_clicks", "daily_votes", "daily_gap_texts", "daily_resolving",
+                                 "daily_gap_queries")), "the log exercises every table"
     conn = sqlite3.connect(db, isolation_level=None)
     conn.execute("BEGIN")
     assert daily.rebuild(conn, chunk=3) == 13  # small chunks: queries split across them
