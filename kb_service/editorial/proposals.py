@@ -228,10 +228,10 @@ def _related_pairs(rows: list[tuple], articles: dict[str, object], embedder: Any
     return related
 
 
-def _cut_words() -> list[str]:
-    from kb_service.reports.gap_topics import GENERIC_WORDS, QUESTION_WORDS
+def _cut_words() -> tuple[str, ...]:
+    from kb_service.reports.gap_topics import CUT_WORDS
 
-    return sorted(QUESTION_WORDS | GENERIC_WORDS, key=len, reverse=True)
+    return CUT_WORDS
 
 
 def content_bigrams(text: str, cut_words: Sequence[str] | None = None) -> set[str]:

@@ -35,7 +35,7 @@ def _topics(items: list[tuple[str, int]], reference: list[str], embedder: Any, l
         from kb_service.reports.neardup_cache import near_duplicate_cache
 
         clustering = cluster_gap_queries([n for n, _ in items], [c for _, c in items], embedder,
-                                         ContentWords(lexicon), reference,
+                                         ContentWords(lexicon, cache_dir), reference,
                                          vector_cache=vector_cache_path(cache_dir, embedder) if cache_dir else None,
                                          edge_source=near_duplicate_cache(cache_dir))
         return ([(t.members, display[items[t.medoid][0]][1], t.keywords) for t in clustering.topics],
