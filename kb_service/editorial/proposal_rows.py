@@ -45,3 +45,17 @@ def daily_candidate_rows(conn: Any, period: Period, window: float) -> dict[str, 
         f"ORDER BY {'g.ts, g.qrow' if any(bounded) else 'g.qrow'}, r.ts, "
         f"{'r.qrow, r.feedback_id' if any(bounded) else 'r.feedback_id'}", g_args).fetchall()
     return {"in_query": in_query, "after_gap": after_gap}
+
+
+def daily_shown_passages(conn: Any, pairs: set[tuple[str, str]]) -> dict[tuple[str, str], str] | None:
+    """(resolving query, article) → the passage shown, kept with the resolved vote; None without roll-ups."""
+    if not isinstance(conn, sqlite3.Connection) or not pairs:
+        return None
+    if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'daily_resolving'").fetchone():
+        return None
+    found: dict[tuple[str, str], str] = {}
+    for query_id, article_id, passage in conn.execute(
+            "SELECT query_id, article_id, passage_id FROM daily_resolving WHERE passage_id IS NOT NULL"):
+        if (query_id, article_id) in pairs:
+            found[(query_id, article_id)] = passage
+    return found

@@ -156,6 +156,7 @@ def find_proposals(db_path: Path | str, period: Period, articles: dict[str, obje
     (RELATED_SEMANTIC); without one only shared content bigrams do.
     """
     from kb_service.content.chunking import chunk_article
+    from kb_service.editorial.proposal_rows import daily_shown_passages
 
     headings: dict[str, dict[str, str]] = {}  # article → passage id → heading (last level)
     for article_id, article in articles.items():
@@ -176,7 +177,10 @@ def find_proposals(db_path: Path | str, period: Period, articles: dict[str, obje
                     continue
                 seen.add((query_id, article_id))
                 accepted.append((query_id, masked, normalised, article_id, resolving))
-            passages = _shown_passages(conn, {(r[4], r[3]) for r in accepted})
+            wanted = {(r[4], r[3]) for r in accepted}
+            passages = daily_shown_passages(conn, wanted)
+            if passages is None:  # no roll-ups (PostgreSQL, an older SQLite log): from the impressions
+                passages = _shown_passages(conn, wanted)
             for query_id, masked, normalised, article_id, resolving in accepted:
                 section = _section_for(passages.get((resolving, article_id)), articles[article_id],
                                        headings[article_id])

@@ -58,7 +58,8 @@ CREATE TABLE IF NOT EXISTS daily_gap_articles (day INTEGER, query_normalised TEX
 CREATE TABLE IF NOT EXISTS daily_gap_opens (day INTEGER, query_normalised TEXT, article_id TEXT,
     queries INTEGER NOT NULL DEFAULT 0, UNIQUE (day, query_normalised, article_id));
 CREATE TABLE IF NOT EXISTS daily_resolving (query_id TEXT, qrow INTEGER, feedback_id INTEGER, day INTEGER, ts REAL,
-    session_id TEXT, agent_id TEXT, query_masked TEXT, query_normalised TEXT, article_id TEXT, in_query INTEGER);
+    session_id TEXT, agent_id TEXT, query_masked TEXT, query_normalised TEXT, article_id TEXT, in_query INTEGER,
+    passage_id TEXT);
 CREATE INDEX IF NOT EXISTS idx_daily_resolving_query ON daily_resolving(query_id);
 CREATE INDEX IF NOT EXISTS idx_daily_resolving_session ON daily_resolving(session_id, ts);
 CREATE TABLE IF NOT EXISTS daily_gap_queries (query_id TEXT, qrow INTEGER, day INTEGER, ts REAL, session_id TEXT,
@@ -69,7 +70,8 @@ CREATE INDEX IF NOT EXISTS idx_daily_gap_queries_day ON daily_gap_queries(day)
 
 # The rows 相似问 proposals start from (editorial/proposals.py), one set per query, replaced whenever
 # the query is touched: each resolved vote naming an article (in_query: the agent opened it and the
-# search was not confident or did not rank it first), and the query itself when it was a gap.
+# search was not confident or did not rank it first; passage_id: what the search showed of that
+# article), and the query itself when it was a gap.
 _QUERY_ROWS = (
     "DELETE FROM daily_resolving WHERE query_id IN (SELECT query_id FROM temp.daily_ids)",
     "DELETE FROM daily_gap_queries WHERE query_id IN (SELECT query_id FROM temp.daily_ids)",
@@ -77,7 +79,9 @@ _QUERY_ROWS = (
         q.session_id, q.agent_id, q.query_masked, q.query_normalised, f.article_id,
         EXISTS (SELECT 1 FROM events e WHERE e.query_id = q.query_id AND e.type = 'open' AND e.article_id = f.article_id)
         AND (q.confident = 0 OR NOT EXISTS (SELECT 1 FROM impressions i WHERE i.query_id = q.query_id
-                                            AND i.article_id = f.article_id AND i.rank = 1))
+                                            AND i.article_id = f.article_id AND i.rank = 1)),
+        (SELECT passage_id FROM impressions i WHERE i.query_id = q.query_id AND i.article_id = f.article_id
+         ORDER BY rank LIMIT 1)
     FROM temp.daily_ids d JOIN queries q ON q.query_id = d.query_id
     JOIN feedback f ON f.query_id = q.query_id AND f.resolved = 1 AND f.article_id IS NOT NULL""",
     f"""INSERT INTO daily_gap_queries SELECT g.query_id, g.rowid, {DAY_SQL.replace("ts", "g.ts")}, g.ts, g.session_id,

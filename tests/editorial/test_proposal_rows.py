@@ -40,6 +40,7 @@ def test_the_same_proposals_from_the_rollups_and_from_the_raw_rows(simulated_log
     assert kept is not None and kept["in_query"] and kept["after_gap"], "the roll-ups are read, and hold rows"
     fast = find_proposals(simulated_log, make_period(*period), articles)
     monkeypatch.setattr(proposal_rows, "daily_candidate_rows", lambda *args: None)
+    monkeypatch.setattr(proposal_rows, "daily_shown_passages", lambda *args: None)
     raw = find_proposals(simulated_log, make_period(*period), articles)
     assert fast == raw and raw
 
