@@ -331,11 +331,14 @@ def _best_topic(candidates: set[int], semantic: np.ndarray, words: dict[str, flo
     the best score so far. The scores compared are computed as before, so the choice is the same."""
     lexical_weight = 1 - o.semantic_weight
     best, best_score = None, o.join
-    for k in sorted(candidates, key=lambda k: (-float(semantic[k]), k)):
-        if o.semantic_weight * float(semantic[k]) + lexical_weight * (1.0 + 1e-6) < best_score:
+    topics = np.fromiter(candidates, dtype=np.int64, count=len(candidates))
+    closeness = semantic[topics]
+    order = np.lexsort((topics, -closeness))  # semantically closest first, ties by topic number
+    for k, close in zip(topics[order].tolist(), closeness[order].tolist(), strict=True):
+        if o.semantic_weight * close + lexical_weight * (1.0 + 1e-6) < best_score:
             break
         lexical = _dot(words, lex_sums[k]) / (lex_norms[k] or 1.0)
-        score = o.semantic_weight * float(semantic[k]) + lexical_weight * lexical
+        score = o.semantic_weight * close + lexical_weight * lexical
         if score > best_score or (score == best_score and (best is None or k < best)):
             best, best_score = k, score
     return best, best_score

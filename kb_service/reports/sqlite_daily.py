@@ -136,6 +136,10 @@ class DailyLogReader(LogReader):
         """In the order LogReader lists them: first appearance in its copy of the period's queries,
         which is rowid order for the whole log and (ts, rowid) order through the ts index otherwise
         (gap_topics samples every n-th text for word rarity, so the order is part of the result)."""
+        if not self._bounded:  # the whole log: one first rowid per text, and no two texts share one
+            return [norm for (norm,) in self._rows(
+                "SELECT query_normalised FROM daily_texts {where} GROUP BY query_normalised "
+                "HAVING SUM(queries) > 0 ORDER BY MIN(first_row)")]
         first: dict[str, tuple] = {}
         for norm, row, ts, ts_row in self._rows(
                 "SELECT query_normalised, first_row, first_ts, first_ts_row FROM daily_texts {and_} queries > 0"):
