@@ -58,7 +58,7 @@ def open_daily_reader(db_path: Path | str, low: float, high: float) -> DailyLogR
 class DailyLogReader(LogReader):
     """`LogReader`'s methods over the day roll-ups of [first day, end day)."""
 
-    def __init__(self, db_path: Path | str, low: float, high: float, days: tuple[float, float]) -> None:  # noqa: D107
+    def __init__(self, db_path: Path | str, low: float, high: float, days: tuple[float, float]) -> None:
         # Deliberately not LogReader.__init__: no temporary copy of the period's queries is made.
         self.conn = sqlite3.connect(f"file:{Path(db_path)}?mode=ro", uri=True, timeout=30.0)
         self.conn.execute("PRAGMA cache_size = -262144")
