@@ -40,6 +40,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from kb_service.masking import mask_personal_data  # noqa: E402
+from kb_service.usage_log.daily import rebuild as rebuild_daily_rollups  # noqa: E402
 from kb_service.usage_log.grouping import grouping_form  # noqa: E402
 from kb_service.usage_log.sqlite import SQLiteLogStore  # noqa: E402
 from kb_service.usage_log.store import EventLog, FeedbackLog, Impression, QueryLog  # noqa: E402
@@ -484,6 +485,10 @@ def write_fast(path: Path, chunks: Iterator[Chunk], progress: Callable[[int], No
             total += len(chunk.queries)
             if progress:
                 progress(total)
+        # The rows went in around the store, so its per-day roll-ups are computed once at the end.
+        conn.execute("BEGIN")
+        rebuild_daily_rollups(conn)
+        conn.execute("COMMIT")
     finally:
         conn.close()
     return total

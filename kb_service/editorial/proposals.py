@@ -130,10 +130,20 @@ def _where(period: Period, alias: str) -> tuple[str, list[float]]:
     return " AND ".join(clauses), args
 
 
-def _shown_passage(conn: sqlite3.Connection, query_id: str, article_id: str) -> str | None:
-    row = conn.execute("SELECT passage_id FROM impressions WHERE query_id = ? AND article_id = ? ORDER BY rank LIMIT 1",
-                       (query_id, article_id)).fetchone()
-    return row[0] if row else None
+def _shown_passages(conn: Any, pairs: set[tuple[str, str]], chunk: int = 500) -> dict[tuple[str, str], str]:
+    """(query, article) → the passage the search showed for the article (its best rank), read in
+    chunks of queries: one lookup per proposal row cost seconds at 1M logged queries."""
+    best: dict[tuple[str, str], tuple[int, str]] = {}
+    query_ids = sorted({q for q, _ in pairs})
+    for start in range(0, len(query_ids), chunk):
+        part = query_ids[start : start + chunk]
+        rows = conn.execute("SELECT query_id, article_id, rank, passage_id FROM impressions WHERE query_id IN "
+                            f"({', '.join('?' * len(part))})", part).fetchall()
+        for query_id, article_id, rank, passage in rows:
+            key = (query_id, article_id)
+            if key in pairs and (key not in best or rank < best[key][0]):
+                best[key] = (rank, passage)
+    return {key: passage for key, (_, passage) in best.items()}
 
 
 def find_proposals(db_path: Path | str, period: Period, articles: dict[str, object],
@@ -146,6 +156,7 @@ def find_proposals(db_path: Path | str, period: Period, articles: dict[str, obje
     (RELATED_SEMANTIC); without one only shared content bigrams do.
     """
     from kb_service.content.chunking import chunk_article
+    from kb_service.editorial.proposal_rows import daily_shown_passages
 
     headings: dict[str, dict[str, str]] = {}  # article → passage id → heading (last level)
     for article_id, article in articles.items():
@@ -158,13 +169,21 @@ def find_proposals(db_path: Path | str, period: Period, articles: dict[str, obje
         for kind, rows in _candidate_rows(conn, period).items():
             related = _related_pairs(rows, articles, embedder, vector_cache) if kind == "after_gap" else None
             seen: set[tuple[str, str]] = set()
+            accepted = []
             for query_id, masked, normalised, article_id, resolving, follow_up in rows:
                 if (query_id, article_id) in seen or article_id not in articles or "〔" in (masked or ""):
                     continue
                 if related is not None and (normalised, follow_up, article_id) not in related:
                     continue
                 seen.add((query_id, article_id))
-                section = _section_for(conn, resolving, article_id, articles[article_id], headings[article_id])
+                accepted.append((query_id, masked, normalised, article_id, resolving))
+            wanted = {(r[4], r[3]) for r in accepted}
+            passages = daily_shown_passages(conn, wanted)
+            if passages is None:  # no roll-ups (PostgreSQL, an older SQLite log): from the impressions
+                passages = _shown_passages(conn, wanted)
+            for query_id, masked, normalised, article_id, resolving in accepted:
+                section = _section_for(passages.get((resolving, article_id)), articles[article_id],
+                                       headings[article_id])
                 if section is None:
                     continue
                 _count(found, spellings, kind, query_id, masked, normalised or grouping_form(masked), article_id,
@@ -175,6 +194,11 @@ def find_proposals(db_path: Path | str, period: Period, articles: dict[str, obje
 
 
 def _candidate_rows(conn: sqlite3.Connection, period: Period) -> dict[str, list[tuple]]:
+    from kb_service.editorial.proposal_rows import daily_candidate_rows
+
+    kept = daily_candidate_rows(conn, period, FOLLOW_UP_SECONDS)  # whole days of a SQLite log with roll-ups
+    if kept is not None:
+        return kept
     high = period.bounds()[1]
     where, args = _where(Period(period.since, None), "q")
     if high != float("inf"):  # a resolving query may fall just after the period's end
@@ -192,7 +216,8 @@ def _related_pairs(rows: list[tuple], articles: dict[str, object], embedder: Any
                    vector_cache: Path | None) -> set[tuple[str, str, str]]:
     """(gap text, follow-up text, article) triples where the follow-up was about the same thing."""
     pairs = {(r[2] or "", r[5] or "", r[3]) for r in rows if r[3] in articles}
-    related = {p for p in pairs if _lexically_related(p[0], p[1], articles[p[2]])}
+    bigrams_of = _BigramMemo()
+    related = {p for p in pairs if _lexically_related(p[0], p[1], articles[p[2]], bigrams_of)}
     rest = sorted(pairs - related)
     if embedder is None or not rest:
         return related
@@ -207,29 +232,52 @@ def _related_pairs(rows: list[tuple], articles: dict[str, object], embedder: Any
     return related
 
 
-def content_bigrams(text: str) -> set[str]:
-    """Character bigrams of what is left after question and generic words are cut out."""
-    from kb_service.reports.gap_topics import GENERIC_WORDS, QUESTION_WORDS
+def _cut_words() -> tuple[str, ...]:
+    from kb_service.reports.gap_topics import CUT_WORDS
 
-    for word in sorted(QUESTION_WORDS | GENERIC_WORDS, key=len, reverse=True):
+    return CUT_WORDS
+
+
+def content_bigrams(text: str, cut_words: Sequence[str] | None = None) -> set[str]:
+    """Character bigrams of what is left after question and generic words are cut out."""
+    for word in cut_words if cut_words is not None else _cut_words():
         text = text.replace(word, " ")
     return {text[i : i + 2] for i in range(len(text) - 1) if " " not in text[i : i + 2]}
 
 
-def _lexically_related(gap_text: str, follow_up: str, article: object) -> bool:
+class _BigramMemo:
+    """content_bigrams per text, and the union over an article's names, each computed once per call of
+    find_proposals: at 1M logged queries the same texts and articles come back in thousands of pairs."""
+
+    def __init__(self) -> None:
+        self.cut_words = _cut_words()
+        self._texts: dict[str, set[str]] = {}
+        self._articles: dict[int, set[str]] = {}
+
+    def __call__(self, text: str) -> set[str]:
+        found = self._texts.get(text)
+        if found is None:
+            found = self._texts[text] = content_bigrams(text, self.cut_words)
+        return found
+
+    def of_article(self, article: object) -> set[str]:
+        """Bigrams of the article's title, aliases and headings together (any shared one relates)."""
+        found = self._articles.get(id(article))
+        if found is None:
+            names = [article.title, *article.aliases, *(h for s in article.sections for h in s.heading_path)]  # type: ignore[attr-defined]
+            found = self._articles[id(article)] = set().union(*(self(grouping_form(n)) for n in names))
+        return found
+
+
+def _lexically_related(gap_text: str, follow_up: str, article: object, bigrams_of: _BigramMemo) -> bool:
     """The gap query and the query that resolved it share a content bigram (or the gap query shares one
     with the article's title, aliases or headings)."""
-    mine = content_bigrams(gap_text)
-    if mine & content_bigrams(follow_up):
-        return True
-    names = [article.title, *article.aliases, *(h for s in article.sections for h in s.heading_path)]  # type: ignore[attr-defined]
-    return any(mine & content_bigrams(grouping_form(n)) for n in names)
+    mine = bigrams_of(gap_text)
+    return bool(mine & bigrams_of(follow_up)) or bool(mine & bigrams_of.of_article(article))
 
 
-def _section_for(conn: sqlite3.Connection, resolving_query: str, article_id: str, article: object,
-                 passages: dict[str, str]) -> str | None:
+def _section_for(passage: str | None, article: object, passages: dict[str, str]) -> str | None:
     """The heading of the passage shown for the article in the resolving query, else its first section."""
-    passage = _shown_passage(conn, resolving_query, article_id)
     if passage and passage in passages:
         return passages[passage]
     sections = [s for s in article.sections if s.heading_path]  # type: ignore[attr-defined]
@@ -254,13 +302,17 @@ def _finalise(found: dict[str, Proposal], spellings: dict[str, dict[str, int]],
               articles: dict[str, object]) -> list[Proposal]:
     """Pick each proposal's spelling and drop what the article already knows."""
     result = []
+    known_of: dict[tuple[str, str], set[str]] = {}  # (article, section) → what it already knows
     for pid, proposal in found.items():
         proposal.text = max(spellings[pid].items(), key=lambda kv: (kv[1], -len(kv[0]), kv[0]))[0].strip()
-        article = articles[proposal.article_id]
-        known = {grouping_form(a) for a in article.aliases} | {grouping_form(article.title)}  # type: ignore[attr-defined]
-        for section in article.sections:  # type: ignore[attr-defined]
-            if section.heading_path and section.heading_path[-1] == proposal.section:
-                known |= {grouping_form(q) for q in section.questions}
+        known = known_of.get((proposal.article_id, proposal.section))
+        if known is None:
+            article = articles[proposal.article_id]
+            known = {grouping_form(a) for a in article.aliases} | {grouping_form(article.title)}  # type: ignore[attr-defined]
+            for section in article.sections:  # type: ignore[attr-defined]
+                if section.heading_path and section.heading_path[-1] == proposal.section:
+                    known |= {grouping_form(q) for q in section.questions}
+            known_of[(proposal.article_id, proposal.section)] = known
         if proposal.normalised in known or not proposal.text:
             continue
         result.append(proposal)

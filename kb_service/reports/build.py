@@ -34,6 +34,7 @@ from kb_service.reports.data import (
 )
 from kb_service.reports.flags import flag_groups
 from kb_service.reports.gap_section import gap_clusters
+from kb_service.reports.neardup_cache import near_duplicate_cache
 from kb_service.reports.postgres_reader import PgLogReader
 from kb_service.reports.source import LogUnavailable, open_log_reader
 from kb_service.reports.sqlite_reader import LogReader
@@ -93,7 +94,8 @@ def _catalog_entry(catalog: Catalog, article_id: str) -> tuple[str, str, bool]:
 
 
 def _query_groups(
-    text_counts: list[tuple[str, str, int, int]], total: int, options: ReportOptions
+    text_counts: list[tuple[str, str, int, int]], total: int, options: ReportOptions,
+    edge_source: textsim.EdgeSource | None = None,
 ) -> tuple[list[QueryGroup], int]:
     """Top query groups and how many groups there are in all."""
     per_norm: dict[str, list[int]] = {}
@@ -106,7 +108,7 @@ def _query_groups(
         # The most frequent masked spelling stands for the normalised form (ties: shortest, then text).
         if best is None or (count, -len(masked), masked) > (best[0], -len(best[1]), best[1]):
             display[normalised] = (count, masked)
-    groups = textsim.group_near_duplicates((norm, slot[0]) for norm, slot in per_norm.items())
+    groups = textsim.group_near_duplicates(((norm, slot[0]) for norm, slot in per_norm.items()), edge_source=edge_source)
     result: list[QueryGroup] = []
     for members in groups[: options.top_queries]:
         count = sum(c for _, c in members)
@@ -127,9 +129,10 @@ def _query_groups(
     return result, len(groups)
 
 
-def _frequency(reader: Reader, summary: Summary, options: ReportOptions) -> dict[str, Any]:
+def _frequency(reader: Reader, summary: Summary, options: ReportOptions,
+               edge_source: textsim.EdgeSource | None = None) -> dict[str, Any]:
     total = summary.queries
-    top, n_groups = _query_groups(reader.text_counts(), total, options)
+    top, n_groups = _query_groups(reader.text_counts(), total, options, edge_source)
     summary.query_groups = n_groups
     daily = [
         DayVolume(
@@ -364,7 +367,7 @@ def build_report(
                         period_label=period.label_with_data(summary.first_query_at, summary.last_query_at))
         _add_feedback(reader, summary)
         if "frequency" in wanted:
-            for name, value in _frequency(reader, summary, options).items():
+            for name, value in _frequency(reader, summary, options, near_duplicate_cache(vector_cache_dir)).items():
                 setattr(report, name, value)
         if "articles" in wanted:
             for name, value in _articles(reader, catalog, options, all_article_ids).items():

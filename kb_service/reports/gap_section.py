@@ -32,10 +32,12 @@ def _topics(items: list[tuple[str, int]], reference: list[str], embedder: Any, l
     """
     if embedder is not None:
         from kb_service.reports.gap_topics import ContentWords, cluster_gap_queries, vector_cache_path
+        from kb_service.reports.neardup_cache import near_duplicate_cache
 
         clustering = cluster_gap_queries([n for n, _ in items], [c for _, c in items], embedder,
-                                         ContentWords(lexicon), reference,
-                                         vector_cache=vector_cache_path(cache_dir, embedder) if cache_dir else None)
+                                         ContentWords(lexicon, cache_dir), reference,
+                                         vector_cache=vector_cache_path(cache_dir, embedder) if cache_dir else None,
+                                         edge_source=near_duplicate_cache(cache_dir))
         return ([(t.members, display[items[t.medoid][0]][1], t.keywords) for t in clustering.topics],
                 f"语义向量（{clustering.method}）+ 领域词典")
     topics = bigram_topics.cluster_topics(items, reference)

@@ -10,6 +10,7 @@ import sqlite3
 from pathlib import Path
 
 from kb_service.reports.postgres_reader import PgLogReader
+from kb_service.reports.sqlite_daily import open_daily_reader
 from kb_service.reports.sqlite_reader import LogReader
 from kb_service.usage_log.postgres import is_postgres_url, redact_url
 
@@ -31,6 +32,7 @@ def open_log_reader(log: Path | str, low: float, high: float) -> LogReader | PgL
     if not Path(log).exists():
         raise LogUnavailable(f"日志文件 {log} 不存在")
     try:
-        return LogReader(log, low, high)
+        # Whole days from a log with day roll-ups (schema v3) are sums over days; anything else scans.
+        return open_daily_reader(log, low, high) or LogReader(log, low, high)
     except sqlite3.OperationalError as exc:  # a file that is not (yet) a usage log
         raise LogUnavailable(f"无法读取日志 {log}：{exc}") from exc

@@ -41,6 +41,19 @@ class ArticleVersionRow:
     shown_texts: int = 0
 
 
+def period_filter(column: str, low: float, high: float) -> tuple[str, list[float]]:
+    """'WHERE column >= ? AND column < ?' (open sides left out, '' when both are) and its arguments."""
+    args: list[float] = []
+    clauses: list[str] = []
+    if low != float("-inf"):
+        clauses.append(f"{column} >= ?")
+        args.append(low)
+    if high != float("inf"):
+        clauses.append(f"{column} < ?")
+        args.append(high)
+    return (f"WHERE {' AND '.join(clauses)}" if clauses else ""), args
+
+
 class LogReader:
     """Read-only view of one log file restricted to [low, high) in unix seconds."""
 
@@ -50,16 +63,7 @@ class LogReader:
         self.conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30.0)
         self.conn.execute("PRAGMA temp_store = MEMORY")
         self.conn.execute("PRAGMA cache_size = -262144")  # 256 MiB page cache
-        args: list[float] = []
-        clauses: list[str] = []
-        if low != float("-inf"):
-            clauses.append("ts >= ?")
-            args.append(low)
-        if high != float("inf"):
-            clauses.append("ts < ?")
-            args.append(high)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        self._where, self._args = where, args
+        self._where, self._args = where, args = period_filter("ts", low, high)
         # A log written before schema v2 has no source column: all its queries were typed.
         source = "source" if self._has_column("queries", "source") else "'search' AS source"
         self.conn.execute(

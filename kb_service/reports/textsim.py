@@ -10,7 +10,7 @@ Every step is deterministic: ties break on count, then on the string itself.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -112,14 +112,18 @@ def bigram_features(texts: Sequence[str], vocabulary: dict[str, int] | None = No
     return Features(matrix, vocab)
 
 
-def _pair_blocks(left: sparse.csr_matrix, right: sparse.csr_matrix, chunk: int = 2000) -> Iterator[np.ndarray]:
-    """(i, j) with i < j where rows i of `left` and j of `right` share a column, one row block at a time."""
+def _pair_blocks(left: sparse.csr_matrix, right: sparse.csr_matrix, chunk: int = 2000,
+                 first_row: int = 0) -> Iterator[np.ndarray]:
+    """(i, j) with i < j where rows i of `left` and j of `right` share a column, one row block at a time.
+
+    With first_row > 0, `left` holds only the rows from first_row on (of the same strings as
+    `right`): then every pair with its later end among them, as (later, earlier)."""
     right_t = right.T.tocsr()
     for start in range(0, left.shape[0], chunk):
         block = (left[start : start + chunk] @ right_t).tocoo()
-        rows = block.row.astype(np.int64) + start
+        rows = block.row.astype(np.int64) + start + first_row
         cols = block.col.astype(np.int64)
-        keep = rows < cols
+        keep = rows < cols if first_row == 0 else cols < rows
         if keep.any():
             yield np.stack([rows[keep], cols[keep]], axis=1)
 
@@ -147,13 +151,15 @@ def dice_candidates(features: Features, min_dice: float) -> tuple[np.ndarray, np
     return np.concatenate([p for p, _ in blocks]), np.concatenate([d for _, d in blocks])
 
 
-def iter_dice_candidates(features: Features, min_dice: float) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def iter_dice_candidates(features: Features, min_dice: float,
+                         first_row: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Blocks of (pairs, Dice) with bigram Dice ≥ min_dice, found with prefix filtering, not all pairs.
 
     Dice ≥ θ needs an overlap of at least θ/(2−θ)·|A| bigrams, so with bigrams ordered rarest
     first, two such strings must share a bigram within each other's first |A| − ⌈θ|A|/(2−θ)⌉ + 1
     bigrams. Indexing only those prefixes keeps common bigrams (怎么, 多少) out of candidate
-    generation, which is what makes this sub-quadratic.
+    generation, which is what makes this sub-quadratic. With first_row > 0 only the pairs with an
+    end at or after first_row (strings added to a set whose own pairs are known).
     """
     matrix = features.matrix
     n = matrix.shape[0]
@@ -177,7 +183,8 @@ def iter_dice_candidates(features: Features, min_dice: float) -> Iterator[tuple[
     prefix = sparse.csr_matrix((np.ones(len(r), dtype=np.float32), (r, c)), shape=matrix.shape)
     ratio = min_dice / (2.0 - min_dice)
     # Filter block by block so only surviving pairs are ever held, not every candidate at once.
-    for block in _pair_blocks(prefix, prefix):
+    left = prefix[first_row:] if first_row else prefix
+    for block in _pair_blocks(left, prefix, first_row=first_row):
         a, b = sizes[block[:, 0]], sizes[block[:, 1]]
         # Length filter before the costlier overlap: Dice ≥ θ needs |B| ≥ θ|A|/(2−θ) both ways.
         block = block[(b >= ratio * a - 1e-9) & (a >= ratio * b - 1e-9)]
@@ -244,15 +251,46 @@ def frequency_order(counts: Iterable[tuple[str, int]]) -> list[tuple[str, int]]:
     return sorted(counts, key=lambda item: (-item[1], item[0]))
 
 
+def near_duplicate_edges(cores: Sequence[str], min_similarity: float = NEAR_DUP_SIMILARITY,
+                         blocking_dice: float = NEAR_DUP_BLOCKING_DICE, first_new: int = 0,
+                         ) -> list[tuple[int, int, float]]:
+    """(a, b, LCS ratio) for every pair of distinct strings that are near-duplicates (see
+    group_near_duplicates); with first_new > 0 only the pairs with an end at or after first_new.
+
+    Whether two strings are near-duplicates depends on those two strings only, so pairs found once
+    can be kept (neardup_cache.py) and a later set only needs the pairs of its new strings."""
+    if len(cores) - first_new < 1 or len(cores) < 2:
+        return []
+    lengths = np.array([len(c) for c in cores], dtype=np.float64)
+    counts_matrix = char_counts(cores)
+    survivors: list[np.ndarray] = []
+    for block, _ in iter_dice_candidates(bigram_features(cores), blocking_dice, first_row=first_new):
+        bound = lcs_upper_bound_ratio(counts_matrix, lengths, block)
+        survivors.append(block[bound >= min_similarity - 1e-9])
+    pairs = np.concatenate(survivors) if survivors else np.empty((0, 2), dtype=np.int64)
+    edges = []
+    for a, b in pairs.tolist():
+        sim = lcs_ratio(cores[a], cores[b])
+        if sim >= min_similarity - 1e-9:
+            edges.append((a, b, sim))
+    return edges
+
+
+EdgeSource = Callable[[list[str]], Iterable[tuple[int, int, float]]]
+
+
 def group_near_duplicates(
     counts: Iterable[tuple[str, int]],
     min_similarity: float = NEAR_DUP_SIMILARITY,
     blocking_dice: float = NEAR_DUP_BLOCKING_DICE,
+    edge_source: EdgeSource | None = None,
 ) -> list[list[tuple[str, int]]]:
     """Groups of near-duplicate strings, each led by its most frequent phrasing, largest first.
 
     Two strings are near-duplicates when their filler-stripped forms have an LCS ratio ≥
-    min_similarity and are compared at all (bigram Dice ≥ blocking_dice).
+    min_similarity and are compared at all (bigram Dice ≥ blocking_dice). `edge_source`: gives
+    the near_duplicate_edges of a list of distinct cores (for the default thresholds), e.g. from
+    neardup_cache.NearDuplicateCache, which keeps the pairs found in earlier reports.
     """
     ordered = frequency_order(counts)
     texts = [text for text, _ in ordered]
@@ -263,19 +301,15 @@ def group_near_duplicates(
     unique_idx = sorted(set(core_leader))
     position = {idx: k for k, idx in enumerate(unique_idx)}
     unique_cores = [cores[i] for i in unique_idx]
+    if edge_source is not None and (min_similarity, blocking_dice) == (NEAR_DUP_SIMILARITY, NEAR_DUP_BLOCKING_DICE):
+        found = edge_source(unique_cores)
+    else:
+        found = near_duplicate_edges(unique_cores, min_similarity, blocking_dice)
     edges: dict[int, list[tuple[int, float]]] = {}
-    lengths = np.array([len(c) for c in unique_cores], dtype=np.float64)
-    counts_matrix = char_counts(unique_cores)
-    survivors: list[np.ndarray] = []
-    for block, _ in iter_dice_candidates(bigram_features(unique_cores), blocking_dice):
-        bound = lcs_upper_bound_ratio(counts_matrix, lengths, block)
-        survivors.append(block[bound >= min_similarity - 1e-9])
-    pairs = np.concatenate(survivors) if survivors else np.empty((0, 2), dtype=np.int64)
-    for a, b in pairs.tolist():
-        sim = lcs_ratio(unique_cores[a], unique_cores[b])
-        if sim >= min_similarity - 1e-9:
-            edges.setdefault(a, []).append((b, sim))
-            edges.setdefault(b, []).append((a, sim))
+    for a, b, sim in sorted(found, key=lambda e: (min(e[0], e[1]), max(e[0], e[1]))):
+        a, b = min(a, b), max(a, b)
+        edges.setdefault(a, []).append((b, sim))
+        edges.setdefault(b, []).append((a, sim))
     unique_leader = _greedy_leaders(len(unique_cores), edges)
     groups: dict[int, list[tuple[str, int]]] = {}
     for i, item in enumerate(ordered):

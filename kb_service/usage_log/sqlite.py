@@ -11,9 +11,11 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from kb_service.masking import mask_personal_data
+from kb_service.usage_log import daily
 from kb_service.usage_log.queued import QueuedLogStore
 from kb_service.usage_log.store import (
     EventLog,
@@ -27,7 +29,7 @@ from kb_service.usage_log.store import (
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 # --- schema -------------------------------------------------------------------------------
@@ -99,7 +101,18 @@ CREATE INDEX IF NOT EXISTS idx_flags_article ON flags(article_id);
 CREATE INDEX IF NOT EXISTS idx_flags_ts ON flags(ts);
 """
 
-_MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2}
+
+
+def _schema_v3(conn: sqlite3.Connection) -> None:
+    """v3: the per-day roll-ups the workbench reads (usage_log/daily.py), back-filled from the rows
+    already logged (about a minute per million queries, once)."""
+    for statement in daily.SCHEMA.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+    daily.rebuild(conn)
+
+
+_MIGRATIONS: dict[int, str | Callable[[sqlite3.Connection], None]] = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _schema_v3}
 
 
 class LogStoreError(RuntimeError):
@@ -126,9 +139,13 @@ def _migrate(conn: sqlite3.Connection) -> None:
                 f"({SCHEMA_VERSION}); upgrade kb_service"
             )
         for version in range(current + 1, SCHEMA_VERSION + 1):
-            for statement in _MIGRATIONS[version].split(";"):
-                if statement.strip():
-                    conn.execute(statement)
+            migration = _MIGRATIONS[version]
+            if callable(migration):
+                migration(conn)
+            else:
+                for statement in migration.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
             conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
         conn.execute("COMMIT")
     except BaseException:
@@ -228,15 +245,17 @@ class SQLiteLogStore(QueuedLogStore):
     def _write_transaction(self, conn: sqlite3.Connection, records: list[LogRecord]) -> None:
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for record in records:
-                _insert(conn, record)
+            # The day roll-ups change in the same transaction as the rows, so they never disagree.
+            touched = {r.query_id for r in records if not isinstance(r, FlagLog)}
+            daily.record_batch(conn, touched, lambda: {r.query_id for r in records if _insert(conn, r)})
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
 
 
-def _insert(conn: sqlite3.Connection, record: LogRecord) -> None:
+def _insert(conn: sqlite3.Connection, record: LogRecord) -> bool:
+    """Write one record; True when it added a query (not a replayed one, nor another record)."""
     if isinstance(record, QueryLog):
         masked, normalised = scrub_query(record.query_text)
         cursor = conn.execute(
@@ -266,6 +285,7 @@ def _insert(conn: sqlite3.Connection, record: LogRecord) -> None:
                     for i in record.impressions
                 ],
             )
+            return True
     elif isinstance(record, EventLog):
         conn.execute(
             "INSERT INTO events (query_id, ts, type, article_id) VALUES (?, ?, ?, ?)",
@@ -287,3 +307,4 @@ def _insert(conn: sqlite3.Connection, record: LogRecord) -> None:
         )
     else:  # pragma: no cover - _put only accepts the four record types
         raise TypeError(f"not a usage log record: {record!r}")
+    return False

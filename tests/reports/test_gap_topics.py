@@ -101,3 +101,37 @@ def test_report_uses_the_embedder_and_says_so(embedder, tmp_path: Path) -> None:
     assert "主题分组方式：语义向量" in render_html(report)
     fallback = build_report(db)
     assert fallback.gap_method.startswith("字二元组")
+
+
+def _gap_texts() -> list[str]:
+    return [p for topic in GAP_TOPICS for p in topic.phrasings] + list(OUT_OF_SCOPE) + ["跑网约车出事故保险赔吗"]
+
+
+def test_content_words_from_the_cache_equal_the_computed_ones(tmp_path: Path) -> None:
+    lexicon = load_lexicon(ROOT / "articles" / "lexicon.yaml")
+    texts = _gap_texts()
+    computed = ContentWords(lexicon)
+    expected = {t: computed(t) for t in texts}
+    for _ in range(2):  # an empty cache file, then a full one
+        cached = ContentWords(lexicon, tmp_path)
+        cached.prefetch(texts)
+        assert {t: cached(t) for t in texts} == expected
+        assert cached.words_seen == computed.words_seen
+    assert list(tmp_path.glob("report-content-words-*.sqlite3"))
+
+
+def test_content_words_do_not_depend_on_the_process(tmp_path: Path) -> None:
+    """Question and generic words are cut out in one fixed order (it once followed string hashes)."""
+    import json
+    import os
+    import subprocess
+
+    script = ("import json, sys; from kb_service.reports.gap_topics import ContentWords; "
+              "print(json.dumps(sorted(ContentWords()(sys.argv[1])), ensure_ascii=False))")
+    found = set()
+    for seed in ("1", "2", "3", "4", "5", "6"):
+        env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(ROOT)}
+        out = subprocess.run([sys.executable, "-c", script, "跑网约车出事故保险赔吗"], env=env, check=True,
+                             capture_output=True, text=True).stdout
+        found.add(tuple(json.loads(out)))
+    assert len(found) == 1

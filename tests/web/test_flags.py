@@ -142,6 +142,6 @@ def test_a_version_1_log_is_migrated_in_place(tmp_path: Path) -> None:
     # The report reads a v1 file as it is (read-only): all its queries were typed.
     assert build_report(db).summary.conversation_queries == 0
     SQLiteLogStore(db).close()
-    assert schema_version(db) == SCHEMA_VERSION == 2
+    assert schema_version(db) == SCHEMA_VERSION == 3
     assert sqlite_rows(db, "SELECT query_id, source FROM queries") == [("old", "search")]
     assert sqlite_rows(db, "SELECT COUNT(*) FROM flags") == [(0,)]
