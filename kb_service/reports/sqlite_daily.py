@@ -23,6 +23,7 @@ from kb_service.reports.sqlite_reader import (
 )
 
 DAY_SECONDS = 86400
+LONG_PERIOD_DAYS = 7
 
 
 def day_bounds(low: float, high: float) -> tuple[float, float] | None:
@@ -63,7 +64,10 @@ class DailyLogReader(LogReader):
         self.conn = sqlite3.connect(f"file:{Path(db_path)}?mode=ro", uri=True, timeout=30.0)
         self.conn.execute("PRAGMA cache_size = -262144")
         self._where, self._args = period_filter("ts", low, high)  # flags() reads the raw flags table
-        self._day_where, self._day_args = period_filter("day", *days)
+        # Over more than a week the groups are read in order off the covering indexes (usage_log/daily.py),
+        # with the days filtered there too; `+day` keeps SQLite from range-scanning by day and sorting instead.
+        long_period = days[1] - days[0] > LONG_PERIOD_DAYS
+        self._day_where, self._day_args = period_filter("+day" if long_period else "day", *days)
         self._bounded = bool(self._args)
 
     def _rows(self, sql: str) -> list[tuple]:
@@ -140,10 +144,8 @@ class DailyLogReader(LogReader):
             return [norm for (norm,) in self._rows(
                 "SELECT query_normalised FROM daily_texts {where} GROUP BY query_normalised "
                 "HAVING SUM(queries) > 0 ORDER BY MIN(first_row)")]
-        first: dict[str, tuple] = {}
-        for norm, row, ts, ts_row in self._rows(
-                "SELECT query_normalised, first_row, first_ts, first_ts_row FROM daily_texts {and_} queries > 0"):
-            key = (ts, ts_row) if self._bounded else (row,)
-            if norm not in first or key < first[norm]:
-                first[norm] = key
-        return sorted(first, key=first.__getitem__)
+        # A text's rows are on different days, so their first_ts differ: MIN(first_ts) picks one row, and
+        # SQLite takes the bare first_ts_row from that row.
+        return [norm for norm, _, _ in self._rows(
+            "SELECT query_normalised, MIN(first_ts) AS ts, first_ts_row FROM daily_texts {and_} queries > 0 "
+            "GROUP BY query_normalised ORDER BY ts, first_ts_row")]

@@ -65,7 +65,16 @@ CREATE INDEX IF NOT EXISTS idx_daily_resolving_session ON daily_resolving(sessio
 CREATE TABLE IF NOT EXISTS daily_gap_queries (query_id TEXT, qrow INTEGER, day INTEGER, ts REAL, session_id TEXT,
     agent_id TEXT, query_masked TEXT, query_normalised TEXT);
 CREATE INDEX IF NOT EXISTS idx_daily_gap_queries_query ON daily_gap_queries(query_id);
-CREATE INDEX IF NOT EXISTS idx_daily_gap_queries_day ON daily_gap_queries(day)
+CREATE INDEX IF NOT EXISTS idx_daily_gap_queries_day ON daily_gap_queries(day);
+-- Covering indexes in the order the reports group by: a whole-log section then reads its groups off
+-- the index instead of sorting every day's rows (1M queries: 0.5-0.8 s -> 0.05-0.1 s per section).
+CREATE INDEX IF NOT EXISTS idx_daily_texts_text ON daily_texts(query_normalised, query_masked, queries,
+    non_confident, first_row, first_ts, first_ts_row, day);
+CREATE INDEX IF NOT EXISTS idx_daily_gap_texts_text ON daily_gap_texts(query_normalised, query_masked, queries,
+    non_confident, unresolved, day);
+CREATE INDEX IF NOT EXISTS idx_daily_gap_articles_text ON daily_gap_articles(query_normalised, article_id, queries,
+    day);
+CREATE INDEX IF NOT EXISTS idx_daily_gap_opens_text ON daily_gap_opens(query_normalised, article_id, queries, day)
 """
 
 # The rows 相似问 proposals start from (editorial/proposals.py), one set per query, replaced whenever
