@@ -19,9 +19,7 @@ others: the most typical way the question is asked, not merely the most frequent
 
 from __future__ import annotations
 
-import itertools
 import math
-import operator
 import re
 import sqlite3
 from collections.abc import Sequence
@@ -30,6 +28,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
+
+from kb_service.reports.topic_assignment import assign_topics
 
 if TYPE_CHECKING:
     from kb_service.reports.textsim import EdgeSource
@@ -213,14 +213,6 @@ def _lexical_vectors(word_sets: list[frozenset[str]], reference: Sequence[frozen
     return vectors, idf
 
 
-def _dot(a: dict[str, float], b: dict[str, float]) -> float:
-    if len(a) > len(b):
-        a, b = b, a
-    # map() rather than a generator: the same products added in the same order, at half the cost
-    # (this runs ~700k times for the gap texts of a million-query log).
-    return sum(map(operator.mul, a.values(), map(b.get, a, itertools.repeat(0.0))))
-
-
 def cluster_gap_queries(
     texts: Sequence[str],
     counts: Sequence[int],
@@ -258,7 +250,7 @@ def cluster_gap_queries(
     reference = [content_words(t) for t in sample]
     lex, idf = _lexical_vectors(word_sets, reference)
     vectors = embed_texts([PLACEHOLDER.sub("", t) or t for t in heads], embedder, vector_cache)
-    topics = _assign(weights, vectors, lex, baseline_cosine(embedder), options or TopicOptions())
+    topics = assign_topics(weights, vectors, lex, baseline_cosine(embedder), options or TopicOptions(), GENERIC_WORDS)
     result = []
     for members in topics:
         topic = _finish(members, weights, vectors, word_sets, idf, heads, content_words.words_seen)
@@ -287,61 +279,6 @@ def embed_texts(texts: list[str], embedder: Encoder, cache: Path | None) -> np.n
         return _unit(store.embed(texts, embedder)[0])  # type: ignore[arg-type]
     finally:
         store.close()
-
-
-def _assign(weights: Sequence[int], vectors: np.ndarray, lex: list[dict[str, float]], base: float,
-            o: TopicOptions) -> list[list[int]]:
-    """Greedy, heaviest first: each item joins the best-scoring topic at or above o.join, else starts one."""
-    order = sorted(range(len(weights)), key=lambda i: -weights[i])
-    members: list[list[int]] = []
-    sums = np.zeros(vectors.shape, dtype=np.float32)  # one row per topic, at most one per item
-    units = np.zeros(vectors.shape, dtype=np.float32)
-    lex_sums: list[dict[str, float]] = []
-    lex_norms: list[float] = []
-    by_word: dict[str, set[int]] = {}  # word → topics holding it: only those can share a word
-    for i in order:
-        best, best_score = None, o.join
-        if members:
-            cos = units[: len(members)] @ vectors[i]
-            semantic = np.maximum(0.0, (cos - base) / (1.0 - base))
-            candidates = {k for w in lex[i] if w not in GENERIC_WORDS for k in by_word.get(w, ())}
-            candidates.update(np.flatnonzero(semantic >= o.semantic_only).tolist())
-            best, best_score = _best_topic(candidates, semantic, lex[i], lex_sums, lex_norms, o)
-        if best is None:
-            best = len(members)
-            members.append([])
-            lex_sums.append({})
-            lex_norms.append(0.0)
-        members[best].append(i)
-        sums[best] += vectors[i] * weights[i]
-        units[best] = sums[best] / max(float(np.linalg.norm(sums[best])), 1e-12)
-        for w, v in lex[i].items():
-            lex_sums[best][w] = lex_sums[best].get(w, 0.0) + v * weights[i]
-            by_word.setdefault(w, set()).add(best)
-        lex_norms[best] = math.sqrt(sum(v * v for v in lex_sums[best].values()))
-    return members
-
-
-def _best_topic(candidates: set[int], semantic: np.ndarray, words: dict[str, float],
-                lex_sums: list[dict[str, float]], lex_norms: list[float], o: TopicOptions) -> tuple[int | None, float]:
-    """The highest-scoring candidate at or above o.join (ties: the lowest topic number), or None.
-
-    The lexical part is a cosine of non-negative vectors, so at most 1: candidates are tried from the
-    semantically closest down and the rest skipped once even a perfect word match could not reach
-    the best score so far. The scores compared are computed as before, so the choice is the same."""
-    lexical_weight = 1 - o.semantic_weight
-    best, best_score = None, o.join
-    topics = np.fromiter(candidates, dtype=np.int64, count=len(candidates))
-    closeness = semantic[topics]
-    order = np.lexsort((topics, -closeness))  # semantically closest first, ties by topic number
-    for k, close in zip(topics[order].tolist(), closeness[order].tolist(), strict=True):
-        if o.semantic_weight * close + lexical_weight * (1.0 + 1e-6) < best_score:
-            break
-        lexical = _dot(words, lex_sums[k]) / (lex_norms[k] or 1.0)
-        score = o.semantic_weight * close + lexical_weight * lexical
-        if score > best_score or (score == best_score and (best is None or k < best)):
-            best, best_score = k, score
-    return best, best_score
 
 
 def _finish(members: list[int], counts: Sequence[int], vectors: np.ndarray, word_sets: Sequence[frozenset[str]],
