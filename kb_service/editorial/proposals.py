@@ -166,6 +166,7 @@ def find_proposals(db_path: Path | str, period: Period, articles: dict[str, obje
     try:
         found: dict[str, Proposal] = {}
         spellings: dict[str, dict[str, int]] = {}
+        accepted_by_kind: dict[str, list[tuple]] = {}
         for kind, rows in _candidate_rows(conn, period).items():
             related = _related_pairs(rows, articles, embedder, vector_cache) if kind == "after_gap" else None
             seen: set[tuple[str, str]] = set()
@@ -177,10 +178,13 @@ def find_proposals(db_path: Path | str, period: Period, articles: dict[str, obje
                     continue
                 seen.add((query_id, article_id))
                 accepted.append((query_id, masked, normalised, article_id, resolving))
-            wanted = {(r[4], r[3]) for r in accepted}
-            passages = daily_shown_passages(conn, wanted)
-            if passages is None:  # no roll-ups (PostgreSQL, an older SQLite log): from the impressions
-                passages = _shown_passages(conn, wanted)
+            accepted_by_kind[kind] = accepted
+        # One look-up for both kinds: the roll-up read is a scan of every resolved vote.
+        wanted = {(r[4], r[3]) for accepted in accepted_by_kind.values() for r in accepted}
+        passages = daily_shown_passages(conn, wanted)
+        if passages is None:  # no roll-ups (PostgreSQL, an older SQLite log): from the impressions
+            passages = _shown_passages(conn, wanted)
+        for kind, accepted in accepted_by_kind.items():
             for query_id, masked, normalised, article_id, resolving in accepted:
                 section = _section_for(passages.get((resolving, article_id)), articles[article_id],
                                        headings[article_id])
