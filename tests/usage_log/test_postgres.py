@@ -222,7 +222,9 @@ def test_a_v1_log_is_migrated_in_place(pg_url: str) -> None:  # noqa: F811
         assert [f.article_id for f in store.list_flags()] == ["art-9"]
     assert _rows(pg_url, "SELECT query_id, source FROM queries") == [("v1", "search")]
     assert _rows(pg_url, "SELECT COUNT(*) FROM feedback WHERE seq IS NOT NULL") == [(1,)]
-    assert _rows(pg_url, "SELECT version FROM schema_migrations ORDER BY version") == [(1,), (2,)]
+    assert _rows(pg_url, "SELECT version FROM schema_migrations ORDER BY version") == [
+        (v,) for v in range(1, SCHEMA_VERSION + 1)]
+    assert _rows(pg_url, "SELECT shown_articles, shown_impressions FROM queries") == [([], [])]  # v3: no impressions
 
 
 def test_transfer_carries_source_and_flags(pg_url: str, tmp_path) -> None:  # noqa: F811
