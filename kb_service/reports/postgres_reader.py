@@ -63,14 +63,19 @@ class PgLogReader:
             source = "source" if self._has_column("queries", "source") else "'search' AS source"
             v3 = self._has_column("queries", SHOWN_COLUMNS[0])
             shown = ", ".join(c if v3 else f"NULL::{t} AS {c}" for c, t in zip(SHOWN_COLUMNS, _SHOWN_TYPES, strict=True))
-            self._exec(
-                "CREATE TEMP TABLE pq AS SELECT query_id, ts, agent_id, session_id, query_masked, query_normalised, "
-                f"confident, n_hits, {source}, {shown} FROM queries WHERE ts >= %(low)s AND ts < %(high)s",
-                bounds,
-            )
-            self._summarise_missing(bounds)
-            # Row count and the join key's statistics; the wide array columns are not worth sampling.
-            self._exec("ANALYZE pq (query_id, query_normalised)")
+            columns = (f"query_id, ts, agent_id, session_id, query_masked, query_normalised, confident, n_hits, {source}, "
+                       f"{shown}")
+            # Bounds are floats formatted here (repr round-trips; 'inf' and '-inf' are float8 input).
+            period = f"ts >= '{float(low)!r}'::float8 AND ts < '{float(high)!r}'::float8"
+            if v3 and not self._rows(f"SELECT 1 FROM queries WHERE {period} AND shown_articles IS NULL LIMIT 1"):
+                # Every query summarised (the partial index of unsummarised rows answers at once): the
+                # statements read the period's queries in place, with their partitions' statistics.
+                self._pq = f"(SELECT {columns} FROM queries WHERE {period}) pq"
+            else:
+                self._exec(f"CREATE TEMP TABLE pq AS SELECT {columns} FROM queries WHERE {period}")
+                self._summarise_missing(bounds)
+                self._exec("ANALYZE pq")
+                self._pq = "pq"
         except BaseException:
             self.conn.close()
             raise
@@ -83,8 +88,6 @@ class PgLogReader:
     def _summarise_missing(self, bounds: dict[str, float]) -> None:
         """Fill the shown summary of period queries that have none, from their impressions (every
         query of a log before v3; otherwise the few a replica running older code wrote)."""
-        if not self._rows("SELECT 1 FROM pq WHERE shown_articles IS NULL LIMIT 1"):
-            return
         missing = ("impressions i JOIN (SELECT query_id, ts FROM pq WHERE shown_articles IS NULL) m "
                    f"ON m.query_id = i.query_id AND m.ts = i.ts WHERE {IMPRESSIONS.split(' WHERE ')[1]}")
         columns = ", ".join(SHOWN_COLUMNS)
@@ -128,7 +131,7 @@ class PgLogReader:
         self._exec(
             "CREATE TEMP TABLE ev AS SELECT e.query_id, e.article_id, SUM((e.type = 'open')::int) AS opens, "
             f"SUM((e.type = 'copy')::int) AS copies, MAX({_VERSION_SHOWN.format(t='e')}) AS version FROM events e "
-            "JOIN pq ON pq.query_id = e.query_id GROUP BY e.query_id, e.article_id"
+            f"JOIN {self._pq} ON pq.query_id = e.query_id GROUP BY e.query_id, e.article_id"
         )
         # Contradictory votes on one query: the latest counts (see FEEDBACK_RULE).
         # A vote that replaces another is on the same query, so both are among the period queries' votes
@@ -136,7 +139,7 @@ class PgLogReader:
         seq = "f.seq" if self._v2 else "NULL::bigint AS seq"
         self._exec(
             f"CREATE TEMP TABLE pf AS SELECT f.query_id, f.article_id, f.ts, f.resolved, {seq}, "
-            f"{_VERSION_SHOWN.format(t='f')} AS version FROM feedback f JOIN pq ON pq.query_id = f.query_id"
+            f"{_VERSION_SHOWN.format(t='f')} AS version FROM feedback f JOIN {self._pq} ON pq.query_id = f.query_id"
         )
         self._exec("ANALYZE pf")
         standing = _STANDING_VOTE.format(tie="g.seq > f.seq" if self._v2 else "FALSE").replace("FROM feedback g", "FROM pf g")
@@ -163,7 +166,7 @@ class PgLogReader:
         self._exec(
             "CREATE TEMP TABLE sat AS SELECT g.query_normalised, u.a AS article_id, u.v AS version, "
             "SUM(u.n * g.c) AS impressions, SUM(u.r * g.c) AS rank_sum, SUM(g.c) AS queries "
-            f"FROM (SELECT query_normalised, {summary}, COUNT(*) AS c FROM pq GROUP BY query_normalised, {summary}) g, "
+            f"FROM (SELECT query_normalised, {summary}, COUNT(*) AS c FROM {self._pq} GROUP BY query_normalised, {summary}) g, "
             f"unnest({summary}) AS u(a, v, n, r) GROUP BY g.query_normalised, u.a, u.v"
         )
         self._shown = True
@@ -184,7 +187,7 @@ class PgLogReader:
             f"FROM (SELECT trunc((ts + {OFFSET_SECONDS}) / 86400)::bigint AS d, "
             f"((trunc(ts + {OFFSET_SECONDS})::bigint % 86400) / 3600)::int AS h, query_normalised, query_masked, "
             "agent_id, session_id, (confident = 0)::int AS nc, (n_hits = 0)::int AS no_hits, "
-            "(source = 'conversation')::int AS conversation, ts FROM pq) x "
+            f"(source = 'conversation')::int AS conversation, ts FROM {self._pq}) x "
             "GROUP BY GROUPING SETS ((d, h), (query_normalised, query_masked), (agent_id), (session_id))"
         )
         self._frequency = True
@@ -276,7 +279,8 @@ class PgLogReader:
             return
         self._exec(
             "CREATE TEMP TABLE gq AS SELECT pq.query_id, pq.query_normalised, pq.query_masked, pq.confident, "
-            "pq.shown_articles, COALESCE(qfb.any_unresolved, 0) AS unresolved FROM pq LEFT JOIN qfb ON qfb.query_id = pq.query_id "
+            f"pq.shown_articles, COALESCE(qfb.any_unresolved, 0) AS unresolved FROM {self._pq} "
+            "LEFT JOIN qfb ON qfb.query_id = pq.query_id "
             "WHERE (pq.confident = 0 OR COALESCE(qfb.any_unresolved, 0) = 1) AND COALESCE(qfb.any_resolved, 0) = 0"
         )
         self._exec("ANALYZE gq")

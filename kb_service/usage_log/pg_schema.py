@@ -135,6 +135,8 @@ _V3 = [
     f"UPDATE queries q SET ({', '.join(SHOWN_COLUMNS)}) = (s.a, s.v, s.n, s.r) "
     f"FROM ({SUMMARISE_SHOWN.format(impressions='impressions i')}) s WHERE q.query_id = s.query_id AND q.ts = s.ts",
     f"UPDATE queries SET ({', '.join(SHOWN_COLUMNS)}) = ('{{}}', '{{}}', '{{}}', '{{}}') WHERE shown_articles IS NULL",
+    # Empty unless an older replica writes: the report asks it whether its period needs summarising.
+    "CREATE INDEX IF NOT EXISTS idx_queries_unsummarised ON queries (ts) WHERE shown_articles IS NULL",
 ]
 
 MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2, 3: _V3}
