@@ -56,6 +56,10 @@ class PgLogReader:
         try:
             self.conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
             self._exec(f"SET LOCAL work_mem = '{work_mem}'")  # one session, for the big GROUP BYs
+            # Serial plans without JIT: on the 2 shared cores measured (docs/benchmarks.md) parallel
+            # workers made the report slower, and a report should leave the writers their cores.
+            self._exec("SET LOCAL max_parallel_workers_per_gather = 0")
+            self._exec("SET LOCAL jit = off")
             bounds = {"low": low, "high": high}
             # A log written before schema v2 has no source column (all its queries were typed), no
             # flags table and no vote order; like LogReader, read it all the same.
