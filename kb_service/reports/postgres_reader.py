@@ -1,15 +1,17 @@
 """Read side of the PostgreSQL usage log: the same aggregates as `sqlite_reader.LogReader`, computed in PostgreSQL.
 
 Every method returns what its SQLite twin returns, row for row, so `build.py` does not know which
-log it reads. As there, nothing is counted in Python: the period's queries are copied once into
-a temporary table that later statements join. The impressions (~5 per query) are not read at all:
-each query row carries what it showed, one element per distinct (article, version) with its
-impression count and rank sum (schema v3, `pg_schema.SHOWN_COLUMNS`, written by the store). So the
-shown queries of an article are rows, not COUNT(DISTINCT query_id) over impressions; the version a
-click or vote refers to is looked up in its query's row; and queries with the same text and the
-same results (most repeats of a question) are aggregated once and multiplied by their number.
-Rows without a summary (a log before v3, or written by a replica running older code) are
-summarised from `impressions` into the temporary table first.
+log it reads. As there, nothing is counted in Python. The impressions (~5 per query) are not read
+at all: each query row carries what it showed, one element per distinct (article, version) with
+its impression count and rank sum (schema v3, `pg_schema.SHOWN_COLUMNS`, written by the store).
+So the shown queries of an article are rows, not COUNT(DISTINCT query_id) over impressions; the
+version a click or vote refers to is looked up in its query's row; and queries with the same text
+and the same results (most repeats of a question) are aggregated once and weighted by their number.
+The statements read the period's queries in place (`self._pq`, a subquery on the `ts` range that
+prunes other months' partitions); the few small per-period tables they share are temporary. When
+some period queries have no summary (a log before v3, or rows written by a replica running older
+code) the period's queries are copied into a temporary table and those rows summarised from
+`impressions` first.
 
 The whole report reads one snapshot (REPEATABLE READ): replicas keep writing while it runs, and
 the sections must still add up. The transaction is rolled back at the end; a report never writes
