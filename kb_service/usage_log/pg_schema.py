@@ -112,8 +112,9 @@ _V2 = [
 # v3: what each query showed, summarised on its own row by the writer (`postgres._shown_summary`):
 # one element per distinct (article, version) among its impressions, with that pair's impression
 # count and rank sum (NULL when every rank is NULL, like SUM); articles in first-shown order, an
-# article's newest version first (its first element is what a click or vote on it refers to). The report's article and gap figures
-# then read the period's queries alone instead of joining ~5 impressions per query (issue #18).
+# article's newest version first (its first element is what a click or vote on it refers to).
+# The report's article and gap figures then read the period's queries alone instead of joining
+# ~5 impressions per query (issue #18).
 # The migration back-fills every query logged before (one pass over impressions: minutes on a
 # 10M-query log, once, under the migration lock); a query without impressions gets empty arrays.
 # NULL means "not summarised" (written by a replica still running older code): the report reader
