@@ -5,6 +5,10 @@ simulated SQLite log through the PostgreSQL store (`usage_log.transfer`), then `
 on both. Prints the copy time, each build time and whether every section is equal.
 
 Usage: python scripts/bench_pg_reports.py [--queries 100000]
+       python scripts/bench_pg_reports.py --url postgresql://… [--runs 2]
+
+With --url: only the PostgreSQL report, on a log already there (one loaded earlier, e.g. 10M
+queries), split into the time spent in the reader's SQL statements and the rest (Python).
 """
 
 from __future__ import annotations
@@ -29,11 +33,45 @@ def _load(name: str) -> ModuleType:
     return module
 
 
+def time_existing(url: str, runs: int) -> int:
+    """build_report on an existing PostgreSQL log, `runs` times: total, SQL and the rest."""
+    from kb_service.reports import build_report, load_article_catalog
+    from kb_service.reports.postgres_reader import PgLogReader
+    from kb_service.settings import Settings
+
+    in_sql = [0.0]
+
+    def timed(method):  # the reader's two ways of running a statement
+        def run(self, *args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return method(self, *args, **kwargs)
+            finally:
+                in_sql[0] += time.perf_counter() - t0
+        return run
+
+    PgLogReader._exec = timed(PgLogReader._exec)  # type: ignore[method-assign]
+    PgLogReader._rows = timed(PgLogReader._rows)  # type: ignore[method-assign]
+    catalog = load_article_catalog(Settings(index_dir=ROOT / "no-index", articles_dir=ROOT / "articles"))
+    for _ in range(runs):
+        in_sql[0] = 0.0
+        t0 = time.perf_counter()
+        report = build_report(url, article_catalog=catalog)
+        total = time.perf_counter() - t0
+        print(f"build_report on postgres ({report.summary.queries:,} queries): {total:.2f} s "
+              f"(SQL {in_sql[0]:.2f} s, the rest {total - in_sql[0]:.2f} s)", flush=True)
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--queries", type=int, default=100_000)
+    parser.add_argument("--url", help="time the report on this existing PostgreSQL log instead")
+    parser.add_argument("--runs", type=int, default=1, help="with --url: how many reports")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
+    if args.url:
+        return time_existing(args.url, args.runs)
     from kb_service.reports import build_report, load_article_catalog, report_to_json
     from kb_service.settings import Settings
     from kb_service.usage_log.postgres import PostgresLogStore

@@ -35,6 +35,7 @@ from kb_service.usage_log.store import (
     EventLog,
     FeedbackLog,
     FlagLog,
+    Impression,
     LogRecord,
     QueryLog,
     StoredFlag,
@@ -63,10 +64,15 @@ def redact_url(url: str) -> str:
     return f"postgresql://{parts.get('user', '')}@{host}{port}/{parts.get('dbname', '')}"
 
 
+# The shown-summary arrays (schema v3) travel as array literals, one text per query: unnest would
+# flatten an array of arrays.
 _INSERT_QUERIES = (
     "INSERT INTO queries (query_id, ts, agent_id, session_id, query_masked, query_normalised, confident, "
-    "n_hits, latency_ms, index_version, source) SELECT * FROM unnest(%s::text[], %s::float8[], %s::text[], "
-    "%s::text[], %s::text[], %s::text[], %s::int[], %s::int[], %s::float8[], %s::text[], %s::text[]) "
+    "n_hits, latency_ms, index_version, source, shown_articles, shown_versions, shown_impressions, shown_rank_sums) "
+    "SELECT c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12::text[], c13::int[], c14::int[], c15::int[] "
+    "FROM unnest(%s::text[], %s::float8[], %s::text[], %s::text[], %s::text[], %s::text[], %s::int[], %s::int[], "
+    "%s::float8[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[]) "
+    "AS u(c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15) "
     "ON CONFLICT DO NOTHING RETURNING query_id, ts"
 )
 _COPY_IMPRESSIONS = (
@@ -87,6 +93,38 @@ _INSERT_FLAGS = (
     "session_id) SELECT * FROM unnest(%s::uuid[], %s::float8[], %s::text[], %s::int[], %s::text[], %s::text[], "
     "%s::text[], %s::text[], %s::text[]) ON CONFLICT DO NOTHING"
 )
+
+
+def _array_literal(values: list[Any]) -> str:
+    """A PostgreSQL array literal: every element quoted (backslash and quote escaped), NULL bare."""
+    def element(value: Any) -> str:
+        if value is None:
+            return "NULL"
+        return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    return "{" + ",".join(element(v) for v in values) + "}"
+
+
+def _shown_summary(impressions: list[Impression]) -> tuple[str, str, str, str]:
+    """What a query showed, per distinct (article, version): the article, the version, how many
+    impressions and their rank sum (None when no rank is known, as SQL's SUM).
+
+    Written on the query's row (schema v3) so that the report counts shown queries, impressions and
+    distinct texts per article from the queries alone; a query showing two passages of one article
+    is one element with two impressions. Articles come in the order they were first shown; an article
+    shown in several versions lists its newest first, so that the first element of an article holds
+    the version a click or vote on it refers to (`pg_schema.SUMMARISE_SHOWN` orders alike)."""
+    pairs: dict[tuple[str, int | None], list[Any]] = {}
+    first_shown: dict[str, int] = {}
+    for i in sorted(impressions, key=lambda i: (i.rank is None, i.rank or 0)):
+        first_shown.setdefault(i.article_id, len(first_shown))
+        slot = pairs.setdefault((i.article_id, i.article_version), [0, None])
+        slot[0] += 1
+        if i.rank is not None:
+            slot[1] = (slot[1] or 0) + i.rank
+    order = sorted(pairs, key=lambda k: (first_shown[k[0]], k[1] is None, -(k[1] or 0)))
+    return (_array_literal([a for a, _ in order]), _array_literal([v for _, v in order]),
+            _array_literal([pairs[k][0] for k in order]), _array_literal([pairs[k][1] for k in order]))
 
 
 def _columns(rows: list[tuple]) -> list[list[Any]]:
@@ -212,7 +250,7 @@ def _insert_records(conn: Any, records: list[LogRecord], ids: list[uuid.UUID | N
         for q in queries:
             masked, normalised = scrub_query(q.query_text)
             rows.append((q.query_id, q.ts, q.agent_id, q.session_id, masked, normalised, int(q.confident),
-                         q.n_hits, q.latency_ms, q.index_version, q.source))
+                         q.n_hits, q.latency_ms, q.index_version, q.source, *_shown_summary(q.impressions)))
         added = {(qid, ts) for qid, ts in conn.execute(_INSERT_QUERIES, _columns(rows)).fetchall()}
         with conn.cursor().copy(_COPY_IMPRESSIONS) as copy:
             for q in queries:

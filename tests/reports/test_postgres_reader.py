@@ -147,3 +147,114 @@ def test_kb_impact_reads_the_most_frequent_queries_from_postgres(both_logs: tupl
     on_sqlite, on_postgres = logged_queries(db, 50), logged_queries(url, 50)
     assert len(on_sqlite) == 50
     assert [(q.text, q.asked) for q in on_postgres] == [(q.text, q.asked) for q in on_sqlite]
+
+
+# --- the shown summary (schema v3) on a hand-made log --------------------------------------------
+
+DAY1 = 1_793_462_400.0  # 2026-11-01 00:00 UTC+8
+
+
+def _edge_cases() -> list:
+    """Queries whose figures the per-query summary must get exactly right: two passages of one
+    article, one article in two versions, the same text with the same results twice, a query
+    without hits, clicks on a never-shown article, votes replaced by later (and same-second) votes,
+    and queries on both sides of a day boundary."""
+    from kb_service.usage_log.store import EventLog, FeedbackLog, Impression, QueryLog
+
+    def query(qid: str, ts: float, text: str, shown: list[tuple[str, int]], confident: bool = True) -> QueryLog:
+        impressions = [Impression(r, a, v, f"{a}#{r}", 1.0 / r) for r, (a, v) in enumerate(shown, 1)]
+        return QueryLog(qid, ts, "agent-1", f"s-{qid}", text, confident, len(shown), 9.0, "gen-1", impressions)
+
+    late = DAY1 + 86_400 - 30  # 23:59:30 on day 1
+    return [
+        query("q1", DAY1 + 36_000, "三者险赔多少", [("art-a", 1), ("art-a", 1), ("art-b", 2)]),
+        query("q2", late, "三者险赔多少钱", [("art-a", 2), ("art-c", 1), ("art-a", 1)], confident=False),
+        query("q3", late + 60, "三者险赔多少", [("art-a", 1), ("art-a", 1), ("art-b", 2)]),
+        query("q4", late + 120, "退保手续费", [], confident=False),
+        query("q5", late + 180, "三者险赔多少", [("art-b", 2)], confident=False),
+        EventLog("q1", "art-a", "open", DAY1 + 36_010),
+        EventLog("q1", "art-a", "open", DAY1 + 36_020),
+        EventLog("q1", "art-b", "copy", DAY1 + 36_030),
+        EventLog("q2", "art-a", "open", late + 5),  # version 2: the newest it showed
+        EventLog("q2", "art-z", "open", late + 6),  # never shown: no version
+        EventLog("q3", "art-a", "copy", late + 65),
+        FeedbackLog("q1", "art-a", True, None, DAY1 + 36_040),
+        FeedbackLog("q1", "art-a", False, "其实没解决", DAY1 + 36_050),  # replaces the 已解决
+        FeedbackLog("q2", None, False, None, late + 10),
+        FeedbackLog("q2", "art-c", True, None, late + 20),  # 已解决 replaces 都没解决
+        FeedbackLog("q3", "art-b", True, None, late + 70),
+        FeedbackLog("q3", "art-b", False, None, late + 70),  # the same second: the later record counts
+        FeedbackLog("q5", None, False, None, late + 200),
+    ]
+
+
+@pytest.fixture()
+def edge_logs(tmp_path: Path, pg_url: str) -> tuple[Path, str]:  # noqa: F811
+    db = tmp_path / "usage.sqlite3"
+    records = _edge_cases()
+    with SQLiteLogStore(db) as store:
+        store.record_many(records)
+    with PostgresLogStore(pg_url) as store:
+        store.record_many(records)
+    return db, pg_url
+
+
+EDGE_PERIODS = [(None, None), ("2026-11-01", "2026-11-01"), ("2026-11-02", "2026-11-02"),
+                ("2026-11-01T23:59", "2026-11-02T00:01")]
+
+
+def _assert_equal_sections(db: Path, url: str) -> None:
+    for period in EDGE_PERIODS:
+        on_sqlite = _sections(build_report(db, *period, all_article_ids=["art-a", "art-b", "art-c", "art-d"]))
+        on_postgres = _sections(build_report(url, *period, all_article_ids=["art-a", "art-b", "art-c", "art-d"]))
+        assert on_sqlite["summary"]["queries"] > 0, period
+        for section in on_sqlite:
+            assert on_postgres[section] == on_sqlite[section], (period, section)
+
+
+def test_edge_cases_equal_on_sqlite_and_postgres(edge_logs: tuple[Path, str]) -> None:
+    db, url = edge_logs
+    _assert_equal_sections(db, url)
+    report = build_report(url, all_article_ids=["art-a", "art-b", "art-c", "art-d"])
+    a1 = next(v for v in report.article_versions if (v.article_id, v.version) == ("art-a", 1))
+    # q1 and q3 show two passages each, q2 one: 5 impressions, 3 queries, 2 texts.
+    assert (a1.impressions, a1.shown_queries, a1.shown_texts) == (5, 3, 2)
+    a2 = next(v for v in report.article_versions if (v.article_id, v.version) == ("art-a", 2))
+    assert (a2.impressions, a2.shown_queries, a2.open_queries) == (1, 1, 1)  # q2's open counts for v2
+    assert [(v.version, v.opens, v.open_queries) for v in report.article_versions
+            if v.article_id == "art-z"] == [(None, 1, 0)]
+
+
+def test_rows_without_a_summary_are_summarised_by_the_reader(edge_logs: tuple[Path, str]) -> None:
+    """Queries written by a replica running code before v3 have no summary: the report is the same."""
+    import psycopg
+
+    db, url = edge_logs
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("UPDATE queries SET shown_articles = NULL, shown_versions = NULL, shown_impressions = NULL, "
+                     "shown_rank_sums = NULL WHERE query_id IN ('q1', 'q2', 'q4')")
+    _assert_equal_sections(db, url)
+
+
+def test_a_log_before_v3_reports_the_same_before_and_after_its_migration(edge_logs: tuple[Path, str]) -> None:
+    """Without the summary columns (a v2 log read before any v3 replica started) the reader
+    summarises every query; the migration back-fills the same summaries the store writes."""
+    import psycopg
+
+    from kb_service.usage_log.pg_schema import SHOWN_COLUMNS
+
+    db, url = edge_logs
+    with psycopg.connect(url, autocommit=True) as conn:
+        written = conn.execute("SELECT query_id, shown_articles, shown_versions, shown_impressions, shown_rank_sums "
+                               "FROM queries ORDER BY query_id").fetchall()
+        conn.execute("DROP INDEX idx_queries_unsummarised")
+        for column in SHOWN_COLUMNS:
+            conn.execute(f"ALTER TABLE queries DROP COLUMN {column}")
+        conn.execute("DELETE FROM schema_migrations WHERE version = 3")
+    _assert_equal_sections(db, url)
+    with PostgresLogStore(url):  # migrates to v3, back-filling
+        pass
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT query_id, shown_articles, shown_versions, shown_impressions, shown_rank_sums "
+                            "FROM queries ORDER BY query_id").fetchall() == written
+    _assert_equal_sections(db, url)

@@ -222,7 +222,9 @@ def test_a_v1_log_is_migrated_in_place(pg_url: str) -> None:  # noqa: F811
         assert [f.article_id for f in store.list_flags()] == ["art-9"]
     assert _rows(pg_url, "SELECT query_id, source FROM queries") == [("v1", "search")]
     assert _rows(pg_url, "SELECT COUNT(*) FROM feedback WHERE seq IS NOT NULL") == [(1,)]
-    assert _rows(pg_url, "SELECT version FROM schema_migrations ORDER BY version") == [(1,), (2,)]
+    assert _rows(pg_url, "SELECT version FROM schema_migrations ORDER BY version") == [
+        (v,) for v in range(1, SCHEMA_VERSION + 1)]
+    assert _rows(pg_url, "SELECT shown_articles, shown_impressions FROM queries") == [([], [])]  # v3: no impressions
 
 
 def test_transfer_carries_source_and_flags(pg_url: str, tmp_path) -> None:  # noqa: F811
@@ -255,3 +257,21 @@ def test_kb_flags_lists_a_postgres_log(pg_url: str) -> None:  # noqa: F811
     assert result.exit_code == 0, result.output
     (row,) = [json.loads(line) for line in result.output.splitlines()]
     assert (row["article_id"], row["comment"], row["reason"]) == ("art-1", "金额不对", "wrong")
+
+
+def test_each_query_row_summarises_what_it_showed(pg_url: str) -> None:  # noqa: F811
+    """Schema v3: per distinct (article, version), in first-shown order with an article's newest
+    version first: impressions and rank sum. Odd article ids survive the array literal."""
+    odd = 'art "x",{y}\\z'
+    shown = [("art-a", 1), ("art-a", 1), (odd, 3), ("art-a", 2), ("art-b", 1)]
+    entry = QueryLog("two-passages", time.time(), "agent-7", "sess-1", "三者险赔多少", True, len(shown), 1.0, "gen-1",
+                     [Impression(r, a, v, f"p{r}", 1.0) for r, (a, v) in enumerate(shown, 1)])
+    with PostgresLogStore(pg_url) as store:
+        store.record_query(entry)
+        store.record_query(_query("no-hits", n=0))
+    assert _rows(pg_url, "SELECT query_id, shown_articles, shown_versions, shown_impressions, shown_rank_sums "
+                         "FROM queries ORDER BY query_id") == [
+        ("no-hits", [], [], [], []),
+        ("two-passages", ["art-a", "art-a", odd, "art-b"], [2, 1, 3, 1], [1, 2, 1, 1], [4, 3, 3, 5]),
+    ]
+    assert _rows(pg_url, "SELECT COUNT(*) FROM impressions") == [(5,)]
