@@ -14,6 +14,7 @@ import numpy as np
 from scipy import sparse
 
 from kb_service.reports.textsim import (
+    EdgeSource,
     Features,
     bigram_features,
     char_bigrams,
@@ -79,6 +80,7 @@ def cluster_topics(
     edge_similarity: float = TOPIC_EDGE_SIMILARITY,
     max_df_share: float = 0.05,
     max_neighbours: int = 25,
+    edge_source: EdgeSource | None = None,
 ) -> list[Topic]:
     """Topics among (text, count) pairs, heaviest first; `reference_texts` are all queries of the period.
 
@@ -95,7 +97,7 @@ def cluster_topics(
         return []
     index_of = {text: i for i, (text, _) in enumerate(counts)}
     # Near-duplicate phrasings are one item: a topic is made of *different* questions.
-    groups = group_near_duplicates(counts)
+    groups = group_near_duplicates(counts, edge_source=edge_source)  # edge_source: e.g. the neardup_cache
     texts = [strip_placeholders(g[0][0]) or g[0][0] for g in groups]
     weights = [sum(c for _, c in g) for g in groups]
     rows, vocabulary = _group_rows(texts, reference_texts)

@@ -11,6 +11,7 @@ from typing import Any
 
 from kb_service.reports import bigram_topics
 from kb_service.reports.data import GapCluster, QueryVariant, ReportOptions, ShownArticle
+from kb_service.reports.neardup_cache import near_duplicate_cache
 from kb_service.reports.sqlite_reader import LogReader
 
 Catalog = Mapping[str, Mapping[str, Any]]
@@ -32,7 +33,6 @@ def _topics(items: list[tuple[str, int]], reference: list[str], embedder: Any, l
     """
     if embedder is not None:
         from kb_service.reports.gap_topics import ContentWords, cluster_gap_queries, vector_cache_path
-        from kb_service.reports.neardup_cache import near_duplicate_cache
 
         clustering = cluster_gap_queries([n for n, _ in items], [c for _, c in items], embedder,
                                          ContentWords(lexicon, cache_dir), reference,
@@ -40,7 +40,7 @@ def _topics(items: list[tuple[str, int]], reference: list[str], embedder: Any, l
                                          edge_source=near_duplicate_cache(cache_dir))
         return ([(t.members, display[items[t.medoid][0]][1], t.keywords) for t in clustering.topics],
                 f"语义向量（{clustering.method}）+ 领域词典")
-    topics = bigram_topics.cluster_topics(items, reference)
+    topics = bigram_topics.cluster_topics(items, reference, edge_source=near_duplicate_cache(cache_dir))
     return [(t.members, display[items[t.members[0]][0]][1], t.keywords) for t in topics], "字二元组（未加载向量模型）"
 
 
