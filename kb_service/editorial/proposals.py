@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from kb_service.reports.data import Period
+from kb_service.reports.sqlite_reader import period_condition
 from kb_service.usage_log.grouping import grouping_form
 
 FOLLOW_UP_SECONDS = 300
@@ -119,15 +120,7 @@ def _connect(db: Path | str) -> Any:
 
 
 def _where(period: Period, alias: str) -> tuple[str, list[float]]:
-    low, high = period.bounds()
-    clauses, args = ["1 = 1"], []
-    if low != float("-inf"):
-        clauses.append(f"{alias}.ts >= ?")
-        args.append(low)
-    if high != float("inf"):
-        clauses.append(f"{alias}.ts < ?")
-        args.append(high)
-    return " AND ".join(clauses), args
+    return period_condition(f"{alias}.ts", *period.bounds())
 
 
 def _shown_passages(conn: Any, pairs: set[tuple[str, str]], chunk: int = 500) -> dict[tuple[str, str], str]:

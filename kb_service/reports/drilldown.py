@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from kb_service.reports.data import REPORT_TZ, Period
-from kb_service.reports.sqlite_reader import _STANDING_VOTE
+from kb_service.reports.sqlite_reader import _STANDING_VOTE, period_condition
 from kb_service.usage_log.postgres import is_postgres_url
 
 Catalog = Mapping[str, Mapping[str, Any]]
@@ -32,15 +32,7 @@ def _connect(db_path: Path | str) -> sqlite3.Connection:
 
 
 def _bounds(period: Period, alias: str) -> tuple[str, list[float]]:
-    low, high = period.bounds()
-    clauses, args = [], []
-    if low != float("-inf"):
-        clauses.append(f"{alias}.ts >= ?")
-        args.append(low)
-    if high != float("inf"):
-        clauses.append(f"{alias}.ts < ?")
-        args.append(high)
-    return (" AND ".join(clauses) or "1 = 1"), args
+    return period_condition(f"{alias}.ts", *period.bounds())
 
 
 def _local(ts: float) -> str:

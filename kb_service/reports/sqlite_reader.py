@@ -41,8 +41,8 @@ class ArticleVersionRow:
     shown_texts: int = 0
 
 
-def period_filter(column: str, low: float, high: float) -> tuple[str, list[float]]:
-    """'WHERE column >= ? AND column < ?' (open sides left out, '' when both are) and its arguments."""
+def period_condition(column: str, low: float, high: float) -> tuple[str, list[float]]:
+    """'column >= ? AND column < ?' (open sides left out, '1 = 1' when both are) and its arguments."""
     args: list[float] = []
     clauses: list[str] = []
     if low != float("-inf"):
@@ -51,7 +51,13 @@ def period_filter(column: str, low: float, high: float) -> tuple[str, list[float
     if high != float("inf"):
         clauses.append(f"{column} < ?")
         args.append(high)
-    return (f"WHERE {' AND '.join(clauses)}" if clauses else ""), args
+    return (" AND ".join(clauses) or "1 = 1"), args
+
+
+def period_filter(column: str, low: float, high: float) -> tuple[str, list[float]]:
+    """'WHERE column >= ? AND column < ?' (open sides left out, '' when both are) and its arguments."""
+    condition, args = period_condition(column, low, high)
+    return (f"WHERE {condition}" if args else ""), args
 
 
 class LogReader:
