@@ -22,6 +22,7 @@ from kb_service.index.publishing import (
     LATEST,
     DirectoryGenerationStore,
     GenerationStoreError,
+    PublishReport,
     open_generation_store,
 )
 from kb_service.index.segments import SEGMENTS_DIR
@@ -68,6 +69,20 @@ def indexer(tmp_path: Path, embedder: Embedder) -> Settings:
 def _store(tmp_path: Path) -> DirectoryGenerationStore:
     (tmp_path / "store").mkdir()
     return DirectoryGenerationStore(tmp_path / "store")
+
+
+def _publish_edits(store: DirectoryGenerationStore, indexer: Settings, embedder: Embedder, rounds: int,
+                   pause: float = 0.0) -> list[tuple[str, PublishReport]]:
+    """Publish the indexer's generation, then `rounds - 1` more, each after an edit and a rebuild."""
+    published = []
+    for n in range(rounds):
+        if n:
+            _edit(indexer.articles_dir.parent, n)
+            build_index(indexer, embedder=embedder)
+        name = _current(indexer.index_dir)
+        published.append((name, store.publish(indexer.index_dir, name)))
+        time.sleep(pause)
+    return published
 
 
 def _current(index_dir: Path) -> str:
@@ -150,14 +165,7 @@ def test_a_reader_never_sees_a_partial_generation(tmp_path: Path, indexer: Setti
     thread = threading.Thread(target=reader)
     thread.start()
     try:
-        published = []
-        for n in range(3):
-            if n:
-                _edit(indexer.articles_dir.parent, n)
-                build_index(indexer, embedder=embedder)
-            published.append(_current(indexer.index_dir))
-            store.publish(indexer.index_dir, published[-1])
-            time.sleep(0.05)
+        published = [name for name, _ in _publish_edits(store, indexer, embedder, rounds=3, pause=0.05)]
     finally:
         done.set()
         thread.join()
@@ -284,14 +292,9 @@ def test_kb_index_publishes_when_a_store_is_set(tmp_path: Path) -> None:
 def test_the_store_keeps_recent_generations_and_drops_old_ones_with_their_segments(
         tmp_path: Path, indexer: Settings, embedder: Embedder) -> None:
     store = _store(tmp_path)
-    published = []
-    for n in range(3):
-        if n:
-            _edit(indexer.articles_dir.parent, n)
-            build_index(indexer, embedder=embedder)
-        published.append(_current(indexer.index_dir))
-        report = store.publish(indexer.index_dir, published[-1])
-        assert report.pruned == []  # everything arrived just now: within the grace period
+    rounds = _publish_edits(store, indexer, embedder, rounds=3)
+    assert all(report.pruned == [] for _, report in rounds)  # everything arrived just now: within the grace period
+    published = [name for name, _ in rounds]
     assert store.generations() == published
     every_segment = {p.name for p in (store.root / SEGMENTS_DIR).glob("seg-*")}
 
