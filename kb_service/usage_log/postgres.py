@@ -39,6 +39,7 @@ from kb_service.usage_log.store import (
     LogRecord,
     QueryLog,
     StoredFlag,
+    flags_query,
     scrub_query,
 )
 
@@ -180,14 +181,7 @@ class PostgresLogStore(QueuedLogStore):
         """The editors' queue, newest first (as `SQLiteLogStore.list_flags`). Waits for what this
         process queued, so a flag raised a moment ago is listed."""
         self.flush()
-        sql = ("SELECT id, ts, article_id, article_version, reason, comment, query_id, agent_id, session_id "
-               "FROM flags")
-        args: list[object] = []
-        if article_id:
-            sql += " WHERE article_id = %s"
-            args.append(article_id)
-        sql += " ORDER BY ts DESC, id DESC LIMIT %s"
-        args.append(max(1, int(limit)))
+        sql, args = flags_query(article_id, limit, "%s")
         with self._pool.connection() as conn:
             rows = conn.execute(sql, args).fetchall()
         return [StoredFlag(*row) for row in rows]

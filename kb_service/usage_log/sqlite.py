@@ -24,6 +24,7 @@ from kb_service.usage_log.store import (
     LogRecord,
     QueryLog,
     StoredFlag,
+    flags_query,
     scrub_query,
 )
 
@@ -196,14 +197,7 @@ class SQLiteLogStore(QueuedLogStore):
         """The editors' queue, newest first. Waits for what this process queued, so a flag raised
         a moment ago is listed."""
         self.flush()
-        sql = ("SELECT id, ts, article_id, article_version, reason, comment, query_id, agent_id, session_id "
-               "FROM flags")
-        args: list[object] = []
-        if article_id:
-            sql += " WHERE article_id = ?"
-            args.append(article_id)
-        sql += " ORDER BY ts DESC, id DESC LIMIT ?"
-        args.append(max(1, int(limit)))
+        sql, args = flags_query(article_id, limit, "?")
         with self._reader_lock:
             self._check_open()
             rows = self._reader.execute(sql, args).fetchall()

@@ -129,6 +129,17 @@ class UsageLogStore(Protocol):
     def close(self) -> None: ...
 
 
+def flags_query(article_id: str | None, limit: int, placeholder: str) -> tuple[str, list[object]]:
+    """The editors' queue as SQL and its arguments, newest first; `placeholder`: '?' (SQLite) or '%s'."""
+    sql = "SELECT id, ts, article_id, article_version, reason, comment, query_id, agent_id, session_id FROM flags"
+    args: list[object] = []
+    if article_id:
+        sql += f" WHERE article_id = {placeholder}"
+        args.append(article_id)
+    args.append(max(1, int(limit)))
+    return f"{sql} ORDER BY ts DESC, id DESC LIMIT {placeholder}", args
+
+
 def scrub_query(text: str) -> tuple[str, str]:
     """(masked, normalised) query text. Mask first and normalise the masked text (placeholders
     survive normalising); then mask again, because normalising drops all spaces and punctuation
