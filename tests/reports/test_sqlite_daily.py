@@ -17,9 +17,10 @@ from kb_service.reports.sqlite_reader import LogReader
 
 METHODS = ("totals", "text_counts", "daily", "hourly", "article_versions", "article_texts", "feedback_totals",
            "gap_text_counts", "gap_articles", "gap_opens", "distinct_normalised", "flags")
-# Whole-day periods the workbench's date picker sends (and open ends), including a day with no query.
+# Whole-day periods the workbench's date picker sends (and open ends), including a day with no query,
+# and one over a week (LONG_PERIOD_DAYS: read off the text-ordered indexes).
 PERIODS = [(None, None), ("2026-11-02", "2026-11-02"), ("2026-11-01", "2026-11-03"), (None, "2026-11-02"),
-           ("2026-11-03", None), ("2026-11-05", "2026-11-06")]
+           ("2026-11-03", None), ("2026-11-05", "2026-11-06"), ("2026-10-25", "2026-11-10")]
 
 
 @pytest.fixture(scope="module")
