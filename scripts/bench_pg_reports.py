@@ -4,7 +4,7 @@ A throw-away PostgreSQL server (scripts/local_cluster.py, Debian's binaries) rec
 simulated SQLite log through the PostgreSQL store (`usage_log.transfer`), then `build_report` runs
 on both. Prints the copy time, each build time and whether every section is equal.
 
-Usage: python scripts/bench_pg_reports.py [--queries 100000] [--runs 2] [--cache-dir DIR]
+Usage: python scripts/bench_pg_reports.py [--queries 100000] [--runs 2] [--cache-dir DIR] [--vacuum]
        python scripts/bench_pg_reports.py --url postgresql://… [--runs 2]
 
 With --url: only the PostgreSQL report, on a log already there (one loaded earlier, e.g. 10M
@@ -70,6 +70,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=1, help="how many PostgreSQL reports (the first fills --cache-dir)")
     parser.add_argument("--cache-dir", type=Path, help="the report's text caches, as `kb report` and the workbench "
                         "keep them beside the index (near-duplicate pairs); default: none")
+    parser.add_argument("--vacuum", action="store_true", help="VACUUM ANALYZE after the copy, before the reports")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     if args.url:
@@ -95,6 +96,11 @@ def main() -> int:
             with PostgresLogStore(url) as store:
                 copied = copy_log(db, store)
             copy_s = time.perf_counter() - t0
+            if args.vacuum:  # what autovacuum does to a live log; a bulk copy has not met it yet
+                import psycopg
+
+                with psycopg.connect(url, autocommit=True) as conn:
+                    conn.execute("VACUUM ANALYZE")
             timings, sections = {}, {}
             # PostgreSQL first: its first run finds --cache-dir empty, later runs find it filled.
             runs = [("postgres" if i == 0 else f"postgres, run {i + 1}", url) for i in range(max(args.runs, 1))]
