@@ -70,7 +70,7 @@ _CHATTER = re.compile(
 )
 # A clause asks something when it holds one of these.
 _ASKING = re.compile(
-    r"[吗呢?谁]|(?<![那这多怎什])么|(?<!不)怎么(?!都|也)|还是|怎样|如何|什么(?!都|也)|(?<!没)啥(?!都|也)|多少|(?<!好)几[天个种年次步项成类级条点]|哪|能不能|能否|可不可以|可以不|是不是|要不要|有没有|"
+    r"[吗呢?谁]|(?<![那这多怎什])么|(?<!不)怎么(?!都|也)|还是|怎样|如何|什么(?!都|也)|(?<!没)啥(?!都|也)|多少|(?<![好没这那前过十])几[天个种年次步项成类级条点]|哪|能不能|能否|可不可以|可以不|是不是|要不要|有没有|"
     r"会不会|算不算|行不行|需不需要|用不用|为什么|为啥|咋|多久|多长|是否|管不管|赔不赔|保不保|包不包|给不给|报不报|划不划算|"
     r"(?<=[能会要可行是有赔保管用])不$"
 )
@@ -89,6 +89,17 @@ class Reading:
     converted: bool = False  # traditional characters were converted
     personal_data: tuple[str, ...] = ()  # kinds removed, e.g. 〔手机号〕 (never the values)
     truncated: bool = False  # longer than the limit: only the start was read
+
+    @property
+    def untold_story(self) -> str | None:
+        """The whole cleaned message when its one question leaves clauses out, else None.
+
+        What an agent must look up is often told, not asked: 「我给你发个红包」 or 「我已经联系了记者」
+        sits in a clause that asks nothing. The question stays what is embedded and judged; the
+        lexical side also reads the rest of the message (measured in docs/evaluation.md)."""
+        if len(self.questions) == 1 and len(self.questions[0]) < len(self.cleaned):
+            return self.cleaned
+        return None
 
     @property
     def changed(self) -> bool:

@@ -176,7 +176,8 @@ class SearchEngine:
         reading = read_query(text, self.settings.max_query_chars)
         if truncate or reading.truncated:  # the caller cut a longer text: its first question only
             reading = replace(reading, questions=reading.questions[:1], truncated=True)
-        answers = [self._answer(snap, question, k, category, tags, mode, not as_typed) for question in reading.questions]
+        answers = [self._answer(snap, question, k, category, tags, mode, not as_typed, reading.untold_story)
+                   for question in reading.questions]
         first = answers[0]
         response = SearchResponse(query=text, confident=first.confident, hits=merge_hits(answers, k),
                                   confidence=first.confidence, reading=reading,
@@ -186,18 +187,21 @@ class SearchEngine:
         return response
 
     def _answer(self, snap: Snapshot, question: str, k: int, category: str | None, tags: list[str] | None,  # noqa: PLR0913
-                mode: str, correct: bool = True) -> QuestionAnswer:
+                mode: str, correct: bool = True, story: str | None = None) -> QuestionAnswer:
+        """One question's ranked, judged answer; `story`: the whole message it was cut from, whose
+        words the lexical side also searches (Reading.untold_story)."""
         analyzed = snap.analyzer.analyze(question, correct)
         vector = None
         if mode != "lexical":
             vector = np.asarray(self._embedder.encode([analyzed.semantic_text])[0])
-        ranked = self._rank(snap, analyzed, vector, k, category, tags, mode)
+        searched = snap.analyzer.with_story_words(analyzed, story) if story else analyzed
+        ranked = self._rank(snap, searched, vector, k, category, tags, mode)
         model = self.confidence[mode]
         probability = model.probability(ranked.features)
         confident = bool(ranked.top) and probability >= model.threshold
         outside = None
         if confident and (category or tags):
-            best = self._rank(snap, analyzed, vector, 1, None, None, mode).top
+            best = self._rank(snap, searched, vector, 1, None, None, mode).top
             if best is not None and ranked.top is not None and \
                     snap.article_of(best.passage_id) != snap.article_of(ranked.top.passage_id):
                 confident, outside = False, snap.passages[best.passage_id].category

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kb_service.query.reading import (
+    asks,
     clauses,
     condense_message,
     fold_text,
@@ -84,6 +85,21 @@ def test_a_pasted_message_is_cut_to_its_question_and_the_story_nearest_it() -> N
     question = reading.questions[0]
     assert question.endswith("这种情况保险能赔吗") and "地库被暴雨泡了" in question
     assert len(question) <= 140 and "谢谢" not in question
+
+
+def test_the_story_a_question_leaves_out_is_kept_for_the_lexical_side() -> None:
+    message = "妹子谢谢你啊这几天帮我跑前跑后的，理赔款多久到账？到了我给你发个小红包，就当请你喝奶茶，你加我微信吧，以后我朋友买车险都找你，放心不会有人知道的，我这人最讲义气了"
+    reading = read_query(message)
+    assert len(reading.questions) == 1 and "红包" not in reading.questions[0]
+    assert reading.untold_story is not None and "红包" in reading.untold_story
+    assert read_query("三者险赔什么").untold_story is None  # nothing left out
+    assert read_query("三者险赔什么？车损险呢？另外交强险多少钱？").untold_story is None  # several questions
+
+
+@pytest.mark.parametrize("clause", ["没几天就出险了", "这几天帮我跑前跑后的", "前几天刚买的保险", "好几天了", "十几天没人理"])
+def test_an_indefinite_few_days_asks_nothing(clause: str) -> None:
+    assert not asks(clause)
+    assert asks("理赔要几天")
 
 
 def test_condensing_keeps_every_asking_clause_in_text_order() -> None:

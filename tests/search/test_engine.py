@@ -118,3 +118,21 @@ def test_a_filter_that_excludes_the_answer_gives_no_confident_hit(corpus_dir, co
     assert filtered.confident is False and filtered.outside_filter == "coverage"
     assert filtered.to_dict()["outside_filter"] == "coverage"
     assert engine.search("报案超时怎么说", category="script").confident  # the answer passes the filter
+
+
+def test_a_pasted_message_finds_what_it_tells_without_asking(corpus_dir, corpus_settings: Settings) -> None:  # type: ignore[no-untyped-def]
+    """The question of a pasted message is embedded and judged; the story it leaves out (here the red
+    envelope) is still read by the lexical side, which is how the rule the agent needs comes up."""
+    write_article(corpus_dir, "gifts", "客户送礼怎么办", {
+        "客户发红包": "客户发红包、送礼品或请吃饭表示感谢时，客服一律不能收受，礼貌婉拒并说明公司规定。",
+    })
+    build_index(corpus_settings)
+    engine = SearchEngine.open(corpus_settings)
+    message = ("妹子谢谢你啊这几天帮我跑前跑后的，三者险赔什么？到了我给你发个小红包，就当请你喝奶茶，"
+               "你加我微信吧，以后我朋友买车险都找你，放心不会有人知道的，我这人最讲义气了")
+    response = engine.search(message)
+    assert response.reading.untold_story is not None
+    asked_only = [h.article_id for h in engine.search(response.reading.questions[0]).hits]
+    with_story = [h.article_id for h in response.hits]
+    assert with_story[0] == "third-party"  # the question still leads
+    assert with_story.index("gifts") < asked_only.index("gifts")
