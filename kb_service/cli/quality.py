@@ -17,7 +17,9 @@ from kb_service.cli.common import (
 DEFAULT_MODELS = "m3e-small,m3e-small:torch,use-multilingual"
 
 
-DEFAULT_FACT_SETS = ("../shared/eval/dev.jsonl", "../shared/eval/dev-styles.jsonl", "eval/blind/selection.jsonl",
+# Selection side: designs are decided and confidence is fitted on these, never on the report half.
+SELECTION_SETS = ("eval/blind/selection.jsonl", "eval/blind/weak-styles-1.jsonl", "eval/blind/weak-styles-2.jsonl")
+DEFAULT_FACT_SETS = ("../shared/eval/dev.jsonl", "../shared/eval/dev-styles.jsonl", *SELECTION_SETS,
                      "eval/blind/report.jsonl")
 
 
@@ -58,13 +60,13 @@ def calibrate(
     models: Annotated[str, typer.Option("--models", help="comma-separated model[:runtime]; models: m3e-small, use-multilingual or a local folder; runtimes: onnx-int8, torch")] = DEFAULT_MODELS,
     max_false_rejection: Annotated[float, typer.Option(help="allowed share of answerable queries rejected")] = 0.03,
 ) -> None:
-    """Fit the confidence model on our own set plus the blind selection half, by style
-    (never on the dev sets or the blind report half)."""
+    """Fit the confidence model on our own set plus the blind selection side (the selection half
+    and the weak-styles samples), by style (never on the dev sets or the blind report half)."""
     from kb_service.evaluation.runner import calibrate as fit
     from kb_service.evaluation.runner import load_dev_set, load_own_set
 
     settings = settings_from()
-    paths = pool if pool is not None else [Path("eval/blind/selection.jsonl")]
+    paths = pool if pool is not None else [Path(p) for p in SELECTION_SETS]
     queries = load_own_set(own) + [q for path in paths if path.exists() for q in load_dev_set(path)]
     label = f"{len(queries)} queries: {own}, {', '.join(map(str, paths))}"
     for line in fit(settings, queries, [m.strip() for m in models.split(",") if m.strip()], max_false_rejection, label):
