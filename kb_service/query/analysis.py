@@ -99,17 +99,14 @@ class QueryAnalyzer:
         return AnalyzedQuery(query, corrected, semantic_text, tuple(additions), terms, content, domain, spelled_as)
 
     def with_story_words(self, analyzed: AnalyzedQuery, message: str) -> AnalyzedQuery:
-        """The question's analysis, its lexical terms widened by every word and bigram of the whole
-        message (as typed: no corrections or synonyms, which cost 7 ms on a 500-character paste).
-        The question's own terms keep their weights; coverage and confidence still read the question."""
-        text = match_form(message)
-        word_weights = dict(analyzed.terms.words)
+        """The question's analysis, its lexical terms widened by the character bigrams of the whole
+        message. Bigrams only: jieba over a 500-character paste costs 2-3 ms, and adding its words
+        measured no better on the selection side (docs/evaluation.md). The question's own terms keep
+        their weights; coverage and confidence still read the question alone."""
         gram_weights = dict(analyzed.terms.bigrams)
-        for word, _, _ in index_words(self.tokenizer.spans(text)):
-            word_weights.setdefault(word, 1.0)
-        for gram in bigrams(text):
+        for gram in bigrams(match_form(message)):
             gram_weights.setdefault(gram, 1.0)
-        return replace(analyzed, terms=QueryTerms(tuple(word_weights.items()), tuple(gram_weights.items())))
+        return replace(analyzed, terms=QueryTerms(analyzed.terms.words, tuple(gram_weights.items())))
 
     @cached_property
     def _abbreviations(self) -> AbbreviationReader:

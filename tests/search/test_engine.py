@@ -132,7 +132,7 @@ def test_a_pasted_message_finds_what_it_tells_without_asking(corpus_dir, corpus_
                "你加我微信吧，以后我朋友买车险都找你，放心不会有人知道的，我这人最讲义气了")
     response = engine.search(message)
     assert response.reading.untold_story is not None
-    asked_only = [h.article_id for h in engine.search(response.reading.questions[0]).hits]
-    with_story = [h.article_id for h in response.hits]
-    assert with_story[0] == "third-party"  # the question still leads
-    assert with_story.index("gifts") < asked_only.index("gifts")
+    assert response.hits[0].article_id == "third-party"  # the question still leads
+    lexical_with_story = [h.article_id for h in engine.search(message, mode="lexical").hits]
+    lexical_asked_only = [h.article_id for h in engine.search(response.reading.questions[0], mode="lexical").hits]
+    assert "gifts" in lexical_with_story and "gifts" not in lexical_asked_only
