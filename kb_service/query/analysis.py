@@ -98,11 +98,12 @@ class QueryAnalyzer:
         domain = tuple(t for t in self.domain_terms if t in haystack)
         return AnalyzedQuery(query, corrected, semantic_text, tuple(additions), terms, content, domain, spelled_as)
 
-    def with_story_words(self, analyzed: AnalyzedQuery, message: str) -> AnalyzedQuery:
+    def with_story_bigrams(self, analyzed: AnalyzedQuery, message: str) -> AnalyzedQuery:
         """The question's analysis, its lexical terms widened by the character bigrams of the whole
         message. Bigrams only: jieba over a 500-character paste costs 2-3 ms, and adding its words
         measured no better on the selection side (docs/evaluation.md). The question's own terms keep
-        their weights; coverage and confidence still read the question alone."""
+        their weights; the embedding and the coverage features still read the question alone (the
+        lexical-strength feature divides by the widened term count, as it was fitted)."""
         gram_weights = dict(analyzed.terms.bigrams)
         for gram in bigrams(match_form(message)):
             gram_weights.setdefault(gram, 1.0)

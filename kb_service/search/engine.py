@@ -189,12 +189,12 @@ class SearchEngine:
     def _answer(self, snap: Snapshot, question: str, k: int, category: str | None, tags: list[str] | None,  # noqa: PLR0913
                 mode: str, correct: bool = True, story: str | None = None) -> QuestionAnswer:
         """One question's ranked, judged answer; `story`: the whole message it was cut from, whose
-        words the lexical side also searches (Reading.untold_story)."""
+        bigrams the lexical side also searches (Reading.untold_story)."""
         analyzed = snap.analyzer.analyze(question, correct)
         vector = None
         if mode != "lexical":
             vector = np.asarray(self._embedder.encode([analyzed.semantic_text])[0])
-        searched = snap.analyzer.with_story_words(analyzed, story) if story else analyzed
+        searched = snap.analyzer.with_story_bigrams(analyzed, story) if story else analyzed
         ranked = self._rank(snap, searched, vector, k, category, tags, mode)
         model = self.confidence[mode]
         probability = model.probability(ranked.features)
