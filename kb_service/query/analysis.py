@@ -98,17 +98,6 @@ class QueryAnalyzer:
         domain = tuple(t for t in self.domain_terms if t in haystack)
         return AnalyzedQuery(query, corrected, semantic_text, tuple(additions), terms, content, domain, spelled_as)
 
-    def with_story_bigrams(self, analyzed: AnalyzedQuery, message: str) -> AnalyzedQuery:
-        """The question's analysis, its lexical terms widened by the character bigrams of the whole
-        message. Bigrams only: jieba over a 500-character paste costs 2-3 ms, and adding its words
-        measured no better on the selection side (docs/evaluation.md). The question's own terms keep
-        their weights; the embedding and the coverage features still read the question alone (the
-        lexical-strength feature divides by the widened term count, as it was fitted)."""
-        gram_weights = dict(analyzed.terms.bigrams)
-        for gram in bigrams(match_form(message)):
-            gram_weights.setdefault(gram, 1.0)
-        return replace(analyzed, terms=QueryTerms(analyzed.terms.words, tuple(gram_weights.items())))
-
     @cached_property
     def _abbreviations(self) -> AbbreviationReader:
         """Built on first use: reading the whole vocabulary has no place in a reload."""
@@ -134,6 +123,18 @@ class QueryAnalyzer:
         known = self.corrector.vocabulary if self.corrector is not None else frozenset()
         return [(w, s, e) for w, s, e in spans
                 if len(w) >= 2 and (w in known or self.tokenizer.dictionary_count(w) >= self.intended_word_count)]
+
+
+def with_story_bigrams(analyzed: AnalyzedQuery, message: str) -> AnalyzedQuery:
+    """The question's analysis, its lexical terms widened by the character bigrams of the whole
+    message. Bigrams only: jieba over a 500-character paste costs 2-3 ms, and adding its words
+    measured no better on the selection side (docs/evaluation.md). The question's own terms keep
+    their weights; the embedding and the coverage features still read the question alone (the
+    lexical-strength feature divides by the widened term count, as it was fitted)."""
+    gram_weights = dict(analyzed.terms.bigrams)
+    for gram in bigrams(match_form(message)):
+        gram_weights.setdefault(gram, 1.0)
+    return replace(analyzed, terms=QueryTerms(analyzed.terms.words, tuple(gram_weights.items())))
 
 
 def whole_words(tokens: Sequence[str]) -> tuple[str, ...]:

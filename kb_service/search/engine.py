@@ -17,7 +17,7 @@ from kb_service.index.embedding import Embedder, load_embedder, model_key
 from kb_service.index.integrity import IndexDamagedError  # noqa: F401  (re-exported: what a damaged index raises)
 from kb_service.index.store import current_generation
 from kb_service.models import Article, Hit, Passage, QuestionAnswer, SearchResponse, merge_hits
-from kb_service.query.analysis import AnalyzedQuery
+from kb_service.query.analysis import AnalyzedQuery, with_story_bigrams
 from kb_service.query.reading import read_query
 from kb_service.search.confidence import ConfidenceFeatures, ConfidenceModel, confidence_features
 from kb_service.search.fusion import (
@@ -194,7 +194,7 @@ class SearchEngine:
         vector = None
         if mode != "lexical":
             vector = np.asarray(self._embedder.encode([analyzed.semantic_text])[0])
-        searched = snap.analyzer.with_story_bigrams(analyzed, story) if story else analyzed
+        searched = with_story_bigrams(analyzed, story) if story else analyzed
         ranked = self._rank(snap, searched, vector, k, category, tags, mode)
         model = self.confidence[mode]
         probability = model.probability(ranked.features)

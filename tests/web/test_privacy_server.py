@@ -480,18 +480,18 @@ def find_leaks(variants: list[Variant], haystacks: list[tuple[str, str]], raw: b
     """`haystacks`: (where, text). A variant leaks when its typed form is in a text, or its compacted
     letters and digits (whole, or a run of 8 of a long number) are in the compacted text."""
     # Numeric cells (ts, latency_ms, score …) are only checked whole: their digits are random; so are
-    # random ids inside a text, which the search for a run of 8 digits skips.
-    compacted = [(where, text, compact(text), not _is_number(text)) for where, text in haystacks]
-    without_ids = [compact(_RANDOM_ID.sub(" ", text)) for _, text in haystacks]
+    # random ids inside a text, which the search for a run of 8 digits skips (partial text: None).
+    compacted = [(where, text, compact(text), None if _is_number(text) else compact(_RANDOM_ID.sub(" ", text)))
+                 for where, text in haystacks]
     raw_text = raw.decode("utf-8", "replace")
     leaks: list[str] = []
     for v in variants:
         windows = _windows(v.core)
-        for (where, text, flat, is_text), flat_without_ids in zip(compacted, without_ids, strict=True):
+        for where, text, flat, partial_text in compacted:
             if v.typed in text or v.core in flat:
                 leaks.append(f"{v.kind} {v.typed!r} in clear in {where}: {text[:160]!r}")
                 break
-            partial = next((w for w in windows if w in flat_without_ids), None) if is_text else None
+            partial = next((w for w in windows if w in partial_text), None) if partial_text is not None else None
             if partial:
                 leaks.append(f"{v.kind} {v.typed!r} partly ({partial}) in {where}: {text[:160]!r}")
                 break
