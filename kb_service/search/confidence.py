@@ -22,11 +22,24 @@ from kb_service.query.tokenizer import bigrams
 from kb_service.search.fusion import Candidate
 
 FEATURES = ("semantic_top", "semantic_margin", "word_coverage", "bigram_coverage", "known_ratio", "domain_terms",
-            "agreement", "lexical_strength", "semantic_density", "question_match", "unknown_word")
+            "agreement", "lexical_strength", "semantic_density", "question_match", "unknown_word", "unknown_share")
 
 DENSITY_NEIGHBOURS = 10
 SPECIFICITY_SCALE = 20.0  # -log P of a word jieba has never seen is about 18
 MIN_CLAUSE_WORDS = 2  # a clause judged on its own needs this many words (one word proves little)
+SPECIFIC_WORD = 12.0  # -log P from which a word is a term or a name (年检, 车船税), not everyday Chinese
+
+
+def unknown_share(query: AnalyzedQuery, known: Callable[[str], bool], specificity: Callable[[str], float]) -> float:
+    """Share of the question's words that are specific and that the knowledge base never uses.
+
+    Judged over the whole question, not its best-covered clause: in 「年检过期两个多月，追尾了还赔不赔」
+    the clause 「还赔不赔」 is covered well and the condition that makes it out of scope (年检) is in
+    another clause. A share, not a count, so a long pasted message is not rejected for its length."""
+    words = query.content_words
+    if not words:
+        return 0.0
+    return sum(1 for w in words if not known(w) and specificity(w) >= SPECIFIC_WORD) / len(words)
 
 
 def best_clause_coverage(query: AnalyzedQuery, haystack: str, known: Callable[[str], bool],
@@ -76,6 +89,8 @@ class ConfidenceFeatures:
     question_match: float = 0.0
     # Specificity of the rarest query word the knowledge base never uses (0: every word is known).
     unknown_word: float = 0.0
+    # Share of the question's words that are specific and never used by the knowledge base.
+    unknown_share: float = 0.0
 
     def vector(self) -> list[float]:
         return [getattr(self, name) for name in FEATURES]
@@ -96,7 +111,7 @@ def confidence_features(
     """`baseline_cosine`: the query's mean cosine to every passage (None in lexical mode);
     `question_match`: the closest 相似问's cosine (0 in lexical mode)."""
     if top is None or top_passage is None:
-        return ConfidenceFeatures(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+        return ConfidenceFeatures(*[0.0] * len(FEATURES))
     haystack = match_form(" ".join((top_passage.title, top_passage.heading, top_passage.text, *top_passage.aliases)))
     word_cov, known_ratio, gram_cov, unknown = best_clause_coverage(query, haystack, known, specificity)
     top_article = article_of(top.passage_id)
@@ -112,14 +127,14 @@ def confidence_features(
     near = [score for _, score in semantic[:DENSITY_NEIGHBOURS]]
     density = sum(near) / len(near) - baseline_cosine if near and baseline_cosine is not None else 0.0
     return ConfidenceFeatures(semantic_top, margin, word_cov, gram_cov, known_ratio, domain, agreement, strength, density,
-                              question_match, unknown)
+                              question_match, unknown, unknown_share(query, known, specificity))
 
 
 @dataclass
 class ConfidenceModel:
     """Logistic model over ConfidenceFeatures, fitted on labelled queries (`kb calibrate`)."""
 
-    weights: list[float] = field(default_factory=lambda: [4.0, 10.0, 2.0, 2.0, 2.0, 1.0, 1.0, 1.0, 20.0, 0.0, -2.0])
+    weights: list[float] = field(default_factory=lambda: [4.0, 10.0, 2.0, 2.0, 2.0, 1.0, 1.0, 1.0, 20.0, 0.0, -2.0, -2.0])
     bias: float = -8.0
     threshold: float = 0.5
     fitted_on: str = "defaults"

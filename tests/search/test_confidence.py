@@ -1,0 +1,40 @@
+"""The confidence features that judge a question as a whole."""
+
+from __future__ import annotations
+
+import pytest
+
+from kb_service.models import Passage
+from kb_service.query.analysis import AnalyzedQuery
+from kb_service.query.tokenizer import QueryTerms
+from kb_service.search.confidence import FEATURES, confidence_features, unknown_share
+from kb_service.search.fusion import Candidate
+
+SPECIFICITY = {"年检": 14.4, "过期": 12.7, "昨天": 9.5, "追尾": 15.4, "不赔": 10.3}
+
+
+def question(*words: str) -> AnalyzedQuery:
+    text = "".join(words)
+    return AnalyzedQuery(text, text, text, (), QueryTerms(tuple((w, 1.0) for w in words), ()), tuple(words))
+
+
+def test_unknown_share_counts_specific_words_the_knowledge_base_never_uses() -> None:
+    known = {"过期", "追尾", "不赔"}.__contains__
+    # 年检 is specific and unknown; 昨天 is unknown but everyday Chinese, so it says nothing.
+    assert unknown_share(question("年检", "过期", "昨天", "追尾", "不赔"), known, SPECIFICITY.__getitem__) == pytest.approx(1 / 5)
+    assert unknown_share(question("过期", "追尾", "不赔"), known, SPECIFICITY.__getitem__) == 0.0
+    assert unknown_share(question(), known, SPECIFICITY.__getitem__) == 0.0
+
+
+def test_unknown_share_sees_the_clause_the_best_covered_clause_hides() -> None:
+    """「年检过期，追尾了还赔不赔」: the top passage covers 追尾…不赔 well, so the best clause has no
+    unknown word; the share over the whole question still counts 年检."""
+    query = AnalyzedQuery("年检过期,追尾不赔", "年检过期,追尾不赔", "年检过期,追尾不赔", (),
+                          QueryTerms((("年检", 1.0), ("过期", 1.0), ("追尾", 1.0), ("不赔", 1.0)), ()),
+                          ("年检", "过期", "追尾", "不赔"))
+    passage = Passage("a#0", "a", "责任免除", "哪些情况不赔", "追尾后这些情况不赔", "coverage", (), (), 1, 1)
+    features = confidence_features(query, Candidate("a#0"), passage, [], [("a#0", 3.0)], lambda pid: pid.split("#")[0],
+                                   lambda word: word != "年检", SPECIFICITY.__getitem__)
+    assert features.unknown_word == 0.0
+    assert features.unknown_share == pytest.approx(1 / 4)
+    assert len(features.vector()) == len(FEATURES)
