@@ -45,6 +45,7 @@ class Section:
     line: int
     scripts: tuple[ScriptBlock, ...] = ()
     questions: tuple[str, ...] = ()  # 相似问: how agents ask for what this section answers
+    signals: tuple[str, ...] = ()  # 聊天信号: words in a customer's message that call for this section
 
     @property
     def heading(self) -> str:
@@ -83,6 +84,7 @@ class Passage:
     line: int
     scripts: tuple[str, ...] = ()
     questions: tuple[str, ...] = ()  # its section's 相似问, embedded beside the passage
+    signals: tuple[str, ...] = ()  # its section's chat signals (search/situations.py)
 
     @property
     def ordinal(self) -> int:
@@ -95,7 +97,7 @@ class Passage:
     @classmethod
     def from_dict(cls, data: dict) -> Passage:
         data = dict(data)
-        for key in ("tags", "aliases", "scripts", "questions"):
+        for key in ("tags", "aliases", "scripts", "questions", "signals"):
             data[key] = tuple(data.get(key) or ())
         return cls(**data)
 
@@ -114,6 +116,9 @@ class Hit:
     highlights: list[str] = field(default_factory=list)
     passage_id: str = ""
     scripts: list[str] = field(default_factory=list)
+    # The chat signal in the customer's message that put this section here, though the message did
+    # not ask for it (「红包」 → the gifts red line); None for a hit the question found.
+    signal: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -18,9 +18,11 @@ def article_text(
     aliases: list[str] | None = None,
     version: int = 1,
     questions: dict[str, list[str]] | None = None,
+    signals: dict[str, list[str]] | None = None,
 ) -> str:
     body = "\n\n".join(f"## {heading}\n\n{text.strip()}" for heading, text in sections.items())
     asked = "".join(f"\n  {heading}: [{', '.join(qs)}]" for heading, qs in (questions or {}).items())
+    said = "".join(f"\n  {heading}: [{', '.join(words)}]" for heading, words in (signals or {}).items())
     return textwrap.dedent(
         f"""\
         ---
@@ -36,7 +38,7 @@ def article_text(
         # {title}
 
         """
-    ).replace("{asked}", f"\nquestions:{asked}" if asked else "") + body + "\n"
+    ).replace("{asked}", (f"\nquestions:{asked}" if asked else "") + (f"\nsignals:{said}" if said else "")) + body + "\n"
 
 
 def write_article(folder: Path, article_id: str, title: str, sections: dict[str, str], **kwargs: object) -> Path:

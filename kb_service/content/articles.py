@@ -195,28 +195,40 @@ def parse_sections(body: str, body_line: int, title: str) -> tuple[list[Section]
     return sections, problems, h1
 
 
-def _attach_questions(meta: dict, sections: list[Section], path: Path, line: int) -> tuple[list[Section], list[Problem]]:
-    """Give each section the 相似问 listed under its heading in `questions:`; a key that names no
-    section (a heading renamed after its questions were written) is reported, never guessed."""
-    value = meta.get("questions")
-    if value is None:
-        return sections, []
-    if not isinstance(value, dict):
-        return sections, [Problem(path, line, "'questions' must map section headings to lists of questions")]
+# Per-section lists in the front matter: `questions:` (相似问, how agents ask for a section) and
+# `signals:` (聊天信号, words in a customer's message that call for a section whatever it asks).
+SECTION_LISTS = {"questions": "questions", "signals": "signals"}
+MIN_SIGNAL_CHARS = 2  # a one-character signal would fire on almost every message
+
+
+def _attach_section_lists(meta: dict, sections: list[Section], path: Path,
+                          lines: dict[str, int]) -> tuple[list[Section], list[Problem]]:
+    """Give each section the 相似问 and chat signals listed under its heading; a key that names no
+    section (a heading renamed after its lists were written) is reported, never guessed."""
     problems: list[Problem] = []
     headings = {s.heading_path[-1] for s in sections if s.heading_path}
-    listed: dict[str, tuple[str, ...]] = {}
-    for heading, questions in value.items():
-        name = str(heading).strip()
-        found = _string_list(questions)
-        if found is None:
-            problems.append(Problem(path, line, f"questions for '{name}' must be a list of strings"))
-        elif name not in headings:
-            problems.append(Problem(path, line, f"questions name a section '{name}' that this article does not have"))
-        else:
-            listed[name] = tuple(dict.fromkeys(found))
-    attached = [replace(s, questions=listed.get(s.heading_path[-1], ())) if s.heading_path else s for s in sections]
-    return attached, problems
+    for key in SECTION_LISTS:
+        value, line = meta.get(key), lines.get(key, 1)
+        if value is None:
+            continue
+        if not isinstance(value, dict):
+            problems.append(Problem(path, line, f"'{key}' must map section headings to lists of strings"))
+            continue
+        listed: dict[str, tuple[str, ...]] = {}
+        for heading, entries in value.items():
+            name = str(heading).strip()
+            found = _string_list(entries)
+            if found is None:
+                problems.append(Problem(path, line, f"{key} for '{name}' must be a list of strings"))
+            elif name not in headings:
+                problems.append(Problem(path, line, f"{key} name a section '{name}' that this article does not have"))
+            elif key == "signals" and any(len(f.strip()) < MIN_SIGNAL_CHARS for f in found):
+                problems.append(Problem(path, line, f"signals for '{name}' need at least {MIN_SIGNAL_CHARS} characters each"))
+            else:
+                listed[name] = tuple(dict.fromkeys(f.strip() for f in found))
+        sections = [replace(s, **{SECTION_LISTS[key]: listed.get(s.heading_path[-1], ())}) if s.heading_path else s
+                    for s in sections]
+    return sections, problems
 
 
 def content_digest(raw: bytes) -> str:
@@ -246,8 +258,8 @@ def parse_article(path: Path, raw: bytes | None = None) -> tuple[Article | None,
     title = str(meta["title"]).strip()
     sections, structural, h1 = parse_sections(body, body_line, title)
     problems = [Problem(path, p.line, p.message) for p in structural]
-    sections, question_problems = _attach_questions(meta, sections, path, lines.get("questions", 1))
-    problems.extend(question_problems)
+    sections, list_problems = _attach_section_lists(meta, sections, path, lines)
+    problems.extend(list_problems)
     if h1 is None:
         problems.append(Problem(path, body_line, "missing H1 title ('# ' line)"))
     elif h1 != title:

@@ -93,6 +93,7 @@ def chunk_section(article: Article, section: Section, max_chars: int, start_inde
                 line=section.line,
                 scripts=tuple(s for s in scripts if s in piece) or (),
                 questions=section.questions,
+                signals=section.signals,
             )
         )
     return passages

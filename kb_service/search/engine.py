@@ -27,6 +27,7 @@ from kb_service.search.fusion import (
     weighted_score_fusion,
 )
 from kb_service.search.passages import best_passages, coverage_scorer, highlight_terms
+from kb_service.search.situations import Signalled, insert_signalled, passes_filter, signalled_section
 from kb_service.search.snapshot import (
     WARM_UP_QUERY,
     IndexNotBuiltError,
@@ -179,7 +180,11 @@ class SearchEngine:
         answers = [self._answer(snap, question, k, category, tags, mode, not as_typed, reading.untold_story)
                    for question in reading.questions]
         first = answers[0]
-        response = SearchResponse(query=text, confident=first.confident, hits=merge_hits(answers, k),
+        hits = merge_hits(answers, k)
+        signalled = signalled_section(snap.signals, reading.cleaned)
+        if signalled is not None and passes_filter(snap.passages[signalled.passage_id], category, tags):
+            hits = insert_signalled(hits, self._signal_hit(snap, signalled), k)
+        response = SearchResponse(query=text, confident=first.confident, hits=hits,
                                   confidence=first.confidence, reading=reading,
                                   questions=answers if len(answers) > 1 else [], outside_filter=first.outside_filter,
                                   spelled_as=first.spelled_as)
@@ -257,6 +262,13 @@ class SearchEngine:
             passage_id=passage.passage_id,
             scripts=list(passage.scripts),
         )
+
+    def _signal_hit(self, snap: Snapshot, signalled: Signalled) -> Hit:
+        passage = snap.passages[signalled.passage_id]
+        return Hit(article_id=passage.article_id, title=passage.title, heading=passage.heading, text=passage.text,
+                   score=0.0, category=passage.category, version=passage.version,
+                   highlights=[signalled.signal] if signalled.signal in passage.text else [],
+                   passage_id=passage.passage_id, scripts=list(passage.scripts), signal=signalled.signal)
 
     def close(self) -> None:
         self._snapshot.close()

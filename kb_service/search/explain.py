@@ -2,7 +2,7 @@
 
 For an editor wondering why a query finds the wrong section, or an analyst checking a gap, the
 answer is in the parts the ranking adds up: how the query was read (cleaned text, questions,
-corrections and synonyms), each hit's lexical and semantic share of the fused score, whether a
+corrections and synonyms, a chat signal's section), each hit's lexical and semantic share of the fused score, whether a
 相似问 carried its semantic score, how much of the query the passage covers, and each confidence
 feature's contribution to the verdict.
 """
@@ -49,6 +49,8 @@ def explain(engine: SearchEngine, query: str, k: int = 5, mode: str = "hybrid") 
     """(how the query was read, one explanation per question searched)."""
     response = engine.search(query, k=k, mode=mode, truncate=len(query.strip()) > engine.settings.max_query_chars)
     reading = response.reading.to_dict()  # type: ignore[union-attr]
+    signalled = next((h for h in response.hits if h.signal), None)
+    reading["signalled"] = f"{signalled.article_id} › {signalled.heading} (「{signalled.signal}」)" if signalled else None
     snap = engine._snapshot  # noqa: SLF001 - an explanation reads the same snapshot the search used
     model = engine.confidence[mode]
     explained = []
@@ -82,6 +84,8 @@ def render(reading: dict, questions: list[QuestionExplanation], bias: float) -> 
     lines = [f"read as: {' / '.join(reading['questions'])}"
              + (" (traditional → simplified)" if reading["converted"] else "")
              + (f"; removed {', '.join(reading['personal_data'])}" if reading["personal_data"] else "")]
+    if reading.get("signalled"):
+        lines.append(f"chat signal, shown second: {reading['signalled']}")
     for q in questions:
         lines.append(f"\n「{q.question}」 analysed as 「{q.corrected}」" + (f" + {', '.join(q.additions)}" if q.additions else ""))
         for h in q.hits:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import gc
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +26,7 @@ from kb_service.models import Passage
 from kb_service.query.analysis import QueryAnalyzer
 from kb_service.query.spelling import HomophoneCorrector, sound_table
 from kb_service.query.tokenizer import DomainTokenizer, QueryTerms
+from kb_service.search.situations import signal_index
 
 LEXICON_WORD_COUNT = 10_000  # lexicon terms win a sound over any word merely frequent in the articles
 WARM_UP_QUERY = "交强险理赔材料 lipei"
@@ -48,6 +49,7 @@ class Snapshot:
     lexical: LexicalRetriever
     vector_mean: np.ndarray | None = None  # mean of the live passages' vectors: the query's baseline cosine
     question_mean: np.ndarray | None = None  # mean of the live 相似问 vectors: the same for question matches
+    signals: list[tuple[str, str, str]] = field(default_factory=list)  # situations.signal_index of the live passages
 
     def article_of(self, passage_id: str) -> str:
         return self.passages[passage_id].article_id
@@ -114,6 +116,7 @@ def load_snapshot(generation: Path, lexicon: Lexicon, loaded: dict[str, Segment]
         lexical=lexical,
         vector_mean=vector_mean,
         question_mean=question_mean,
+        signals=signal_index(passages.values()),
     )
 
 

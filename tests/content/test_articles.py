@@ -88,6 +88,22 @@ def test_questions_attach_to_their_sections_and_reach_every_passage(tmp_path: Pa
     assert passages[0].questions == ()
 
 
+def test_chat_signals_attach_to_their_section_and_bad_ones_are_reported(tmp_path: Path) -> None:
+    from kb_service.content.chunking import chunk_article
+
+    path = write_article(tmp_path, "gifts", "送礼", {"能不能收": "客户送的红包和礼品一律婉拒。" * 3, "怎么拒": "礼貌说明公司规定。" * 3},
+                         signals={"能不能收": ["红包", " 请你喝 ", "红包"]})
+    article, problems = parse_article(path)
+    assert problems == [] and article is not None
+    assert [s.signals for s in article.sections] == [("红包", "请你喝"), ()]  # trimmed, duplicates dropped
+    assert [p.signals for p in chunk_article(article)] == [("红包", "请你喝"), ()]
+    for signals, wanted in (({"能不能收": ["包"]}, "at least 2 characters"), ({"收不收": ["红包"]}, "'收不收'")):
+        bad = write_article(tmp_path, "bad", "送礼", {"能不能收": "客户送的红包一律婉拒。"}, signals=signals)
+        article, problems = parse_article(bad)
+        assert len(problems) == 1 and wanted in problems[0].message and problems[0].message.startswith("signals")
+        assert bad.read_text(encoding="utf-8").splitlines()[problems[0].line - 1] == "signals:"
+
+
 def test_questions_for_a_renamed_heading_are_reported(tmp_path: Path) -> None:
     path = write_article(tmp_path, "theft", "盗抢险", {"赔什么": "盗抢险赔车辆被盗。" * 3},
                          questions={"赔啥": ["车丢了赔不赔"]})

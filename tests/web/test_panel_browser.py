@@ -128,6 +128,8 @@ ARTICLES = {
         updated: 2026-11-25
         version: 1
         owner: 客服管理组
+        signals:
+          投诉受理: [电视台, 曝光]
         ---
 
         # 客户投诉处理流程：受理、核实、回复
@@ -453,6 +455,15 @@ def test_out_of_scope_errors_shortcuts_and_escaping(page, server) -> None:
     expect(page.locator(".question-label")).to_have_count(2)
     expect(page.locator(".question-label").first).to_contain_text("问题 1：三者险保什么")
     page.screenshot(path=str(ARTIFACTS / "panel-multi.png"))
+
+    # A pasted message that asks one thing and threatens the media: the complaint section the
+    # editors signalled comes second, and its card says which words in the message brought it.
+    with page.expect_response(lambda r: "/api/search" in r.url and r.status == 200) as told:
+        search_box.fill("妹子谢谢你啊这几天帮我跑前跑后的，三者险保什么？你们要是再拖着不处理，我就去找电视台曝光，"
+                        "我朋友圈里好几个做自媒体的，我这人说到做到，你们自己看着办吧")
+    assert [h["article_id"] for h in told.value.json()["hits"][:2]] == ["third-party-liability", "complaint-flow"]
+    expect(page.locator(".signal-label")).to_have_count(1)
+    expect(page.locator("#hit-1 .signal-label")).to_contain_text("客户消息提到「电视台」")
 
     # Ctrl+K focuses and selects the search box from elsewhere in the panel.
     page.locator("#category").focus()

@@ -779,6 +779,8 @@
       dataset: { index: String(index), articleId: hit.article_id },
     },
     group ? el('p', { class: 'question-label' }, group) : null,
+    // A section the customer's message calls for though it did not ask (a chat signal).
+    hit.signal ? el('p', { class: 'signal-label' }, `客户消息提到「${hit.signal}」`) : null,
     el('div', { class: 'card-meta' },
       el('span', { class: `badge cat-${hit.category}` }, category),
       confident ? null : el('span', { class: 'low-pill' }, '低置信'),

@@ -1,0 +1,70 @@
+"""Chat signals: what a customer's message tells that the agent must act on, whatever it asks.
+
+A pasted message asks one thing and often says another that matters more to the agent: 「能不能帮我
+快点批下来……我给你发个小红包」 asks about claim speed, and the agent must not miss that a gift is
+offered (a red line); 「再不赔我就找电视台」 asks when the money comes, and it is a level-3 complaint.
+The question is what gets searched and judged, so the story's words reach the ranking only weakly.
+
+Editors list such words per section (`signals:` in an article's front matter). When a message says
+one of them, that section is shown second (unless the question's own answer is that article),
+marked with the words that brought it: the agent sees the answer to what was asked first and what
+the situation calls for next. Plain functions over the snapshot's passages; the engine applies them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from kb_service.content.lexicon import match_form
+from kb_service.models import Hit, Passage
+
+SIGNAL_RANK = 2  # after the question's own best answer: what was asked comes first
+
+
+@dataclass(frozen=True)
+class Signalled:
+    passage_id: str
+    signal: str  # the editor's signal as written
+
+
+def signal_index(passages: Iterable[Passage]) -> list[tuple[str, str, str]]:
+    """(signal in match form, signal as written, passage id), longest signals first so the most
+    specific wins; a section cut into several passages is represented by its first."""
+    firsts: dict[tuple[str, str], Passage] = {}
+    for passage in passages:
+        if passage.signals:
+            key = (passage.article_id, passage.heading)
+            if key not in firsts or passage.ordinal < firsts[key].ordinal:
+                firsts[key] = passage
+    index = [(match_form(signal), signal, passage.passage_id)
+             for passage in firsts.values() for signal in passage.signals]
+    return sorted(index, key=lambda entry: (-len(entry[0]), entry[2]))
+
+
+def signalled_section(index: Sequence[tuple[str, str, str]], message: str) -> Signalled | None:
+    """The section whose signal the message says (the most specific signal wins), or None.
+
+    The whole message counts, its question included: a signal inside a long question is still
+    outweighed by the rest of it (「……我发个红包给你买奶茶……帮我看看怎么弄便宜点」 ranks renewal
+    first). Measured on the selection side, judging the whole message found more than judging only
+    what the question left out, and lost nothing (docs/evaluation.md)."""
+    said = match_form(message)
+    for form, signal, passage_id in index:
+        if form in said:
+            return Signalled(passage_id, signal)
+    return None
+
+
+def passes_filter(passage: Passage, category: str | None, tags: Sequence[str] | None) -> bool:
+    """A filtered search shows only what its filter lets through, signalled sections included."""
+    return (not category or passage.category == category) and all(tag in passage.tags for tag in tags or ())
+
+
+def insert_signalled(hits: list[Hit], signalled: Hit, k: int) -> list[Hit]:
+    """The signalled section at SIGNAL_RANK, its article's other hit removed; unchanged when the
+    question's best answer is that article already."""
+    if hits and hits[0].article_id == signalled.article_id:
+        return hits
+    rest = [hit for hit in hits if hit.article_id != signalled.article_id]
+    return (rest[: SIGNAL_RANK - 1] + [signalled] + rest[SIGNAL_RANK - 1 :])[:k]

@@ -1,0 +1,43 @@
+"""Chat signals: the section a message calls for though it did not ask."""
+
+from __future__ import annotations
+
+from kb_service.models import Hit, Passage
+from kb_service.search.situations import insert_signalled, passes_filter, signal_index, signalled_section
+
+
+def passage(pid: str, heading: str, signals: tuple[str, ...], category: str = "compliance") -> Passage:
+    return Passage(pid, pid.split("#")[0], "t", heading, "text", category, ("红线",), (), 1, 1, signals=signals)
+
+
+def hit(article_id: str) -> Hit:
+    return Hit(article_id, "t", "h", "text", 1.0, "coverage", 1)
+
+
+def test_the_index_puts_specific_signals_first_and_one_passage_per_section() -> None:
+    index = signal_index([passage("gifts#1", "收礼", ("红包",)), passage("gifts#0", "收礼", ("红包",)),
+                          passage("media#0", "媒体", ("电视台",)), passage("other#0", "别的", ())])
+    assert index == [("电视台", "电视台", "media#0"), ("红包", "红包", "gifts#0")]
+
+
+def test_the_most_specific_signal_the_message_says_wins() -> None:
+    index = signal_index([passage("gifts#0", "收礼", ("红包",)), passage("grading#0", "三级投诉", ("电视台",))])
+    assert signalled_section(index, "能不能帮我快点批下来，我给你发个红包").passage_id == "gifts#0"
+    assert signalled_section(index, "不给红包我也要找电视台").signal == "电视台"
+    assert signalled_section(index, "能不能快点批下来") is None
+    assert signalled_section([], "我给你发个红包") is None
+
+
+def test_the_signalled_section_comes_second_and_only_once() -> None:
+    gifts = hit("gifts")
+    assert [h.article_id for h in insert_signalled([hit("a"), hit("gifts"), hit("b")], gifts, 10)] == ["a", "gifts", "b"]
+    assert [h.article_id for h in insert_signalled([hit("a"), hit("b"), hit("gifts")], gifts, 2)] == ["a", "gifts"]
+    assert [h.article_id for h in insert_signalled([hit("gifts"), hit("a")], gifts, 10)] == ["gifts", "a"]
+    assert insert_signalled([hit("gifts"), hit("a")], gifts, 10)[0] is not gifts  # the question found it first
+    assert [h.article_id for h in insert_signalled([], gifts, 10)] == ["gifts"]
+
+
+def test_a_filter_holds_for_signalled_sections_too() -> None:
+    red_line = passage("gifts#0", "收礼", ("红包",))
+    assert passes_filter(red_line, None, None) and passes_filter(red_line, "compliance", ["红线"])
+    assert not passes_filter(red_line, "coverage", None) and not passes_filter(red_line, None, ["三者险"])
