@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     passage_coverage_weight: float = Field(
         0.5, description="within a result's article, how much query coverage counts when picking the passage shown"
     )
+    chat_signals: bool = Field(
+        True, description="show second the section whose chat signal (front matter `signals`) a message contains"
+    )
     confidence_path: Path = Field(
         PROJECT_ROOT / "kb_service" / "resources" / "confidence.json",
         description="fitted confidence model per embedder (written by `kb calibrate`)",

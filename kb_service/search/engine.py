@@ -181,7 +181,7 @@ class SearchEngine:
                    for question in reading.questions]
         first = answers[0]
         hits = merge_hits(answers, k)
-        signalled = signalled_section(snap.signals, reading.cleaned)
+        signalled = signalled_section(snap.signals, reading.cleaned) if self.settings.chat_signals else None
         if signalled is not None and passes_filter(snap.passages[signalled.passage_id], category, tags):
             hits = insert_signalled(hits, self._signal_hit(snap, signalled), k)
         response = SearchResponse(query=text, confident=first.confident, hits=hits,

@@ -154,5 +154,7 @@ def test_a_chat_signal_the_message_does_not_ask_about_brings_its_section_second(
     assert response.hits[1].signal == "红包" and response.hits[1].to_dict()["signal"] == "红包"
     assert response.hits[0].signal is None
     assert "gifts" not in [h.article_id for h in engine.search(message, category="coverage").hits]
+    switched_off = SearchEngine.open(corpus_settings.model_copy(update={"chat_signals": False}))
+    assert [h.article_id for h in switched_off.search(message).hits[:2]] != ["third-party", "gifts"]
     asked = engine.search("客户要发红包给我能收吗")
     assert asked.hits[0].article_id == "gifts" and asked.hits[0].signal is None
