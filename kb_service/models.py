@@ -96,7 +96,9 @@ class Passage:
 
     @classmethod
     def from_dict(cls, data: dict) -> Passage:
-        data = dict(data)
+        """A stored passage; fields this version does not know are ignored, so a replica not yet
+        upgraded can still read a generation written by a newer indexer (signals were such a field)."""
+        data = {key: value for key, value in data.items() if key in cls.__dataclass_fields__}
         for key in ("tags", "aliases", "scripts", "questions", "signals"):
             data[key] = tuple(data.get(key) or ())
         return cls(**data)
