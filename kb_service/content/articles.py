@@ -197,7 +197,7 @@ def parse_sections(body: str, body_line: int, title: str) -> tuple[list[Section]
 
 # Per-section lists in the front matter: `questions:` (相似问, how agents ask for a section) and
 # `signals:` (聊天信号, words in a customer's message that call for a section whatever it asks).
-SECTION_LISTS = {"questions": "questions", "signals": "signals"}
+SECTION_LISTS = ("questions", "signals")  # front matter keys, named as the Section fields they fill
 MIN_SIGNAL_CHARS = 2  # a one-character signal would fire on almost every message
 
 
@@ -226,7 +226,7 @@ def _attach_section_lists(meta: dict, sections: list[Section], path: Path,
                 problems.append(Problem(path, line, f"signals for '{name}' need at least {MIN_SIGNAL_CHARS} characters each"))
             else:
                 listed[name] = tuple(dict.fromkeys(f.strip() for f in found))
-        sections = [replace(s, **{SECTION_LISTS[key]: listed.get(s.heading_path[-1], ())}) if s.heading_path else s
+        sections = [replace(s, **{key: listed.get(s.heading_path[-1], ())}) if s.heading_path else s
                     for s in sections]
     return sections, problems
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
+from kb_service.reports.gap_topics import without_generic_words
 from kb_service.reports.textsim import (
     EdgeSource,
     Features,
@@ -100,7 +101,10 @@ def cluster_topics(
     groups = group_near_duplicates(counts, edge_source=edge_source)  # edge_source: e.g. the neardup_cache
     texts = [strip_placeholders(g[0][0]) or g[0][0] for g in groups]
     weights = [sum(c for _, c in g) for g in groups]
-    rows, vocabulary = _group_rows(texts, reference_texts)
+    # Bigrams of what is left once question and generic words are cut out: 代驾司机出事故保险赔吗 and
+    # 跑网约车出事故保险赔吗 share six bigrams of 出事故保险赔吗 and no topic.
+    rows, vocabulary = _group_rows([without_generic_words(t) for t in texts],
+                                   [without_generic_words(strip_placeholders(t)) for t in reference_texts])
     neighbours = _neighbours(rows, edge_similarity, max_df_share, max_neighbours)
     centroids, members = _assign(rows, neighbours, min_similarity)
     inverse_vocab = {col: gram for gram, col in vocabulary.items()}
@@ -122,12 +126,12 @@ def cluster_topics(
 def _group_rows(texts: list[str], reference_texts: Sequence[str]) -> tuple[sparse.csr_matrix, dict[str, int]]:
     """L2-normalised IDF rows of each group's bigrams, only bigrams shared by two groups or more."""
     n = len(texts)
-    reference = bigram_features(list(dict.fromkeys([*(strip_placeholders(t) for t in reference_texts), *texts])))
+    reference = bigram_features(list(dict.fromkeys([*reference_texts, *texts])))
     vocabulary = reference.vocabulary
     idf = idf_weights(reference)
     # A group is represented by its most frequent phrasing only: the union of all its phrasings
     # would let shared follow-ups (…能加急吗, …的问题) link unrelated questions.
-    group_grams = [sorted({vocabulary[g] for g in char_bigrams(text)}) for text in texts]
+    group_grams = [sorted({vocabulary[g] for g in char_bigrams(text) if " " not in g}) for text in texts]
     group_df = np.zeros(len(idf))
     for columns in group_grams:
         group_df[columns] += 1

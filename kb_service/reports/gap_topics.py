@@ -45,12 +45,21 @@ QUESTION_WORDS = frozenset({
 # never on their own make two queries candidates for one topic (a small log cannot tell they are common).
 GENERIC_WORDS = frozenset({
     "保险", "车险", "保单", "理赔", "赔付", "投保", "出险", "报案", "保费", "车辆", "汽车", "车主", "保险公司", "公司",
-    "险赔", "赔多少", "能赔", "车的",
+    "险赔", "赔多少", "能赔", "车的", "事故", "出事", "出事故",
 })
 # Cut out longest first, ties by the word itself: in set order (string hashes, so per process) 事故保险赔吗
 # lost 保险 or 险赔 depending on the process, and a topic's members with it.
 CUT_WORDS = tuple(sorted(QUESTION_WORDS | GENERIC_WORDS, key=lambda w: (-len(w), w)))
 GENERIC_FACTOR = 0.2
+
+
+def without_generic_words(text: str) -> str:
+    """The text with question and generic words cut out (a space each): what is left says the topic.
+    代驾司机出事故保险赔吗 → 代驾司机; 跑网约车出事故保险赔吗 → 跑网约车."""
+    for word in CUT_WORDS:
+        text = text.replace(word, " ")
+    return text
+
 MAX_REFERENCE = 3000  # period queries sampled for word rarity
 PLACEHOLDER = re.compile(r"〔[^〕]*〕")
 # Background questions for the embedder's baseline cosine: everyday service questions on unrelated
@@ -110,7 +119,7 @@ def _unit(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
 
-CONTENT_WORDS_VERSION = "content-words-v2"  # bump when _words changes: cached words must be recomputed
+CONTENT_WORDS_VERSION = "content-words-v3"  # bump when _words changes: cached words must be recomputed
 
 
 class ContentWords:
@@ -185,10 +194,7 @@ class ContentWords:
         found = {w for w in words(text, self.tokenizer) if w not in QUESTION_WORDS and len(w) > 1}
         self.words_seen.update(found)
         seen = set(found)
-        stripped = text
-        for word in CUT_WORDS:
-            stripped = stripped.replace(word, " ")
-        found.update(g for g in bigrams(stripped) if len(g) == 2)
+        found.update(g for g in bigrams(without_generic_words(text)) if len(g) == 2)
         expansions = {canonical for variant, canonical in self.variants if variant in text}
         self.words_seen.update(expansions)
         self._seen_in[original] = seen | expansions
