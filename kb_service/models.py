@@ -122,6 +122,13 @@ class Hit:
     # not ask for it (「红包」 → the gifts red line); None for a hit the question found.
     signal: str | None = None
 
+    @classmethod
+    def of(cls, passage: Passage, score: float = 0.0, highlights: list[str] | None = None,
+           signal: str | None = None) -> Hit:
+        """A passage shown as a result."""
+        return cls(passage.article_id, passage.title, passage.heading, passage.text, score, passage.category,
+                   passage.version, highlights or [], passage.passage_id, list(passage.scripts), signal)
+
     def to_dict(self) -> dict:
         return asdict(self)
 

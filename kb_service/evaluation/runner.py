@@ -184,8 +184,7 @@ def article_hits(engine) -> ArticleHits:  # type: ignore[no-untyped-def]
     from kb_service.models import Hit
 
     def hits(article_id: str) -> list[Hit]:
-        return [Hit(p.article_id, p.title, p.heading, p.text, 0.0, p.category, p.version, passage_id=p.passage_id)
-                for p in engine.passages_of(article_id)]
+        return [Hit.of(p) for p in engine.passages_of(article_id)]
 
     return hits
 

@@ -250,25 +250,12 @@ class SearchEngine:
 
     def _hit(self, snap: Snapshot, candidate: Candidate, analyzed) -> Hit:  # type: ignore[no-untyped-def]
         passage = snap.passages[candidate.passage_id]
-        return Hit(
-            article_id=passage.article_id,
-            title=passage.title,
-            heading=passage.heading,
-            text=passage.text,
-            score=round(candidate.score, 6),
-            category=passage.category,
-            version=passage.version,
-            highlights=highlight_terms(analyzed, passage.text),
-            passage_id=passage.passage_id,
-            scripts=list(passage.scripts),
-        )
+        return Hit.of(passage, round(candidate.score, 6), highlight_terms(analyzed, passage.text))
 
     def _signal_hit(self, snap: Snapshot, signalled: Signalled) -> Hit:
         passage = snap.passages[signalled.passage_id]
-        return Hit(article_id=passage.article_id, title=passage.title, heading=passage.heading, text=passage.text,
-                   score=0.0, category=passage.category, version=passage.version,
-                   highlights=[signalled.signal] if signalled.signal in passage.text else [],
-                   passage_id=passage.passage_id, scripts=list(passage.scripts), signal=signalled.signal)
+        return Hit.of(passage, highlights=[signalled.signal] if signalled.signal in passage.text else [],
+                      signal=signalled.signal)
 
     def close(self) -> None:
         self._snapshot.close()
