@@ -144,11 +144,12 @@ class QuestionAnswer:
     features: object = None  # ConfidenceFeatures, for calibration
     outside_filter: str | None = None  # the best answer's category when a filter excluded it
     spelled_as: str | None = None  # what was searched, when typos in the question were corrected
+    not_covered: str | None = None  # not confident, and nearer this not-covered topic than to its answer
 
     def to_dict(self) -> dict:
         return {"question": self.question, "confident": self.confident, "confidence": round(self.confidence, 4),
                 "outside_filter": self.outside_filter, "spelled_as": self.spelled_as,
-                "hits": [h.to_dict() for h in self.hits]}
+                "not_covered": self.not_covered, "hits": [h.to_dict() for h in self.hits]}
 
 
 def merge_hits(answers: list[QuestionAnswer], k: int) -> list[Hit]:
@@ -177,6 +178,7 @@ class SearchResponse:
     questions: list[QuestionAnswer] = field(default_factory=list)  # one per question when it asks several
     outside_filter: str | None = None  # a filter excluded the best answer, which is in this category
     spelled_as: str | None = None  # the first question as searched, when its typos were corrected
+    not_covered: str | None = None  # the first question's QuestionAnswer.not_covered
 
     def to_dict(self) -> dict:
         data = {
@@ -190,4 +192,5 @@ class SearchResponse:
         data["questions"] = [q.to_dict() for q in self.questions]
         data["outside_filter"] = self.outside_filter
         data["spelled_as"] = self.spelled_as
+        data["not_covered"] = self.not_covered
         return data

@@ -24,6 +24,11 @@ class Settings(BaseSettings):
         PROJECT_ROOT / "articles" / "lexicon.yaml",
         description="domain lexicon: tokenizer terms, synonyms, typos",
     )
+    not_covered_path: Path | None = Field(
+        None,
+        description="questions the knowledge base does not answer, by topic (confidence feature "
+        "not_covered); default: not-covered.yaml in the articles folder",
+    )
     max_passage_chars: int = Field(600, description="longest passage shown to an agent")
     min_section_chars: int = Field(20, description="shorter sections are reported as empty")
 

@@ -10,6 +10,17 @@ import pytest
 from kb_service.settings import Settings
 
 
+class CountingEmbedder:
+    """A real embedder that records every text it is asked to embed (to prove what a cache saved)."""
+
+    def __init__(self, real) -> None:  # type: ignore[no-untyped-def]
+        self.real, self.dim, self.name, self.texts = real, real.dim, real.name, []
+
+    def encode(self, texts: list[str]):  # type: ignore[no-untyped-def]
+        self.texts += texts
+        return self.real.encode(texts)
+
+
 def article_text(
     article_id: str,
     title: str,

@@ -25,6 +25,8 @@ from kb_service.models import CATEGORIES
 def _print_human(response: dict) -> None:
     state = "confident" if response["confident"] else "NOT confident: 知识库中没有找到可靠答案"
     print(f"「{response['query']}」 — {state} (p={response.get('confidence', 0):.2f})")
+    if response.get("not_covered"):
+        print(f"   近似知识库未收录的问题：{response['not_covered']}")
     for rank, hit in enumerate(response["hits"], start=1):
         badge = CATEGORIES.get(hit["category"], hit["category"])
         print(f"\n{rank}. [{badge}] {hit['title']} › {hit['heading']}  ({hit['article_id']} v{hit['version']}, {hit['score']:.4f})")

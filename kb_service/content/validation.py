@@ -17,6 +17,7 @@ from pathlib import Path
 from kb_service.content.articles import FENCE, ArticleCache, load_articles
 from kb_service.content.chunking import chunk_article, display_text
 from kb_service.content.lexicon import load_lexicon
+from kb_service.content.not_covered import load_not_covered, not_covered_file
 from kb_service.models import Article, Passage, Problem
 from kb_service.settings import Settings
 
@@ -253,6 +254,7 @@ def check_knowledge_base(
     lexicon_file = lexicon_path if lexicon_path is not None else settings.lexicon_path
     if lexicon_file and Path(lexicon_file).exists():
         report.problems.extend(load_lexicon(Path(lexicon_file)).problems)
+    report.problems.extend(load_not_covered(not_covered_file(settings.not_covered_path, articles_dir)).problems)
     report.articles = [a for a in per_article if a.path not in report.broken_paths]
     for article in report.articles:
         report.notes.extend(sections_without_questions(article))

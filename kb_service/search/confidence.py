@@ -22,7 +22,8 @@ from kb_service.query.tokenizer import bigrams
 from kb_service.search.fusion import Candidate
 
 FEATURES = ("semantic_top", "semantic_margin", "word_coverage", "bigram_coverage", "known_ratio", "domain_terms",
-            "agreement", "lexical_strength", "semantic_density", "question_match", "unknown_word", "unknown_share")
+            "agreement", "lexical_strength", "semantic_density", "question_match", "unknown_word", "unknown_share",
+            "not_covered")
 
 DENSITY_NEIGHBOURS = 10
 SPECIFICITY_SCALE = 20.0  # -log P of a word jieba has never seen is about 18
@@ -91,6 +92,10 @@ class ConfidenceFeatures:
     unknown_word: float = 0.0
     # Share of the question's words that are specific and never used by the knowledge base.
     unknown_share: float = 0.0
+    # The closest not-covered question's cosine minus the top passage's (0 without a list): a
+    # query nearer a question the knowledge base is known not to answer than to the passage it
+    # found is likely that question (content/not_covered.py).
+    not_covered: float = 0.0
 
     def vector(self) -> list[float]:
         return [getattr(self, name) for name in FEATURES]
@@ -107,9 +112,11 @@ def confidence_features(
     specificity: Callable[[str], float] = lambda word: 1.0,
     baseline_cosine: float | None = None,
     question_match: float = 0.0,
+    not_covered_match: float = 0.0,
 ) -> ConfidenceFeatures:
     """`baseline_cosine`: the query's mean cosine to every passage (None in lexical mode);
-    `question_match`: the closest 相似问's cosine (0 in lexical mode)."""
+    `question_match`: the closest 相似问's cosine (0 in lexical mode); `not_covered_match`: the
+    closest not-covered question's cosine (0 in lexical mode or without a list)."""
     if top is None or top_passage is None:
         return ConfidenceFeatures(*[0.0] * len(FEATURES))
     haystack = match_form(" ".join((top_passage.title, top_passage.heading, top_passage.text, *top_passage.aliases)))
@@ -127,14 +134,15 @@ def confidence_features(
     near = [score for _, score in semantic[:DENSITY_NEIGHBOURS]]
     density = sum(near) / len(near) - baseline_cosine if near and baseline_cosine is not None else 0.0
     return ConfidenceFeatures(semantic_top, margin, word_cov, gram_cov, known_ratio, domain, agreement, strength, density,
-                              question_match, unknown, unknown_share(query, known, specificity))
+                              question_match, unknown, unknown_share(query, known, specificity),
+                              not_covered_match - semantic_top if not_covered_match > 0 else 0.0)
 
 
 @dataclass
 class ConfidenceModel:
     """Logistic model over ConfidenceFeatures, fitted on labelled queries (`kb calibrate`)."""
 
-    weights: list[float] = field(default_factory=lambda: [4.0, 10.0, 2.0, 2.0, 2.0, 1.0, 1.0, 1.0, 20.0, 0.0, -2.0, -2.0])
+    weights: list[float] = field(default_factory=lambda: [4.0, 10.0, 2.0, 2.0, 2.0, 1.0, 1.0, 1.0, 20.0, 0.0, -2.0, -2.0, -20.0])
     bias: float = -8.0
     threshold: float = 0.5
     fitted_on: str = "defaults"

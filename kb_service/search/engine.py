@@ -7,12 +7,14 @@ search in flight finishes on the snapshot it started with and none fails during 
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from kb_service.content.lexicon import Lexicon, load_lexicon_or_empty
+from kb_service.content.not_covered import not_covered_file
 from kb_service.index.embedding import Embedder, load_embedder, model_key
 from kb_service.index.integrity import IndexDamagedError  # noqa: F401  (re-exported: what a damaged index raises)
 from kb_service.index.store import current_generation
@@ -26,6 +28,7 @@ from kb_service.search.fusion import (
     reciprocal_rank_fusion,
     weighted_score_fusion,
 )
+from kb_service.search.not_covered import NotCoveredIndex, embed_not_covered, file_state
 from kb_service.search.passages import best_passages, coverage_scorer, highlight_terms
 from kb_service.search.situations import Signalled, insert_signalled, passes_filter, signalled_section
 from kb_service.search.snapshot import (
@@ -41,6 +44,8 @@ from kb_service.search.snapshot import (
 )
 from kb_service.settings import Settings
 
+NOT_COVERED_CHECK_SECONDS = 1.0  # how often a search looks whether the not-covered list changed
+
 
 class QueryError(ValueError):
     """The query cannot be searched (empty, too long); the message is shown to the agent."""
@@ -53,6 +58,7 @@ class Ranked:
     grouped: list[Candidate]
     top: Candidate | None
     features: ConfidenceFeatures
+    not_covered_topic: str | None = None  # the closest not-covered question's topic
 
 
 class SearchEngine:
@@ -62,6 +68,9 @@ class SearchEngine:
         self._embedder = embedder
         self.confidence = confidence  # per mode: lexical / semantic / hybrid
         self._reload_lock = threading.Lock()
+        self._not_covered = NotCoveredIndex()
+        self._not_covered_lock = threading.Lock()
+        self._not_covered_checked = 0.0
 
     @classmethod
     def open(cls, settings: Settings, embedder: Embedder | None = None) -> SearchEngine:
@@ -81,6 +90,7 @@ class SearchEngine:
         confidence = {mode: ConfidenceModel.load(Path(settings.confidence_path), f"{key}/{mode}")
                       for mode in ("lexical", "semantic", "hybrid")}
         engine = cls(settings, snapshot, embedder, confidence)
+        engine.refresh_not_covered(force=True)
         settle_heap()
         engine.warm_up()
         return engine
@@ -113,6 +123,39 @@ class SearchEngine:
             timer.daemon = True
             timer.start()
             return True
+
+    def refresh_not_covered(self, force: bool = False) -> bool:
+        """Re-read the not-covered list if its file changed; True when a new version was loaded.
+
+        Searches call this at most once a second, so an edit goes live on every worker and replica
+        without a rebuild; one search embeds the questions the edit added (the others come from the
+        embedding cache), the rest carry on with the previous version meanwhile."""
+        now = time.monotonic()
+        if not force and now - self._not_covered_checked < NOT_COVERED_CHECK_SECONDS:
+            return False
+        self._not_covered_checked = now
+        path = not_covered_file(self.settings.not_covered_path, self.settings.articles_dir)
+        if not force and file_state(path) == self._not_covered.state:
+            return False
+        if not self._not_covered_lock.acquire(blocking=force):
+            return False
+        try:
+            snap = self._snapshot
+            key = snap.manifest.signature["embedding_model"]
+            cache = Path(self.settings.index_dir) / "cache" / f"embeddings-{key}.sqlite3"
+            known = self._not_covered.searched  # an edit reads only the questions it adds
+            self._not_covered = embed_not_covered(
+                path, lambda text: known.get(text) or self._searched_text(snap, text), self._embedder, cache)
+            return True
+        finally:
+            self._not_covered_lock.release()
+
+    @staticmethod
+    def _searched_text(snap: Snapshot, text: str) -> str:
+        """What the engine embeds for a query: its first question, analysed."""
+        reading = read_query(text, max(len(text), 1))
+        question = reading.questions[0] if reading.questions else text
+        return snap.analyzer.analyze(question).semantic_text
 
     @property
     def embedder(self) -> Embedder:
@@ -173,6 +216,7 @@ class SearchEngine:
             raise QueryError(f"unknown search mode {mode!r}")
         text = self.validate_query(query, truncate)
         k = k or self.settings.top_k
+        self.refresh_not_covered()
         snap = self._snapshot  # one snapshot for the whole request
         reading = read_query(text, self.settings.max_query_chars)
         if truncate or reading.truncated:  # the caller cut a longer text: its first question only
@@ -187,7 +231,7 @@ class SearchEngine:
         response = SearchResponse(query=text, confident=first.confident, hits=hits,
                                   confidence=first.confidence, reading=reading,
                                   questions=answers if len(answers) > 1 else [], outside_filter=first.outside_filter,
-                                  spelled_as=first.spelled_as)
+                                  spelled_as=first.spelled_as, not_covered=first.not_covered)
         response.features = first.features  # type: ignore[attr-defined]  # for calibration and eval
         return response
 
@@ -211,7 +255,9 @@ class SearchEngine:
                     snap.article_of(best.passage_id) != snap.article_of(ranked.top.passage_id):
                 confident, outside = False, snap.passages[best.passage_id].category
         hits = [self._hit(snap, c, analyzed) for c in ranked.grouped]
-        return QuestionAnswer(question, hits, confident, probability, ranked.features, outside, analyzed.spelled_as)
+        not_covered = ranked.not_covered_topic if not confident and ranked.features.not_covered > 0 else None
+        return QuestionAnswer(question, hits, confident, probability, ranked.features, outside, analyzed.spelled_as,
+                              not_covered)
 
     def _rank(self, snap: Snapshot, analyzed: AnalyzedQuery, vector: np.ndarray | None, k: int,
               category: str | None, tags: list[str] | None, mode: str) -> Ranked:
@@ -242,11 +288,13 @@ class SearchEngine:
                 self.settings.passage_coverage_weight,
             )
         top: Candidate | None = grouped[0] if grouped else None
+        not_covered, topic = self._not_covered.nearest(vector) if vector is not None else (0.0, None)
         features = confidence_features(
             analyzed, top, snap.passages[top.passage_id] if top else None, semantic, lexical,
             snap.article_of, lambda w: w in snap.vocabulary, specificity, baseline, matches.question_match,
+            not_covered,
         )
-        return Ranked(grouped, top, features)
+        return Ranked(grouped, top, features, topic)
 
     def _hit(self, snap: Snapshot, candidate: Candidate, analyzed) -> Hit:  # type: ignore[no-untyped-def]
         passage = snap.passages[candidate.passage_id]

@@ -42,6 +42,8 @@ class SearchOut(BaseModel):
     outside_filter: str | None = Field(None, description="the category of the best answer when the filter excluded it")
     spelled_as: str | None = Field(None, description="the (first) question as searched, when typos in it were corrected "
                                    "(理陪 → 理赔); search again with as_typed=1 to search the words as typed")
+    not_covered: str | None = Field(None, description="not confident, and the (first) question is nearer this topic "
+                                    "of the not-covered list than to the passage found")
     took_ms: float
 
 

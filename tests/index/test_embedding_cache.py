@@ -5,18 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from conftest import CountingEmbedder
 
 from kb_service.index.embedding import load_embedder
 from kb_service.index.embedding_cache import EmbeddingCache
-
-
-class CountingEmbedder:
-    def __init__(self, real) -> None:  # type: ignore[no-untyped-def]
-        self.real, self.dim, self.name, self.texts = real, real.dim, real.name, []
-
-    def encode(self, texts: list[str]) -> np.ndarray:
-        self.texts += texts
-        return self.real.encode(texts)
 
 
 def test_only_new_texts_are_embedded_and_vectors_survive_reopening(tmp_path: Path) -> None:

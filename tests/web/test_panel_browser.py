@@ -176,6 +176,7 @@ def kb_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     articles.mkdir()
     for name, text in ARTICLES.items():
         (articles / name).write_text(textwrap.dedent(text), encoding="utf-8")
+    (articles / "not-covered.yaml").write_text("做菜: [番茄炒蛋怎么做, 红烧肉怎么做]\n", encoding="utf-8")
     build = (
         "from kb_service.settings import Settings\n"
         "from kb_service.index.builder import build_index\n"
@@ -404,6 +405,9 @@ def test_out_of_scope_errors_shortcuts_and_escaping(page, server) -> None:
     if data["confident"] is False:
         expect(banner).to_be_visible()
         expect(banner).to_contain_text("知识库中没有找到可靠答案")
+        # Asked word for word in the not-covered list: the banner names the topic.
+        assert data["not_covered"] == "做菜"
+        expect(page.locator("#oos-topic")).to_have_text("这类问题（做菜）知识库未收录。")
         if data["hits"]:
             expect(page.locator("#low-heading")).to_be_visible()
             expect(page.locator("#low-heading")).to_contain_text("置信度低")
@@ -411,6 +415,7 @@ def test_out_of_scope_errors_shortcuts_and_escaping(page, server) -> None:
         page.screenshot(path=str(ARTIFACTS / "panel-oos.png"))
     else:
         expect(banner).to_be_hidden()
+        expect(page.locator("#oos-topic")).to_be_hidden()
 
     # Esc on the list clears the search and shows the hint again.
     search_box.press("Escape")

@@ -67,6 +67,7 @@
     listView: $('list-view'),
     message: $('message'),
     banner: $('oos-banner'),
+    bannerTopic: $('oos-topic'),
     lowHeading: $('low-heading'),
     results: $('results'),
     listFeedback: $('list-feedback'),
@@ -619,6 +620,9 @@
     const n = state.hits.length;
     const re = highlighter(state.hits.flatMap((h) => h.highlights || []));
 
+    const topic = !confident && typeof data.not_covered === 'string' && data.not_covered;
+    ui.bannerTopic.hidden = !topic;
+    ui.bannerTopic.textContent = topic ? `这类问题（${topic}）知识库未收录。` : '';
     if (!confident) {
       ui.banner.hidden = false;
       ui.lowHeading.hidden = n === 0;

@@ -1,0 +1,74 @@
+"""The not-covered list embedded (real USE embedder, real SQLite cache) and read by the engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import CountingEmbedder
+
+from kb_service.evaluation.runner import save_confidence
+from kb_service.index.builder import build_index
+from kb_service.index.embedding import load_embedder, model_key
+from kb_service.search import engine as engine_module
+from kb_service.search.confidence import FEATURES, ConfidenceModel
+from kb_service.search.engine import SearchEngine
+from kb_service.search.not_covered import NotCoveredIndex, embed_not_covered
+from kb_service.settings import Settings
+
+LISTED = "退保:\n  - 车卖了剩下的保险能退多少钱\n  - 退保要扣多少手续费\n"
+
+
+
+def test_nearest_is_the_closest_question_and_its_topic() -> None:
+    index = NotCoveredIndex(["退保", "年检"], ["退保手续费", "年检周期"],
+                            np.array([[1.0, 0.0], [0.6, 0.8]], dtype=np.float32))
+    assert index.nearest(np.array([0.0, 1.0], dtype=np.float32)) == (pytest.approx(0.8), "年检")
+    assert NotCoveredIndex().nearest(np.array([1.0, 0.0])) == (0.0, None)
+
+
+def test_an_edit_embeds_only_the_questions_it_adds(tmp_path: Path) -> None:
+    embedder = CountingEmbedder(load_embedder("use-multilingual", "", tmp_path / "models", 1))
+    path, cache = tmp_path / "not-covered.yaml", tmp_path / "cache.sqlite3"
+    path.write_text(LISTED, encoding="utf-8")
+    first = embed_not_covered(path, str, embedder, cache)
+    assert first.topics == ["退保", "退保"] and first.vectors is not None and first.vectors.shape == (2, embedder.dim)
+    path.write_text(LISTED + "年检: [年检周期是几年]\n", encoding="utf-8")
+    second = embed_not_covered(path, str, embedder, cache)
+    assert sorted(embedder.texts) == sorted([*first.questions, "年检周期是几年"]) and second.topics[-1] == "年检"
+    assert np.array_equal(second.vectors[:2], first.vectors)  # type: ignore[index]
+
+
+def _engine_judging_by_not_covered_only(settings: Settings) -> SearchEngine:
+    """A model that reads nothing but `not_covered`: confident exactly when the query is nearer
+    the passage it found than any not-covered question."""
+    weights = [0.0] * len(FEATURES)
+    weights[FEATURES.index("not_covered")] = -100.0
+    key = model_key(settings.embedding_model, settings.embedding_runtime)
+    save_confidence(settings.confidence_path, f"{key}/hybrid", ConfidenceModel(weights, bias=0.0, threshold=0.5))
+    return SearchEngine.open(settings)
+
+
+def test_a_query_nearer_a_listed_question_than_its_passage_is_not_confident(corpus_dir: Path, corpus_settings: Settings) -> None:
+    (corpus_dir / "not-covered.yaml").write_text(LISTED, encoding="utf-8")
+    build_index(corpus_settings)
+    engine = _engine_judging_by_not_covered_only(corpus_settings)
+    asked = engine.search("客户问退保要扣多少手续费")
+    assert asked.features.not_covered > 0 and not asked.confident  # type: ignore[attr-defined]
+    answered = engine.search("三者险赔什么")
+    assert answered.features.not_covered < 0 and answered.confident  # type: ignore[attr-defined]
+    assert engine.search("三者险赔什么", mode="lexical").features.not_covered == 0.0  # type: ignore[attr-defined]
+
+
+def test_an_edit_to_the_list_goes_live_without_a_rebuild(corpus_dir: Path, corpus_settings: Settings,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    build_index(corpus_settings)
+    engine = _engine_judging_by_not_covered_only(corpus_settings)
+    assert engine.search("年检周期是几年").features.not_covered == 0.0  # type: ignore[attr-defined]  # no list yet
+    monkeypatch.setattr(engine_module, "NOT_COVERED_CHECK_SECONDS", 0.0)
+    (corpus_dir / "not-covered.yaml").write_text("年检: [年检周期是几年, 车辆多久年检一次]\n", encoding="utf-8")
+    after = engine.search("年检周期是几年")
+    assert after.features.not_covered > 0 and not after.confident  # type: ignore[attr-defined]
+    (corpus_dir / "not-covered.yaml").unlink()
+    assert engine.search("年检周期是几年").features.not_covered == 0.0  # type: ignore[attr-defined]
