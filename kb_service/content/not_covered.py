@@ -47,7 +47,10 @@ def load_not_covered(path: Path | str) -> NotCovered:
     path = Path(path)
     if not path.exists():
         return NotCovered()
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        return NotCovered(problems=[Problem(path, 1, "not-covered list is not UTF-8 text")])
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:

@@ -6,6 +6,7 @@ search in flight finishes on the snapshot it started with and none fails during 
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -43,6 +44,8 @@ from kb_service.search.snapshot import (
     warm_snapshot,
 )
 from kb_service.settings import Settings
+
+log = logging.getLogger(__name__)
 
 NOT_COVERED_CHECK_SECONDS = 1.0  # how often a search looks whether the not-covered list changed
 
@@ -147,6 +150,9 @@ class SearchEngine:
             self._not_covered = embed_not_covered(
                 path, lambda text: known.get(text) or self._searched_text(snap, text), self._embedder, cache)
             return True
+        except Exception:  # a search must not fail because of the list: keep the previous version
+            log.exception("reading the not-covered list %s failed; the previous version stays in use", path)
+            return False
         finally:
             self._not_covered_lock.release()
 

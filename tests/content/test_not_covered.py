@@ -35,6 +35,8 @@ def test_a_broken_list_is_reported_by_line_and_its_valid_topics_kept(tmp_path: P
     assert [p.message for p in load_not_covered(path).problems] == ["not-covered list must map a topic to a list of questions"]
     path.write_text("退保: [退保手续费\n", encoding="utf-8")
     assert load_not_covered(path).problems[0].message.startswith("invalid YAML")
+    path.write_bytes("退保: [退保手续费怎么算]\n".encode("gbk"))
+    assert [p.message for p in load_not_covered(path).problems] == ["not-covered list is not UTF-8 text"]
 
 
 def test_kb_check_reports_the_list_beside_the_articles(corpus_dir: Path) -> None:

@@ -87,7 +87,7 @@ def test_search_shape_and_logging(svc_corpus: BuiltCorpus, svc_engine, tmp_path:
         assert response.status_code == 200, response.text
         data = response.json()
         assert set(data) == {"query_id", "query", "confident", "confidence", "hits", "took_ms", "reading", "questions",
-                             "outside_filter", "spelled_as"}
+                             "outside_filter", "spelled_as", "not_covered"}
         assert data["hits"][0]["article_id"] == "third-party"
         assert 1 <= len(data["hits"]) <= 3
         assert {
