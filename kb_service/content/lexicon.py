@@ -73,11 +73,18 @@ def _enclosed(start: int, end: int, spans: Sequence[tuple[int, int]]) -> bool:
     return any(s <= start and end <= e and e - s > end - start for s, e in spans)
 
 
-def _line_of(lines: list[str], needle: str) -> int:
+def line_of(lines: list[str], needle: str) -> int:
+    """First line (1-based) containing `needle`: where an editor's YAML file reports a problem."""
     for number, line in enumerate(lines, start=1):
         if needle in line:
             return number
     return 1
+
+
+def yaml_problem(path: Path, exc: yaml.YAMLError) -> Problem:
+    """An editor's YAML file that does not parse, at the line the parser stopped."""
+    mark = getattr(exc, "problem_mark", None)
+    return Problem(path, (mark.line + 1) if mark else 1, f"invalid YAML: {getattr(exc, 'problem', exc)}")
 
 
 def load_lexicon_or_empty(path: Path | str) -> Lexicon:
@@ -94,27 +101,26 @@ def load_lexicon(path: Path) -> Lexicon:
     except FileNotFoundError:
         return Lexicon(problems=[Problem(path, 1, "lexicon file not found")])
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        return Lexicon(problems=[Problem(path, (mark.line + 1) if mark else 1, f"invalid YAML: {getattr(exc, 'problem', exc)}")])
+        return Lexicon(problems=[yaml_problem(path, exc)])
     lines = text.splitlines()
     problems: list[Problem] = []
     if not isinstance(data, dict):
         return Lexicon(problems=[Problem(path, 1, "lexicon must be a mapping with terms, synonyms, typos")])
     unknown = set(data) - {"terms", "synonyms", "typos"}
     for key in sorted(unknown):
-        problems.append(Problem(path, _line_of(lines, f"{key}:"), f"unknown lexicon section '{key}'"))
+        problems.append(Problem(path, line_of(lines, f"{key}:"), f"unknown lexicon section '{key}'"))
     terms = data.get("terms") or []
     if not isinstance(terms, list) or not all(isinstance(t, str) for t in terms):
-        problems.append(Problem(path, _line_of(lines, "terms:"), "'terms' must be a list of words"))
+        problems.append(Problem(path, line_of(lines, "terms:"), "'terms' must be a list of words"))
         terms = []
     synonyms_raw = data.get("synonyms") or {}
     synonyms: dict[str, list[str]] = {}
     owner: dict[str, str] = {}
     if not isinstance(synonyms_raw, dict):
-        problems.append(Problem(path, _line_of(lines, "synonyms:"), "'synonyms' must map a canonical term to a list"))
+        problems.append(Problem(path, line_of(lines, "synonyms:"), "'synonyms' must map a canonical term to a list"))
         synonyms_raw = {}
     for canonical, variants in synonyms_raw.items():
-        line = _line_of(lines, f"{canonical}:")
+        line = line_of(lines, f"{canonical}:")
         if not isinstance(variants, list) or not variants or not all(isinstance(v, str) and v for v in variants):
             problems.append(Problem(path, line, f"synonyms of '{canonical}' must be a non-empty list of words"))
             continue
@@ -131,10 +137,10 @@ def load_lexicon(path: Path) -> Lexicon:
     typos_raw = data.get("typos") or {}
     typos: dict[str, str] = {}
     if not isinstance(typos_raw, dict):
-        problems.append(Problem(path, _line_of(lines, "typos:"), "'typos' must map a wrong form to the right one"))
+        problems.append(Problem(path, line_of(lines, "typos:"), "'typos' must map a wrong form to the right one"))
         typos_raw = {}
     for wrong, right in typos_raw.items():
-        line = _line_of(lines, f"{wrong}:")
+        line = line_of(lines, f"{wrong}:")
         if not isinstance(right, str) or not right:
             problems.append(Problem(path, line, f"typo '{wrong}' must map to a word"))
         elif wrong == right:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import yaml
 
+from kb_service.content.lexicon import line_of, yaml_problem
 from kb_service.models import Problem
 
 
@@ -38,10 +39,6 @@ def not_covered_file(configured: Path | str | None, articles_dir: Path | str) ->
     return Path(configured) if configured else Path(articles_dir) / NOT_COVERED_FILE
 
 
-def _line_of(lines: list[str], needle: str) -> int:
-    return next((number for number, line in enumerate(lines, start=1) if needle in line), 1)
-
-
 def load_not_covered(path: Path | str) -> NotCovered:
     """Read and validate the list; a missing file is an empty list, problems are kept, never raised."""
     path = Path(path)
@@ -54,16 +51,14 @@ def load_not_covered(path: Path | str) -> NotCovered:
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = (mark.line + 1) if mark else 1
-        return NotCovered(problems=[Problem(path, line, f"invalid YAML: {getattr(exc, 'problem', exc)}")])
+        return NotCovered(problems=[yaml_problem(path, exc)])
     if not isinstance(data, dict):
         return NotCovered(problems=[Problem(path, 1, "not-covered list must map a topic to a list of questions")])
     lines = text.splitlines()
     topics: dict[str, list[str]] = {}
     problems: list[Problem] = []
     for topic, questions in data.items():
-        line = _line_of(lines, f"{topic}:")
+        line = line_of(lines, f"{topic}:")
         if not isinstance(questions, list) or not questions:
             problems.append(Problem(path, line, f"topic '{topic}' must list at least one question"))
             continue
