@@ -18,7 +18,8 @@ DEFAULT_MODELS = "m3e-small,m3e-small:torch,use-multilingual"
 
 
 # Selection side: designs are decided and confidence is fitted on these, never on the report half.
-SELECTION_SETS = ("eval/blind/selection.jsonl", "eval/blind/weak-styles-1.jsonl", "eval/blind/weak-styles-2.jsonl")
+SELECTION_SETS = ("eval/blind/selection.jsonl", "eval/blind/weak-styles-1.jsonl", "eval/blind/weak-styles-2.jsonl",
+                  "eval/blind/selection-2.jsonl")
 DEFAULT_FACT_SETS = ("../shared/eval/dev.jsonl", "../shared/eval/dev-styles.jsonl", *SELECTION_SETS,
                      "eval/blind/report.jsonl")
 

@@ -220,9 +220,9 @@ def calibrate(settings, pool: list[LabelledQuery], model_specs: list[str], max_f
             x = np.array([o.features for o in outcomes], dtype=float)
             y = np.array([0 if o.query.negative else 1 for o in outcomes])
             styles = [o.query.kind for o in outcomes]
-            model, held_out, budget = fit_style_robust(x, y, styles, max_false_rejection,
-                                                       label or f"{len(outcomes)} pooled queries")
+            model, held_out = fit_style_robust(x, y, styles, max_false_rejection,
+                                               label or f"{len(outcomes)} pooled queries")
             save_confidence(Path(settings.confidence_path), f"{key}/{mode}", model)
-            lines.append(f"{key}/{mode}: {held_out.describe()}; pooled budget {budget:.1%}; threshold {model.threshold:.3f}")
+            lines.append(f"{key}/{mode}: {held_out.describe()}; threshold {model.threshold:.3f}")
         engine.close()
     return lines

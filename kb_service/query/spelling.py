@@ -14,7 +14,9 @@ keeps at least one character of the word: a stretch sharing none (做违 → 作
 other words that happen to sound alike.
 
 Agents also type whole words as pinyin when the input method is off (lipei, bao an): a run of
-letters that reads entirely as vocabulary words becomes those words.
+letters that reads entirely as vocabulary words becomes those words. Domain terms are also typed by
+their initials (jqx → 交强险, csx → 车损险): a run of three to six consonants, which no pinyin or
+English word is, that spells the initials of exactly one lexicon term becomes that term.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from kb_service.content.lexicon import match_form
 _CJK_RUN = re.compile(r"[\u4e00-\u9fff]+")
 _LATIN_RUN = re.compile(r"[a-z]+(?: +[a-z]+)*")
 _FUZZY = (("zh", "z"), ("ch", "c"), ("sh", "s"))
+_INITIALS_RUN = re.compile(r"[b-df-hj-np-tv-z]{3,6}")  # consonants only: not pinyin, not an English word
 
 
 @lru_cache(maxsize=65536)
@@ -108,6 +111,27 @@ def sound_table(word_counts: Counter[str] | dict[str, int], min_len: int = 2, ma
     return table
 
 
+def initials(word: str) -> str:
+    """The first letter of each syllable (交强险 → jqx), as agents abbreviate terms in pinyin."""
+    return "".join(syllable[0] for syllable in lazy_pinyin(word))
+
+
+def initials_table(terms: Iterable[str], preferred: Container[str]) -> dict[str, str]:
+    """Initials → the one term of three or more characters they spell. When several terms share
+    initials (三者险, 三责险), the one in `preferred` (the words pinyin spells: the articles') wins,
+    if only one is."""
+    by_initials: dict[str, set[str]] = {}
+    for term in terms:
+        if len(term) >= 3 and _CJK_RUN.fullmatch(term):
+            by_initials.setdefault(initials(term), set()).add(term)
+    table = {}
+    for key, group in by_initials.items():
+        chosen = group if len(group) == 1 else {term for term in group if term in preferred}
+        if len(chosen) == 1 and _INITIALS_RUN.fullmatch(key):
+            table[key] = chosen.pop()
+    return table
+
+
 def _most_frequent(tables: Iterable[dict[str, tuple[int, str]]]) -> dict[str, str]:
     best: dict[str, tuple[int, str]] = {}
     for table in tables:
@@ -121,7 +145,8 @@ class HomophoneCorrector:
     """Maps sound keys to the most frequent vocabulary word with that sound."""
 
     def __init__(self, by_sound: dict[str, str], vocabulary: Iterable[str],
-                 spelled_by_sound: dict[str, str] | None = None, fuzzy_words: Iterable[str] | None = None) -> None:
+                 spelled_by_sound: dict[str, str] | None = None, fuzzy_words: Iterable[str] | None = None,
+                 by_initials: dict[str, str] | None = None) -> None:
         self.by_sound = by_sound
         self.vocabulary = frozenset(vocabulary)
         # Fuzzy sounds (z/zh, l/n, in/ing …) widen the net tenfold; over everyday words the catch is
@@ -131,6 +156,7 @@ class HomophoneCorrector:
         # Typed pinyin names the word exactly, so the articles' own most frequent word wins
         # (baoxian → 保险), not a lexicon variant with the same sound (报险).
         self.spelled_by_sound = by_sound if spelled_by_sound is None else spelled_by_sound
+        self.by_initials = by_initials or {}
 
     @classmethod
     def build(cls, word_counts: Counter[str] | dict[str, int]) -> HomophoneCorrector:
@@ -143,16 +169,21 @@ class HomophoneCorrector:
         """Combine per-segment tables: for each sound, the word seen in the most passages wins.
 
         `spelling_tables` (default: `tables`) serve words typed as pinyin; `fuzzy_words` (default:
-        all) are the words a typo may reach by a fuzzy sound rather than the exact one."""
+        all) are the words a typo may reach by a fuzzy sound rather than the exact one, and the
+        terms that may be typed by their initials (none by default)."""
         vocabulary = frozenset().union(*(frozenset(v) for v in vocabularies))
         spelled = None if spelling_tables is None else _most_frequent(spelling_tables)
-        return cls(_most_frequent(tables), vocabulary, spelled, fuzzy_words)
+        terms = None if fuzzy_words is None else list(fuzzy_words)
+        by_sound = _most_frequent(tables)
+        articles_words = set((by_sound if spelled is None else spelled).values())
+        return cls(by_sound, vocabulary, spelled, terms, initials_table(terms or [], articles_words))
 
     def spelled_words(self, query: str) -> list[tuple[str, str]]:
         """(typed, meant) pairs for knowledge-base words typed as pinyin (lipei → 理赔, bao an → 报案).
 
         A run of letters counts only when all of it reads as whole vocabulary words of two or more
-        syllables, so English (call, list, emoji) and acronyms (KPI, VIP) stay as they are.
+        syllables, or is a domain term's initials (jqx → 交强险), so English (call, list, emoji) and
+        acronyms (KPI, VIP) stay as they are.
         """
         found: list[tuple[str, str]] = []
         for match in _LATIN_RUN.finditer(match_form(query)):
@@ -168,7 +199,10 @@ class HomophoneCorrector:
         return found
 
     def _spelled(self, typed: str) -> str | None:
-        """The fewest vocabulary words whose sounds spell `typed`, joined; None if none do."""
+        """The fewest vocabulary words whose sounds spell `typed`, joined, or the domain term whose
+        initials it is; None if neither."""
+        if _INITIALS_RUN.fullmatch(typed):
+            return self.by_initials.get(typed)
         best: list[str] | None = None
         for split in self._typed_splits(typed):
             cover = self._cover(split)

@@ -19,9 +19,32 @@ import numpy as np
 from kb_service.search.confidence import FEATURES, ConfidenceModel
 
 REGULARISATION_GRID = (0.03, 0.1, 0.3, 1.0, 3.0)
-MAX_STYLE_FALSE_REJECTION = 0.05  # the most any held-out style may lose to "not confident"
-BUDGET_STEP = 0.005  # how much the pooled false-rejection budget is tightened per try
+MAX_STYLE_FALSE_REJECTION = 0.05  # the most any held-out style may lose to "not confident" (twice this at worst)
+MAX_HELD_OUT_FALSE_REJECTION = 0.03  # answerable queries wrongly rejected, held out: the search target
+BUDGET_STEP = 0.005  # spacing of the pooled false-rejection budgets tried
 BUDGET_FLOOR = 0.015  # never below: the threshold would reject too few out-of-scope queries to matter
+
+
+def budgets_up_to(max_false_rejection: float) -> tuple[float, ...]:
+    """The pooled budgets tried, loosest first: `max_false_rejection`, then half a point lower
+    each time down to BUDGET_FLOOR."""
+    budgets, budget = [], max_false_rejection
+    while budget >= BUDGET_FLOOR - 1e-9:
+        budgets.append(round(budget, 4))
+        budget -= BUDGET_STEP
+    return tuple(budgets) or (max_false_rejection,)
+
+
+def threshold_for(positive_probabilities: np.ndarray, max_false_rejection: float) -> float:
+    """The highest probability that rejects at most `max_false_rejection` of the answerable queries."""
+    if not len(positive_probabilities):
+        return 0.5
+    positives = np.sort(positive_probabilities)
+    return float(max(1e-6, positives[int(max_false_rejection * len(positives))] - 1e-9))
+
+
+def probabilities(model: ConfidenceModel, rows: np.ndarray) -> np.ndarray:
+    return np.array([model.probability_of(v) for v in rows], dtype=float)
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, C: float, max_false_rejection: float, label: str,
@@ -42,18 +65,17 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, C: float, max_false_rejection: fl
     weights[mask] = clf.coef_[0] / std
     bias = float(clf.intercept_[0] - (clf.coef_[0] * mean / std).sum())
     model = ConfidenceModel(list(map(float, weights)), bias, 0.5, label)
-    positives = sorted(model.probability_of(v) for v, t in zip(x, y, strict=True) if t == 1)
-    allowed = int(max_false_rejection * len(positives))
-    model.threshold = float(max(1e-6, positives[allowed] - 1e-9)) if positives else 0.5
+    model.threshold = threshold_for(probabilities(model, x[y == 1]), max_false_rejection)
     return model
 
 
 @dataclass(frozen=True)
 class HeldOut:
-    """Leave-one-style-out result of one design (regularisation + features)."""
+    """Leave-one-style-out result of one design (regularisation + features + pooled budget)."""
 
     C: float
     used: tuple[bool, ...]
+    budget: float  # the pooled false-rejection budget each fold's threshold was set at
     negatives_rejected: float  # over all held-out out-of-scope queries
     false_rejection: float  # over all held-out answerable queries
     worst_style: str
@@ -64,48 +86,59 @@ class HeldOut:
         return [name for name, keep in zip(FEATURES, self.used, strict=True) if not keep]
 
     def acceptable(self) -> bool:
-        return self.worst_style_false_rejection <= MAX_STYLE_FALSE_REJECTION * 2 and self.false_rejection <= MAX_STYLE_FALSE_REJECTION
+        return (self.worst_style_false_rejection <= MAX_STYLE_FALSE_REJECTION * 2
+                and self.false_rejection <= MAX_HELD_OUT_FALSE_REJECTION + 1e-9)
 
     def describe(self) -> str:
         dropped = f", without {', '.join(self.dropped)}" if self.dropped else ""
-        return (f"C={self.C}{dropped}: held out by style {self.negatives_rejected:.0%} out-of-scope rejected, "
-                f"{self.false_rejection:.1%} answerable rejected (worst style {self.worst_style} "
-                f"{self.worst_style_false_rejection:.0%})")
+        return (f"C={self.C}{dropped}, pooled budget {self.budget:.1%}: held out by style "
+                f"{self.negatives_rejected:.0%} out-of-scope rejected, {self.false_rejection:.1%} answerable "
+                f"rejected (worst style {self.worst_style} {self.worst_style_false_rejection:.0%})")
 
 
-def leave_one_style_out(x: np.ndarray, y: np.ndarray, styles: Sequence[str], C: float, max_false_rejection: float,
-                        used: Sequence[bool]) -> HeldOut:
+def leave_one_style_out(x: np.ndarray, y: np.ndarray, styles: Sequence[str], C: float, budgets: Sequence[float],
+                        used: Sequence[bool]) -> list[HeldOut]:
+    """One result per budget: each fold is fitted once, and only its threshold depends on the budget."""
     styles_arr = np.asarray(styles)
-    rejected_negative = rejected_positive = 0
-    worst, worst_rate = "", 0.0
+    rejected_negative = np.zeros(len(budgets), dtype=int)
+    rejected_positive = np.zeros(len(budgets), dtype=int)
+    worst: list[tuple[float, str]] = [(0.0, "")] * len(budgets)
     for style in sorted(set(styles)):
         test = styles_arr == style
         train = ~test
         if len(set(y[train])) < 2:
             continue
-        model = fit_logistic(x[train], y[train], C, max_false_rejection, "", used)
-        rejected = np.array([model.probability_of(v) < model.threshold for v in x[test]])
-        truth = y[test]
-        rejected_negative += int((rejected & (truth == 0)).sum())
-        style_positive = int((rejected & (truth == 1)).sum())
-        rejected_positive += style_positive
-        if (truth == 1).sum() >= 10 and style_positive / (truth == 1).sum() > worst_rate:
-            worst, worst_rate = style, style_positive / float((truth == 1).sum())
-    return HeldOut(C, tuple(bool(u) for u in used), rejected_negative / max(1, int((y == 0).sum())),
-                   rejected_positive / max(1, int((y == 1).sum())), worst, worst_rate)
+        model = fit_logistic(x[train], y[train], C, budgets[0], "", used)
+        train_positive = probabilities(model, x[train][y[train] == 1])
+        held_out, truth = probabilities(model, x[test]), y[test]
+        for b, budget in enumerate(budgets):
+            rejected = held_out < threshold_for(train_positive, budget)
+            rejected_negative[b] += int((rejected & (truth == 0)).sum())
+            style_positive = int((rejected & (truth == 1)).sum())
+            rejected_positive[b] += style_positive
+            if (truth == 1).sum() >= 10 and style_positive / (truth == 1).sum() > worst[b][0]:
+                worst[b] = (style_positive / float((truth == 1).sum()), style)
+    n_negative, n_positive = max(1, int((y == 0).sum())), max(1, int((y == 1).sum()))
+    return [HeldOut(C, tuple(bool(u) for u in used), budget, rejected_negative[b] / n_negative,
+                    rejected_positive[b] / n_positive, worst[b][1], worst[b][0]) for b, budget in enumerate(budgets)]
 
 
 def candidate_feature_sets(n: int) -> list[tuple[bool, ...]]:
     """All features, and all but one: enough to find a feature that only one style relies on."""
     full = tuple([True] * n)
-    return [full] + [tuple(j != i for j in range(n)) for i in range(n)]
+    return [full] + [tuple(j != i for j in range(n)) for i in range(n) if n > 1]
 
 
-def choose_design(x: np.ndarray, y: np.ndarray, styles: Sequence[str], max_false_rejection: float) -> tuple[HeldOut, list[HeldOut]]:
-    """The design that rejects most held-out out-of-scope queries while no held-out style loses
-    much (ties: fewer false rejections, stronger regularisation, more features)."""
-    results = [leave_one_style_out(x, y, styles, C, max_false_rejection, used)
-               for used in candidate_feature_sets(x.shape[1]) for C in REGULARISATION_GRID]
+def choose_design(x: np.ndarray, y: np.ndarray, styles: Sequence[str], budgets: Sequence[float]) -> tuple[HeldOut, list[HeldOut]]:
+    """The design (features, regularisation and pooled budget) that rejects most held-out
+    out-of-scope queries for the answerable ones it costs, each counted twice, among those that
+    keep held-out false rejections within the target (3%) and no held-out style far above it (ties:
+    fewer false rejections, stronger regularisation, more features). When none does, the best of all.
+
+    The budget is chosen like the rest: a tighter one is worth it when it costs fewer held-out
+    answerable queries than it gives up out-of-scope ones, and a looser one when the reverse."""
+    results = [held for used in candidate_feature_sets(x.shape[1]) for C in REGULARISATION_GRID
+               for held in leave_one_style_out(x, y, styles, C, budgets, used)]
     acceptable = [r for r in results if r.acceptable()] or results
 
     def key(r: HeldOut) -> tuple[float, float, float, float, int]:
@@ -116,15 +149,9 @@ def choose_design(x: np.ndarray, y: np.ndarray, styles: Sequence[str], max_false
 
 
 def fit_style_robust(x: np.ndarray, y: np.ndarray, styles: Sequence[str], max_false_rejection: float,
-                     label: str) -> tuple[ConfidenceModel, HeldOut, float]:
-    """The best design at the pooled budget `max_false_rejection`; when no design keeps every
-    held-out style within the guard, the pooled budget is tightened a step at a time (a pooled
-    threshold at 3% can leave an unseen style at 11%), down to BUDGET_FLOOR."""
-    budget = max_false_rejection
-    best, _ = choose_design(x, y, styles, budget)
-    while not best.acceptable() and budget - BUDGET_STEP >= BUDGET_FLOOR - 1e-9:
-        budget = round(budget - BUDGET_STEP, 4)
-        best, _ = choose_design(x, y, styles, budget)
-    note = f"; pooled budget {budget:.1%}" if budget != max_false_rejection else ""
-    model = fit_logistic(x, y, best.C, budget, f"{label}; {best.describe()}{note}", best.used)
-    return model, best, budget
+                     label: str) -> tuple[ConfidenceModel, HeldOut]:
+    """The best design over the pooled budgets from `max_false_rejection` down to BUDGET_FLOOR
+    (a pooled threshold at 3% can leave an unseen style at 11%), fitted on the whole pool."""
+    best, _ = choose_design(x, y, styles, budgets_up_to(max_false_rejection))
+    model = fit_logistic(x, y, best.C, best.budget, f"{label}; {best.describe()}", best.used)
+    return model, best

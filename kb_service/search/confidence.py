@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +23,7 @@ from kb_service.search.fusion import Candidate
 
 FEATURES = ("semantic_top", "semantic_margin", "word_coverage", "bigram_coverage", "known_ratio", "domain_terms",
             "agreement", "lexical_strength", "semantic_density", "question_match", "unknown_word", "unknown_share",
-            "not_covered")
+            "not_covered", "not_covered_words")
 
 DENSITY_NEIGHBOURS = 10
 SPECIFICITY_SCALE = 20.0  # -log P of a word jieba has never seen is about 18
@@ -31,16 +31,20 @@ MIN_CLAUSE_WORDS = 2  # a clause judged on its own needs this many words (one wo
 SPECIFIC_WORD = 12.0  # -log P from which a word is a term or a name (年检, 车船税), not everyday Chinese
 
 
-def unknown_share(query: AnalyzedQuery, known: Callable[[str], bool], specificity: Callable[[str], float]) -> float:
+def unknown_share(query: AnalyzedQuery, known: Callable[[str], bool], specificity: Callable[[str], float],
+                  among: Container[str] | None = None) -> float:
     """Share of the question's words that are specific and that the knowledge base never uses.
 
     Judged over the whole question, not its best-covered clause: in 「年检过期两个多月，追尾了还赔不赔」
     the clause 「还赔不赔」 is covered well and the condition that makes it out of scope (年检) is in
-    another clause. A share, not a count, so a long pasted message is not rejected for its length."""
+    another clause. A share, not a count, so a long pasted message is not rejected for its length.
+    `among`: count only these words (`not_covered_words`: the not-covered topics' names, so 年检 or
+    重疾险 count as a topic known to be missing, where an unknown 上个月 or 保险杠 says little)."""
     words = query.content_words
     if not words:
         return 0.0
-    return sum(1 for w in words if not known(w) and specificity(w) >= SPECIFIC_WORD) / len(words)
+    return sum(1 for w in words if (among is None or w in among) and not known(w)
+               and specificity(w) >= SPECIFIC_WORD) / len(words)
 
 
 def best_clause_coverage(query: AnalyzedQuery, haystack: str, known: Callable[[str], bool],
@@ -96,6 +100,9 @@ class ConfidenceFeatures:
     # query nearer a question the knowledge base is known not to answer than to the passage it
     # found is likely that question (content/not_covered.py).
     not_covered: float = 0.0
+    # Share of the question's specific words that the knowledge base never uses and that name a
+    # not-covered topic (unknown_share among the topics' words; 0 without a list).
+    not_covered_words: float = 0.0
 
     def vector(self) -> list[float]:
         return [getattr(self, name) for name in FEATURES]
@@ -113,10 +120,12 @@ def confidence_features(
     baseline_cosine: float | None = None,
     question_match: float = 0.0,
     not_covered_match: float = 0.0,
+    not_covered_words: Container[str] = frozenset(),
 ) -> ConfidenceFeatures:
     """`baseline_cosine`: the query's mean cosine to every passage (None in lexical mode);
     `question_match`: the closest 相似问's cosine (0 in lexical mode); `not_covered_match`: the
-    closest not-covered question's cosine (0 in lexical mode or without a list)."""
+    closest not-covered question's cosine (0 in lexical mode or without a list);
+    `not_covered_words`: the words of the not-covered topics' names."""
     if top is None or top_passage is None:
         return ConfidenceFeatures(*[0.0] * len(FEATURES))
     haystack = match_form(" ".join((top_passage.title, top_passage.heading, top_passage.text, *top_passage.aliases)))
@@ -135,14 +144,16 @@ def confidence_features(
     density = sum(near) / len(near) - baseline_cosine if near and baseline_cosine is not None else 0.0
     return ConfidenceFeatures(semantic_top, margin, word_cov, gram_cov, known_ratio, domain, agreement, strength, density,
                               question_match, unknown, unknown_share(query, known, specificity),
-                              not_covered_match - semantic_top if not_covered_match > 0 else 0.0)
+                              not_covered_match - semantic_top if not_covered_match > 0 else 0.0,
+                              unknown_share(query, known, specificity, not_covered_words))
 
 
 @dataclass
 class ConfidenceModel:
     """Logistic model over ConfidenceFeatures, fitted on labelled queries (`kb calibrate`)."""
 
-    weights: list[float] = field(default_factory=lambda: [4.0, 10.0, 2.0, 2.0, 2.0, 1.0, 1.0, 1.0, 20.0, 0.0, -2.0, -2.0, -20.0])
+    weights: list[float] = field(default_factory=lambda: [4.0, 10.0, 2.0, 2.0, 2.0, 1.0, 1.0, 1.0, 20.0, 0.0, -2.0, -2.0, -20.0,
+                                                          -2.0])
     bias: float = -8.0
     threshold: float = 0.5
     fitted_on: str = "defaults"

@@ -148,7 +148,7 @@ class SearchEngine:
             cache = Path(self.settings.index_dir) / "cache" / f"embeddings-{key}.sqlite3"
             known = self._not_covered.searched  # an edit reads only the questions it adds
             self._not_covered = embed_not_covered(
-                path, lambda text: known.get(text) or self._searched_text(snap, text), self._embedder, cache)
+                path, lambda text: known.get(text) or self._read_as_query(snap, text), self._embedder, cache)
             return True
         except Exception:  # a search must not fail because of the list: keep the previous version
             log.exception("reading the not-covered list %s failed; the previous version stays in use", path)
@@ -157,11 +157,12 @@ class SearchEngine:
             self._not_covered_lock.release()
 
     @staticmethod
-    def _searched_text(snap: Snapshot, text: str) -> str:
-        """What the engine embeds for a query: its first question, analysed."""
+    def _read_as_query(snap: Snapshot, text: str) -> tuple[str, tuple[str, ...]]:
+        """What the engine embeds for a query (its first question, analysed) and its content words."""
         reading = read_query(text, max(len(text), 1))
         question = reading.questions[0] if reading.questions else text
-        return snap.analyzer.analyze(question).semantic_text
+        analyzed = snap.analyzer.analyze(question)
+        return analyzed.semantic_text, analyzed.content_words
 
     @property
     def embedder(self) -> Embedder:
@@ -298,7 +299,7 @@ class SearchEngine:
         features = confidence_features(
             analyzed, top, snap.passages[top.passage_id] if top else None, semantic, lexical,
             snap.article_of, lambda w: w in snap.vocabulary, specificity, baseline, matches.question_match,
-            not_covered,
+            not_covered, self._not_covered.words,
         )
         return Ranked(grouped, top, features, topic)
 

@@ -4,6 +4,14 @@ The questions are embedded the way a query is (the reading's first question, ana
 query and a listed question are compared like for like. Vectors come from the index's embedding
 cache when it has them: the list is re-read whenever its file changes (checked at most once a
 second by the engine), and an edit re-embeds only the questions it adds.
+
+The words of the topics' names are kept too. m3e puts every car-insurance question near every
+other (cosines of 0.8 and more), so a query about 年检 or 重疾险 often sits no nearer the listed
+question than its passage; its words say it plainly. A query word the articles never use is
+unknown either way; one that names a listed topic (年检预约, 重疾险等待期) is a topic known to be
+missing (confidence.py). The names, not the questions: questions written as customers type them
+carry everyday words (上个月, 保险杠, 4S店) that answerable questions use as much; and of the names'
+words, only those the list's own questions use mostly under that name (`topic_words`).
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from kb_service.index.embedding_cache import EmbeddingCache
 log = logging.getLogger(__name__)
 
 FileState = tuple[int, int] | None  # (mtime_ns, size) of the list's file; None when it is absent
+ReadQuestion = tuple[str, tuple[str, ...]]  # the text embedded for a question, and its content words
 
 
 def file_state(path: Path) -> FileState:
@@ -41,7 +50,8 @@ class NotCoveredIndex:
     questions: list[str] = field(default_factory=list)
     vectors: np.ndarray | None = None
     state: FileState = None
-    searched: dict[str, str] = field(default_factory=dict)  # question → the text embedded for it
+    searched: dict[str, ReadQuestion] = field(default_factory=dict)  # question → how it was read
+    words: frozenset[str] = frozenset()  # content words of the topics' names, as read
 
     def nearest(self, vector: np.ndarray) -> tuple[float, str | None]:
         """Cosine of the closest listed question and its topic; (0, None) for an empty list."""
@@ -52,19 +62,40 @@ class NotCoveredIndex:
         return float(scores[best]), self.topics[best]
 
 
-def embed_not_covered(path: Path, searched_text: Callable[[str], str], embedder: Embedder,
+def topic_words(pairs: list[tuple[str, str]], read: dict[str, ReadQuestion]) -> frozenset[str]:
+    """Words of the topics' names that say what is missing, not where it happened.
+
+    A word counts when at least half of the listed questions using it belong to topics named with
+    it: 年检 is used by the 年检 topics' questions, while 4S店 or 全责 (in 「4S店保管」, 「行人全责」) are
+    used by the questions of many other topics too, as the scene of a story, and answerable
+    questions tell such scenes as often."""
+    named: dict[str, set[str]] = {}
+    for topic in dict.fromkeys(topic for topic, _ in pairs):
+        for word in read[topic][1]:
+            named.setdefault(word, set()).add(topic)
+    in_own, in_any = dict.fromkeys(named, 0), dict.fromkeys(named, 0)
+    for topic, question in pairs:
+        for word in set(read[question][1]) & named.keys():
+            in_any[word] += 1
+            in_own[word] += topic in named[word]
+    return frozenset(word for word in named if 2 * in_own[word] >= in_any[word])
+
+
+def embed_not_covered(path: Path, read: Callable[[str], ReadQuestion], embedder: Embedder,
                       cache_path: Path | None) -> NotCoveredIndex:
     """Read the list and embed each question as the engine would embed it as a query.
 
-    `searched_text` maps a question to the text the engine embeds for it. A list with problems
-    keeps its valid topics (`kb check` reports the rest); a cache that cannot be opened is skipped."""
+    `read` maps a question (or a topic's name) to the text the engine embeds for it and its content
+    words. A list with
+    problems keeps its valid topics (`kb check` reports the rest); a cache that cannot be opened is
+    skipped."""
     state = file_state(path)
     listed = load_not_covered(path)
     pairs = listed.questions()
     if not pairs:
         return NotCoveredIndex(state=state)
-    searched = {question: searched_text(question) for _, question in pairs}
-    texts = [searched[question] for _, question in pairs]
+    searched = {text: read(text) for text in dict.fromkeys(text for pair in pairs for text in pair)}
+    texts = [searched[question][0] for _, question in pairs]
     vectors = None
     if cache_path is not None:
         try:
@@ -77,5 +108,6 @@ def embed_not_covered(path: Path, searched_text: Callable[[str], str], embedder:
             log.warning("embedding cache %s unusable; embedding the not-covered list directly", cache_path)
     if vectors is None:
         vectors = embedder.encode(texts)
+    words = topic_words(pairs, searched)
     return NotCoveredIndex([t for t, _ in pairs], [q for _, q in pairs], np.asarray(vectors, dtype=np.float32), state,
-                           searched)
+                           searched, words)

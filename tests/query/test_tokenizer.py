@@ -92,6 +92,23 @@ def test_words_typed_as_pinyin_become_the_articles_words() -> None:
     assert corrector.spelled_words("理赔") == []
 
 
+def test_domain_terms_typed_by_their_initials_become_the_terms() -> None:
+    from kb_service.query.spelling import sound_table
+
+    articles = {"交强险": 40, "三者险": 30, "商业险": 20, "理赔": 50}
+    lexicon = {"交强险": 1, "三者险": 1, "三责险": 1, "商业险": 1, "车损险": 1, "附加险": 1, "附加项": 1}
+    corrector = HomophoneCorrector.merged([sound_table(articles), sound_table(lexicon)], [articles, lexicon],
+                                          spelling_tables=[sound_table(articles)], fuzzy_words=lexicon)
+    assert corrector.spelled_words("jqx跟syx啥区别") == [("jqx", "交强险"), ("syx", "商业险")]
+    assert corrector.spelled_words("szx赔多少") == [("szx", "三者险")]  # shared initials: the articles' term
+    assert corrector.spelled_words("csx") == [("csx", "车损险")]  # a lexicon term the articles lack still counts
+    assert corrector.spelled_words("fjx") == []  # 附加险 or 附加项: neither is the articles' word, so no guess
+    # Acronyms with a vowel, two letters, and consonant runs that spell no term stay as typed.
+    assert corrector.spelled_words("kpi vip app it qc sms crm ppt") == []
+    # Only the lexicon's terms are read from initials, never any article word.
+    assert HomophoneCorrector.build(Counter(articles)).spelled_words("jqx") == []
+
+
 def test_an_unreadable_run_of_letters_costs_one_pass_not_every_segmentation() -> None:
     from kb_service.query.spelling import pinyin_syllables, syllable_splits
 

@@ -34,7 +34,7 @@ def test_a_fact_group_that_cannot_match_its_evidence_is_reported() -> None:
 
 
 @pytest.mark.skipif(not COURSEWARE.exists(), reason="../shared/seed/courseware.txt is not beside the project")
-@pytest.mark.parametrize("half", ["selection", "report"])
+@pytest.mark.parametrize("half", ["selection", "report", "selection-2"])
 def test_the_bundled_blind_halves_pass_the_check(half: str) -> None:
     import json
 

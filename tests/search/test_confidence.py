@@ -10,7 +10,7 @@ from kb_service.query.tokenizer import QueryTerms
 from kb_service.search.confidence import FEATURES, confidence_features, unknown_share
 from kb_service.search.fusion import Candidate
 
-SPECIFICITY = {"年检": 14.4, "过期": 12.7, "昨天": 9.5, "追尾": 15.4, "不赔": 10.3}
+SPECIFICITY = {"年检": 14.4, "过期": 12.7, "昨天": 9.5, "追尾": 15.4, "不赔": 10.3, "保险杠": 14.0}
 
 
 def question(*words: str) -> AnalyzedQuery:
@@ -38,3 +38,14 @@ def test_unknown_share_sees_the_clause_the_best_covered_clause_hides() -> None:
     assert features.unknown_word == 0.0
     assert features.unknown_share == pytest.approx(1 / 4)
     assert len(features.vector()) == len(FEATURES)
+
+
+def test_unknown_share_among_the_not_covered_topics_words_counts_only_those() -> None:
+    known = {"过期", "追尾", "不赔"}.__contains__
+    listed = {"年检", "昨天", "追尾"}  # topic words; 昨天 is everyday Chinese, 追尾 a word the articles use
+    words = question("年检", "保险杠", "昨天", "追尾", "不赔")
+    # 保险杠 is specific and unknown but not listed: unknown, not known to be missing.
+    assert unknown_share(words, known, SPECIFICITY.__getitem__) == pytest.approx(2 / 5)
+    assert unknown_share(words, known, SPECIFICITY.__getitem__, listed) == pytest.approx(1 / 5)
+    assert unknown_share(words, known, SPECIFICITY.__getitem__, frozenset()) == 0.0  # no list
+    assert unknown_share(question(), known, SPECIFICITY.__getitem__, listed) == 0.0

@@ -28,15 +28,31 @@ def test_nearest_is_the_closest_question_and_its_topic() -> None:
     assert NotCoveredIndex().nearest(np.array([1.0, 0.0])) == (0.0, None)
 
 
+def _as_typed(question: str) -> tuple[str, tuple[str, ...]]:
+    return question, tuple(question.split())
+
+
+def test_a_name_word_that_other_topics_questions_use_as_a_scene_does_not_count() -> None:
+    from kb_service.search.not_covered import topic_words
+
+    pairs = [("年检 预约", "年检 预约 去哪"), ("年检 预约", "年检 要 预约 吗"), ("4S店 保管", "4S店 保管 丢了 东西"),
+             ("车船税", "4S店 代缴 车船税"), ("代步车", "4S店 修车 代步车"), ("停车", "4S店 停车 收费")]
+    read = {text: _as_typed(text) for pair in pairs for text in pair}
+    # 4S店 names one topic, but three of its four questions belong to other topics: a scene there.
+    assert topic_words(pairs, read) == {"年检", "预约", "保管", "车船税", "代步车", "停车"}
+
+
 def test_an_edit_embeds_only_the_questions_it_adds(tmp_path: Path) -> None:
     embedder = CountingEmbedder(load_embedder("use-multilingual", "", tmp_path / "models", 1))
     path, cache = tmp_path / "not-covered.yaml", tmp_path / "cache.sqlite3"
     path.write_text(LISTED, encoding="utf-8")
-    first = embed_not_covered(path, str, embedder, cache)
+    first = embed_not_covered(path, _as_typed, embedder, cache)
     assert first.topics == ["退保", "退保"] and first.vectors is not None and first.vectors.shape == (2, embedder.dim)
     path.write_text(LISTED + "年检: [年检周期是几年]\n", encoding="utf-8")
-    second = embed_not_covered(path, str, embedder, cache)
+    second = embed_not_covered(path, _as_typed, embedder, cache)
     assert sorted(embedder.texts) == sorted([*first.questions, "年检周期是几年"]) and second.topics[-1] == "年检"
+    assert second.words == {"退保", "年检"} and first.words == {"退保"}  # the topics' names, as read
+    assert "年检" not in embedder.texts  # names are read for their words, never embedded
     assert np.array_equal(second.vectors[:2], first.vectors)  # type: ignore[index]
 
 
@@ -70,5 +86,10 @@ def test_an_edit_to_the_list_goes_live_without_a_rebuild(corpus_dir: Path, corpu
     (corpus_dir / "not-covered.yaml").write_text("年检: [年检周期是几年, 车辆多久年检一次]\n", encoding="utf-8")
     after = engine.search("年检周期是几年")
     assert after.features.not_covered > 0 and not after.confident  # type: ignore[attr-defined]
+    # 年检 names a listed topic and no article uses it; 三者险 is an article's word.
+    assert after.features.not_covered_words > 0  # type: ignore[attr-defined]
+    assert engine.search("三者险年检").features.not_covered_words > 0  # type: ignore[attr-defined]
+    assert engine.search("三者险赔什么").features.not_covered_words == 0.0  # type: ignore[attr-defined]
     (corpus_dir / "not-covered.yaml").unlink()
-    assert engine.search("年检周期是几年").features.not_covered == 0.0  # type: ignore[attr-defined]
+    gone = engine.search("年检周期是几年").features
+    assert gone.not_covered == 0.0 and gone.not_covered_words == 0.0  # type: ignore[attr-defined]
