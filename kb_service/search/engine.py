@@ -61,7 +61,7 @@ class Ranked:
     grouped: list[Candidate]
     top: Candidate | None
     features: ConfidenceFeatures
-    not_covered_topic: str | None = None  # the closest not-covered question's topic
+    not_covered_topic: str | None = None  # the not-covered topic to name (NotCoveredIndex.nearest)
 
 
 class SearchEngine:
@@ -262,7 +262,9 @@ class SearchEngine:
                     snap.article_of(best.passage_id) != snap.article_of(ranked.top.passage_id):
                 confident, outside = False, snap.passages[best.passage_id].category
         hits = [self._hit(snap, c, analyzed) for c in ranked.grouped]
-        not_covered = ranked.not_covered_topic if not confident and ranked.features.not_covered > 0 else None
+        features = ranked.features
+        near = features.not_covered > 0 or features.not_covered_words > 0
+        not_covered = ranked.not_covered_topic if not confident and near else None
         return QuestionAnswer(question, hits, confident, probability, ranked.features, outside, analyzed.spelled_as,
                               not_covered)
 
@@ -295,7 +297,8 @@ class SearchEngine:
                 self.settings.passage_coverage_weight,
             )
         top: Candidate | None = grouped[0] if grouped else None
-        not_covered, topic = self._not_covered.nearest(vector) if vector is not None else (0.0, None)
+        not_covered, topic = (self._not_covered.nearest(vector, analyzed.content_words) if vector is not None
+                              else (0.0, None))
         features = confidence_features(
             analyzed, top, snap.passages[top.passage_id] if top else None, semantic, lexical,
             snap.article_of, lambda w: w in snap.vocabulary, specificity, baseline, matches.question_match,

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,15 +50,25 @@ class NotCoveredIndex:
     questions: list[str] = field(default_factory=list)
     vectors: np.ndarray | None = None
     state: FileState = None
-    searched: dict[str, ReadQuestion] = field(default_factory=dict)  # question → how it was read
-    words: frozenset[str] = frozenset()  # content words of the topics' names, as read
+    searched: dict[str, ReadQuestion] = field(default_factory=dict)  # question or topic name → how it was read
+    words: frozenset[str] = frozenset()  # the topics' names' words that count (topic_words)
+    named: dict[str, frozenset[str]] = field(default_factory=dict)  # topic → its counted words
 
-    def nearest(self, vector: np.ndarray) -> tuple[float, str | None]:
-        """Cosine of the closest listed question and its topic; (0, None) for an empty list."""
+    def nearest(self, vector: np.ndarray, words: Collection[str] = ()) -> tuple[float, str | None]:
+        """Cosine of the closest listed question, and the topic to name; (0, None) for an empty list.
+
+        The topic is the closest question's, unless the query holds a word that names topics
+        (`words`: its content words): then the closest of those topics' questions. 「年检要带哪些证件」
+        sits nearest 驾照换证 by cosine, and belongs under a 年检 topic."""
         if self.vectors is None or not len(self.questions):
             return 0.0, None
         scores = self.vectors @ vector
         best = int(np.argmax(scores))
+        wanted = self.words.intersection(words)
+        if wanted:
+            rows = [row for row, topic in enumerate(self.topics) if self.named.get(topic, frozenset()) & wanted]
+            if rows:
+                return float(scores[best]), self.topics[max(rows, key=lambda row: scores[row])]
         return float(scores[best]), self.topics[best]
 
 
@@ -86,9 +96,8 @@ def embed_not_covered(path: Path, read: Callable[[str], ReadQuestion], embedder:
     """Read the list and embed each question as the engine would embed it as a query.
 
     `read` maps a question (or a topic's name) to the text the engine embeds for it and its content
-    words. A list with
-    problems keeps its valid topics (`kb check` reports the rest); a cache that cannot be opened is
-    skipped."""
+    words. A list with problems keeps its valid topics (`kb check` reports the rest); a cache that
+    cannot be opened is skipped."""
     state = file_state(path)
     listed = load_not_covered(path)
     pairs = listed.questions()
@@ -109,5 +118,6 @@ def embed_not_covered(path: Path, read: Callable[[str], ReadQuestion], embedder:
     if vectors is None:
         vectors = embedder.encode(texts)
     words = topic_words(pairs, searched)
+    named = {topic: words.intersection(searched[topic][1]) for topic, _ in pairs}
     return NotCoveredIndex([t for t, _ in pairs], [q for _, q in pairs], np.asarray(vectors, dtype=np.float32), state,
-                           searched, words)
+                           searched, words, named)

@@ -43,7 +43,7 @@ class SearchOut(BaseModel):
     spelled_as: str | None = Field(None, description="the (first) question as searched, when typos in it were corrected "
                                    "(理陪 → 理赔); search again with as_typed=1 to search the words as typed")
     not_covered: str | None = Field(None, description="not confident, and the (first) question is nearer this topic "
-                                    "of the not-covered list than to the passage found")
+                                    "of the not-covered list than to the passage found, or uses a word that names it")
     took_ms: float
 
 
