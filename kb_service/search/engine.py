@@ -265,7 +265,7 @@ class SearchEngine:
         features = ranked.features
         near = features.not_covered > 0 or features.not_covered_words > 0
         not_covered = ranked.not_covered_topic if not confident and near else None
-        return QuestionAnswer(question, hits, confident, probability, ranked.features, outside, analyzed.spelled_as,
+        return QuestionAnswer(question, hits, confident, probability, features, outside, analyzed.spelled_as,
                               not_covered)
 
     def _rank(self, snap: Snapshot, analyzed: AnalyzedQuery, vector: np.ndarray | None, k: int,

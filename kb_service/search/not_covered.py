@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, KeysView
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,8 +51,13 @@ class NotCoveredIndex:
     vectors: np.ndarray | None = None
     state: FileState = None
     searched: dict[str, ReadQuestion] = field(default_factory=dict)  # question or topic name → how it was read
-    words: frozenset[str] = frozenset()  # the topics' names' words that count (topic_words)
-    named: dict[str, frozenset[str]] = field(default_factory=dict)  # topic → its counted words
+    # Each word of the topics' names that counts (topic_words) → the rows whose topic it names.
+    rows_naming: dict[str, tuple[int, ...]] = field(default_factory=dict)
+
+    @property
+    def words(self) -> KeysView[str]:
+        """The topics' names' words that count (the feature `not_covered_words` reads them)."""
+        return self.rows_naming.keys()
 
     def nearest(self, vector: np.ndarray, words: Collection[str] = ()) -> tuple[float, str | None]:
         """Cosine of the closest listed question, and the topic to name; (0, None) for an empty list.
@@ -64,12 +69,9 @@ class NotCoveredIndex:
             return 0.0, None
         scores = self.vectors @ vector
         best = int(np.argmax(scores))
-        wanted = self.words.intersection(words)
-        if wanted:
-            rows = [row for row, topic in enumerate(self.topics) if self.named.get(topic, frozenset()) & wanted]
-            if rows:
-                return float(scores[best]), self.topics[max(rows, key=lambda row: scores[row])]
-        return float(scores[best]), self.topics[best]
+        rows = {row for word in words for row in self.rows_naming.get(word, ())}
+        named = max(rows, key=lambda row: scores[row]) if rows else best
+        return float(scores[best]), self.topics[named]
 
 
 def topic_words(pairs: list[tuple[str, str]], read: dict[str, ReadQuestion]) -> frozenset[str]:
@@ -118,6 +120,9 @@ def embed_not_covered(path: Path, read: Callable[[str], ReadQuestion], embedder:
     if vectors is None:
         vectors = embedder.encode(texts)
     words = topic_words(pairs, searched)
-    named = {topic: words.intersection(searched[topic][1]) for topic, _ in pairs}
+    rows_naming: dict[str, list[int]] = {}
+    for row, (topic, _) in enumerate(pairs):
+        for word in words.intersection(searched[topic][1]):
+            rows_naming.setdefault(word, []).append(row)
     return NotCoveredIndex([t for t, _ in pairs], [q for _, q in pairs], np.asarray(vectors, dtype=np.float32), state,
-                           searched, words, named)
+                           searched, {word: tuple(rows) for word, rows in rows_naming.items()})

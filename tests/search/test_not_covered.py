@@ -31,9 +31,7 @@ def test_nearest_is_the_closest_question_and_its_topic() -> None:
 def test_a_word_that_names_topics_picks_the_topic_to_name_among_them() -> None:
     index = NotCoveredIndex(["驾照换证", "年检预约", "年检周期"], ["驾照换证带什么", "年检怎么预约", "年检几年一次"],
                             np.array([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]], dtype=np.float32),
-                            words=frozenset({"年检", "驾照"}),
-                            named={"驾照换证": frozenset({"驾照"}), "年检预约": frozenset({"年检"}),
-                                   "年检周期": frozenset({"年检"})})
+                            rows_naming={"驾照": (0,), "年检": (1, 2)})
     query = np.array([0.96, 0.28], dtype=np.float32)  # nearest 驾照换证 by cosine
     assert index.nearest(query) == (pytest.approx(0.96), "驾照换证")
     # The query says 年检: the closest 年检 topic is named; the cosine stays the closest question's.
