@@ -75,7 +75,7 @@ class Settings(BaseSettings):
         0.5, description="within a result's article, how much query coverage counts when picking the passage shown"
     )
     chat_signals: bool = Field(
-        True, description="show second the section whose chat signal (front matter `signals`) a message contains"
+        True, description="show the section whose chat signal (front matter `signals`) a message contains: first in a pasted message, second after a typed query"
     )
     confidence_path: Path = Field(
         PROJECT_ROOT / "kb_service" / "resources" / "confidence.json",

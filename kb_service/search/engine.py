@@ -31,7 +31,13 @@ from kb_service.search.fusion import (
 )
 from kb_service.search.not_covered import NotCoveredIndex, embed_not_covered, file_state
 from kb_service.search.passages import best_passages, coverage_scorer, highlight_terms
-from kb_service.search.situations import Signalled, insert_signalled, passes_filter, signalled_section
+from kb_service.search.situations import (
+    Signalled,
+    insert_signalled,
+    passes_filter,
+    signal_rank,
+    signalled_section,
+)
 from kb_service.search.snapshot import (
     WARM_UP_QUERY,
     IndexNotBuiltError,
@@ -234,7 +240,7 @@ class SearchEngine:
         hits = merge_hits(answers, k)
         signalled = signalled_section(snap.signals, reading.cleaned) if self.settings.chat_signals else None
         if signalled is not None and passes_filter(snap.passages[signalled.passage_id], category, tags):
-            hits = insert_signalled(hits, self._signal_hit(snap, signalled), k)
+            hits = insert_signalled(hits, self._signal_hit(snap, signalled), k, signal_rank(text))
         response = SearchResponse(query=text, confident=first.confident, hits=hits,
                                   confidence=first.confidence, reading=reading,
                                   questions=answers if len(answers) > 1 else [], outside_filter=first.outside_filter,

@@ -49,8 +49,9 @@ def explain(engine: SearchEngine, query: str, k: int = 5, mode: str = "hybrid") 
     """(how the query was read, one explanation per question searched)."""
     response = engine.search(query, k=k, mode=mode, truncate=len(query.strip()) > engine.settings.max_query_chars)
     reading = response.reading.to_dict()  # type: ignore[union-attr]
-    signalled = next((h for h in response.hits if h.signal), None)
-    reading["signalled"] = f"{signalled.article_id} › {signalled.heading} (「{signalled.signal}」)" if signalled else None
+    shown = next(((rank, h) for rank, h in enumerate(response.hits, start=1) if h.signal), None)
+    reading["signalled"] = (f"#{shown[0]} {shown[1].article_id} › {shown[1].heading} (「{shown[1].signal}」)"
+                            if shown else None)
     snap = engine._snapshot  # noqa: SLF001 - an explanation reads the same snapshot the search used
     model = engine.confidence[mode]
     explained = []
@@ -85,7 +86,7 @@ def render(reading: dict, questions: list[QuestionExplanation], bias: float) -> 
              + (" (traditional → simplified)" if reading["converted"] else "")
              + (f"; removed {', '.join(reading['personal_data'])}" if reading["personal_data"] else "")]
     if reading.get("signalled"):
-        lines.append(f"chat signal, shown second: {reading['signalled']}")
+        lines.append(f"chat signal, shown at {reading['signalled']}")
     for q in questions:
         lines.append(f"\n「{q.question}」 analysed as 「{q.corrected}」" + (f" + {', '.join(q.additions)}" if q.additions else ""))
         for h in q.hits:

@@ -6,9 +6,11 @@ offered (a red line); 「再不赔我就找电视台」 asks when the money come
 The question is what gets searched and judged, so the story's words reach the ranking only weakly.
 
 Editors list such words per section (`signals:` in an article's front matter). When a message says
-one of them, that section is shown second (unless the question's own answer is that article),
-marked with the words that brought it: the agent sees the answer to what was asked first and what
-the situation calls for next. Plain functions over the snapshot's passages; the engine applies them.
+one of them, that section is shown (unless the question's own answer is that article), marked with
+the words that brought it. In a pasted chat message it comes first: the customer's question there is
+mostly pretext (「钱到账了，给你发个红包」), and the gift or the threat is what the agent must act on
+before replying. After a short query the agent typed, what was asked comes first and the signalled
+section second. Plain functions over the snapshot's passages; the engine applies them.
 """
 
 from __future__ import annotations
@@ -19,7 +21,11 @@ from dataclasses import dataclass
 from kb_service.content.lexicon import match_form
 from kb_service.models import Hit, Passage
 
-SIGNAL_RANK = 2  # after the question's own best answer: what was asked comes first
+SIGNAL_RANK = 2  # after a typed query's own best answer: what was asked comes first
+PASTED_SIGNAL_RANK = 1  # in a pasted message: what the situation calls for comes first
+# A query this long was pasted from the chat, not typed (the issue's pasted messages run 60-800
+# characters; agents' own queries, questions relayed in one line included, stay well under it).
+PASTED_MESSAGE_CHARS = 60
 
 
 @dataclass(frozen=True)
@@ -61,10 +67,15 @@ def passes_filter(passage: Passage, category: str | None, tags: Sequence[str] | 
     return (not category or passage.category == category) and all(tag in passage.tags for tag in tags or ())
 
 
-def insert_signalled(hits: list[Hit], signalled: Hit, k: int) -> list[Hit]:
-    """The signalled section at SIGNAL_RANK, its article's other hit removed; unchanged when the
+def signal_rank(message: str) -> int:
+    """Where the signalled section goes: first in a pasted chat message, second after a typed query."""
+    return PASTED_SIGNAL_RANK if len(message) >= PASTED_MESSAGE_CHARS else SIGNAL_RANK
+
+
+def insert_signalled(hits: list[Hit], signalled: Hit, k: int, rank: int = SIGNAL_RANK) -> list[Hit]:
+    """The signalled section at `rank`, its article's other hit removed; unchanged when the
     question's best answer is that article already."""
     if hits and hits[0].article_id == signalled.article_id:
         return hits
     rest = [hit for hit in hits if hit.article_id != signalled.article_id]
-    return (rest[: SIGNAL_RANK - 1] + [signalled] + rest[SIGNAL_RANK - 1 :])[:k]
+    return (rest[: rank - 1] + [signalled] + rest[rank - 1 :])[:k]

@@ -138,10 +138,10 @@ def test_a_pasted_message_finds_what_it_tells_without_asking(corpus_dir, corpus_
     assert "gifts" in lexical_with_story and "gifts" not in lexical_asked_only
 
 
-def test_a_chat_signal_the_message_does_not_ask_about_brings_its_section_second(corpus_dir, corpus_settings: Settings) -> None:  # type: ignore[no-untyped-def]
-    """The editors' chat signal (红包) in a message that asks something else puts the red-line section
-    right after the question's answer, marked with the words that brought it; asked outright, the
-    section is simply found first, unmarked."""
+def test_a_chat_signal_brings_its_section_first_in_a_pasted_message_and_second_after_a_typed_query(corpus_dir, corpus_settings: Settings) -> None:  # type: ignore[no-untyped-def]
+    """The editors' chat signal (红包) in a pasted message that asks something else puts the red-line
+    section first, marked with the words that brought it; in a short query the agent typed it comes
+    right after the question's answer; asked outright, the section is simply found first, unmarked."""
     write_article(corpus_dir, "gifts", "客户送礼怎么办", {
         "客户发红包": "客户表示感谢想送礼品时，客服一律不能收受，礼貌婉拒并说明公司规定。",
     }, category="compliance", signals={"客户发红包": ["红包", "送礼"]})
@@ -150,11 +150,13 @@ def test_a_chat_signal_the_message_does_not_ask_about_brings_its_section_second(
     message = ("妹子谢谢你啊这几天帮我跑前跑后的，三者险赔什么？到了我给你发个小红包，就当请你喝奶茶，你加我微信吧，"
                "以后我朋友买车险都找你，放心不会有人知道的，我这人最讲义气了")
     response = engine.search(message)
-    assert [h.article_id for h in response.hits[:2]] == ["third-party", "gifts"]
-    assert response.hits[1].signal == "红包" and response.hits[1].to_dict()["signal"] == "红包"
-    assert response.hits[0].signal is None
+    assert [h.article_id for h in response.hits[:2]] == ["gifts", "third-party"]
+    assert response.hits[0].signal == "红包" and response.hits[0].to_dict()["signal"] == "红包"
+    assert response.hits[1].signal is None
+    typed = engine.search("三者险赔什么，客户说要发红包")
+    assert [h.article_id for h in typed.hits[:2]] == ["third-party", "gifts"] and typed.hits[1].signal == "红包"
     assert "gifts" not in [h.article_id for h in engine.search(message, category="coverage").hits]
     switched_off = SearchEngine.open(corpus_settings.model_copy(update={"chat_signals": False}))
-    assert [h.article_id for h in switched_off.search(message).hits[:2]] != ["third-party", "gifts"]
+    assert switched_off.search(message).hits[0].article_id == "third-party"
     asked = engine.search("客户要发红包给我能收吗")
     assert asked.hits[0].article_id == "gifts" and asked.hits[0].signal is None

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from kb_service.models import Hit, Passage
-from kb_service.search.situations import insert_signalled, passes_filter, signal_index, signalled_section
+from kb_service.search.situations import (
+    PASTED_MESSAGE_CHARS,
+    insert_signalled,
+    passes_filter,
+    signal_index,
+    signal_rank,
+    signalled_section,
+)
 
 
 def passage(pid: str, heading: str, signals: tuple[str, ...], category: str = "compliance") -> Passage:
@@ -35,6 +42,15 @@ def test_the_signalled_section_comes_second_and_only_once() -> None:
     assert [h.article_id for h in insert_signalled([hit("gifts"), hit("a")], gifts, 10)] == ["gifts", "a"]
     assert insert_signalled([hit("gifts"), hit("a")], gifts, 10)[0] is not gifts  # the question found it first
     assert [h.article_id for h in insert_signalled([], gifts, 10)] == ["gifts"]
+
+
+def test_in_a_pasted_message_the_signalled_section_comes_first() -> None:
+    gifts = hit("gifts")
+    assert [h.article_id for h in insert_signalled([hit("a"), hit("b"), hit("gifts")], gifts, 10, rank=1)] == ["gifts", "a", "b"]
+    assert [h.article_id for h in insert_signalled([hit("gifts"), hit("a")], gifts, 10, rank=1)] == ["gifts", "a"]
+    assert signal_rank("三者险赔什么？给你发个红包") == 2  # typed by the agent: what was asked leads
+    assert signal_rank("亲" * PASTED_MESSAGE_CHARS) == 1
+    assert signal_rank("亲" * (PASTED_MESSAGE_CHARS - 1)) == 2
 
 
 def test_a_filter_holds_for_signalled_sections_too() -> None:

@@ -462,13 +462,13 @@ def test_out_of_scope_errors_shortcuts_and_escaping(page, server) -> None:
     page.screenshot(path=str(ARTIFACTS / "panel-multi.png"))
 
     # A pasted message that asks one thing and threatens the media: the complaint section the
-    # editors signalled comes second, and its card says which words in the message brought it.
+    # editors signalled comes first, and its card says which words in the message brought it.
     with page.expect_response(lambda r: "/api/search" in r.url and r.status == 200) as told:
         search_box.fill("妹子谢谢你啊这几天帮我跑前跑后的，三者险保什么？你们要是再拖着不处理，我就去找电视台曝光，"
                         "我朋友圈里好几个做自媒体的，我这人说到做到，你们自己看着办吧")
-    assert [h["article_id"] for h in told.value.json()["hits"][:2]] == ["third-party-liability", "complaint-flow"]
+    assert [h["article_id"] for h in told.value.json()["hits"][:2]] == ["complaint-flow", "third-party-liability"]
     expect(page.locator(".signal-label")).to_have_count(1)
-    expect(page.locator("#hit-1 .signal-label")).to_contain_text("客户消息提到「电视台」")
+    expect(page.locator("#hit-0 .signal-label")).to_contain_text("客户消息提到「电视台」")
 
     # Ctrl+K focuses and selects the search box from elsewhere in the panel.
     page.locator("#category").focus()
