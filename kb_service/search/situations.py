@@ -73,9 +73,10 @@ def signal_rank(message: str) -> int:
 
 
 def insert_signalled(hits: list[Hit], signalled: Hit, k: int, rank: int = SIGNAL_RANK) -> list[Hit]:
-    """The signalled section at `rank`, its article's other hit removed; unchanged when the
-    question's best answer is that article already."""
+    """The signalled section at `rank`, its article's other hit removed. When the question's best
+    answer is that article already it keeps its place: after a typed query with the section the
+    question found, in a pasted message with the signalled section (the one the editors named)."""
     if hits and hits[0].article_id == signalled.article_id:
-        return hits
+        return [signalled, *hits[1:]] if rank == PASTED_SIGNAL_RANK else hits
     rest = [hit for hit in hits if hit.article_id != signalled.article_id]
     return (rest[: rank - 1] + [signalled] + rest[rank - 1 :])[:k]

@@ -47,7 +47,10 @@ def test_the_signalled_section_comes_second_and_only_once() -> None:
 def test_in_a_pasted_message_the_signalled_section_comes_first() -> None:
     gifts = hit("gifts")
     assert [h.article_id for h in insert_signalled([hit("a"), hit("b"), hit("gifts")], gifts, 10, rank=1)] == ["gifts", "a", "b"]
-    assert [h.article_id for h in insert_signalled([hit("gifts"), hit("a")], gifts, 10, rank=1)] == ["gifts", "a"]
+    found = hit("gifts")  # the question's own best answer: another section of the signalled article
+    pasted = insert_signalled([found, hit("a")], gifts, 10, rank=1)
+    assert pasted[0] is gifts and [h.article_id for h in pasted] == ["gifts", "a"]
+    assert insert_signalled([found, hit("a")], gifts, 10)[0] is found  # typed: the question's section stays
     assert signal_rank("三者险赔什么？给你发个红包") == 2  # typed by the agent: what was asked leads
     assert signal_rank("亲" * PASTED_MESSAGE_CHARS) == 1
     assert signal_rank("亲" * (PASTED_MESSAGE_CHARS - 1)) == 2
