@@ -55,6 +55,8 @@ def test_greetings_politeness_and_fillers_are_stripped() -> None:
 def test_everyday_words_that_contain_filler_characters_survive() -> None:
     assert strip_chatter("理赔金额怎么算") == "理赔金额怎么算"  # 额 in 金额 is no filler
     assert strip_chatter("亲属能代办吗") == "亲属能代办吗"  # 亲 in 亲属 is no greeting
+    assert strip_chatter("客户很急躁一直催") == "客户很急躁一直催"  # 很急 in 很急躁 is the customer's temper
+    assert strip_chatter("三者险赔多少，很急") == "三者险赔多少，"  # said of the agent's reply, it is urgency
 
 
 def test_a_long_message_splits_into_clauses() -> None:
