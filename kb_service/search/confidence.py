@@ -39,7 +39,7 @@ def unknown_share(query: AnalyzedQuery, known: Callable[[str], bool], specificit
     the clause 「还赔不赔」 is covered well and the condition that makes it out of scope (年检) is in
     another clause. A share, not a count, so a long pasted message is not rejected for its length.
     `among`: count only these words (`not_covered_words`: the not-covered topics' names, so 年检 or
-    重疾险 count as a topic known to be missing, where an unknown 上个月 or 保险杠 says little)."""
+    车船税 count as a topic known to be missing, where an unknown 上个月 or 保险杠 says little)."""
     words = query.content_words
     if not words:
         return 0.0

@@ -49,9 +49,8 @@ def explain(engine: SearchEngine, query: str, k: int = 5, mode: str = "hybrid") 
     """(how the query was read, one explanation per question searched)."""
     response = engine.search(query, k=k, mode=mode, truncate=len(query.strip()) > engine.settings.max_query_chars)
     reading = response.reading.to_dict()  # type: ignore[union-attr]
-    shown = next(((rank, h) for rank, h in enumerate(response.hits, start=1) if h.signal), None)
-    reading["signalled"] = (f"#{shown[0]} {shown[1].article_id} › {shown[1].heading} (「{shown[1].signal}」)"
-                            if shown else None)
+    rank, hit = next(((rank, h) for rank, h in enumerate(response.hits, start=1) if h.signal), (0, None))
+    reading["signalled"] = f"#{rank} {hit.article_id} › {hit.heading} (「{hit.signal}」)" if hit else None
     snap = engine._snapshot  # noqa: SLF001 - an explanation reads the same snapshot the search used
     model = engine.confidence[mode]
     explained = []

@@ -6,9 +6,9 @@ cache when it has them: the list is re-read whenever its file changes (checked a
 second by the engine), and an edit re-embeds only the questions it adds.
 
 The words of the topics' names are kept too. m3e puts every car-insurance question near every
-other (cosines of 0.8 and more), so a query about 年检 or 重疾险 often sits no nearer the listed
+other (cosines of 0.8 and more), so a query about 年检 or 车船税 often sits no nearer the listed
 question than its passage; its words say it plainly. A query word the articles never use is
-unknown either way; one that names a listed topic (年检预约, 重疾险等待期) is a topic known to be
+unknown either way; one that names a listed topic (年检预约, 车船税减免) is a topic known to be
 missing (confidence.py). The names, not the questions: questions written as customers type them
 carry everyday words (上个月, 保险杠, 4S店) that answerable questions use as much; and of the names'
 words, only those the list's own questions use mostly under that name (`topic_words`).

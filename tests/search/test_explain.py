@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 
+from conftest import write_article
 from typer.testing import CliRunner
 
 from kb_service.cli import app
@@ -28,6 +29,18 @@ def test_explanation_matches_the_search_and_its_confidence(corpus_settings: Sett
     assert question.confident == response.confident
     text = render(reading, questions, engine.confidence["hybrid"].bias)
     assert "theft-claim" in text and "question_match" in text and "13812345678" not in text
+
+
+def test_the_explanation_says_at_which_rank_a_chat_signal_put_its_section(corpus_dir, corpus_settings: Settings) -> None:  # type: ignore[no-untyped-def]
+    write_article(corpus_dir, "gifts", "客户送礼怎么办", {"客户发红包": "客户想送礼品时客服一律不能收受，礼貌婉拒。"},
+                  category="compliance", signals={"客户发红包": ["红包"]})
+    build_index(corpus_settings)
+    engine = SearchEngine.open(corpus_settings)
+    pasted, _ = explain(engine, "妹子谢谢你啊这几天帮我跑前跑后的，三者险赔什么？到了我给你发个小红包，就当请你喝奶茶，"
+                                "你加我微信吧，以后我朋友买车险都找你")
+    typed, _ = explain(engine, "三者险赔什么，客户说要发红包")
+    assert pasted["signalled"].startswith("#1 gifts") and typed["signalled"].startswith("#2 gifts")
+    assert "chat signal, shown at #1 gifts" in render(pasted, [], 0.0)
 
 
 def test_cli_json_and_a_bad_query(corpus_settings: Settings) -> None:
