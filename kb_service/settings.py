@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     hnsw_m: int = 32
     embedded_aliases: int = Field(6, description="how many of an article's aliases its first passage's embedding text carries")
     embedded_questions: bool = Field(True, description="embed each section's 相似问 (front matter `questions`) as extra vectors for its passages")
-    threads: int = Field(1, description="threads per query for torch/ONNX/FAISS")
+    threads: int = Field(1, description="threads per query for torch/ONNX and for FAISS (process-wide)")
 
     lexical_backend: Literal["sparse", "whoosh"] = Field(
         "sparse",

@@ -19,6 +19,7 @@ from kb_service.content.not_covered import not_covered_file
 from kb_service.index.embedding import Embedder, load_embedder, model_key
 from kb_service.index.integrity import IndexDamagedError  # noqa: F401  (re-exported: what a damaged index raises)
 from kb_service.index.store import current_generation
+from kb_service.index.vectors import limit_search_threads
 from kb_service.models import Article, Hit, Passage, QuestionAnswer, SearchResponse, merge_hits
 from kb_service.query.analysis import AnalyzedQuery, with_story_bigrams
 from kb_service.query.reading import read_query
@@ -88,6 +89,7 @@ class SearchEngine:
             raise IndexNotBuiltError(f"no index in {settings.index_dir}: run `kb index` first")
         snapshot = load_snapshot(generation, cls._lexicon(settings), backend=settings.lexical_backend,
                                  intended_word_count=settings.intended_word_count)
+        limit_search_threads(settings.threads)
         if embedder is None:
             embedder = load_embedder(settings.embedding_model, settings.embedding_runtime,
                                      Path(settings.index_dir) / "models", settings.threads)

@@ -160,3 +160,16 @@ def test_a_chat_signal_brings_its_section_first_in_a_pasted_message_and_second_a
     assert switched_off.search(message).hits[0].article_id == "third-party"
     asked = engine.search("客户要发红包给我能收吗")
     assert asked.hits[0].article_id == "gifts" and asked.hits[0].signal is None
+
+
+def test_opening_the_engine_sets_faiss_threads_from_the_settings(corpus_settings: Settings) -> None:
+    import faiss
+
+    build_index(corpus_settings)
+    before = faiss.omp_get_max_threads()
+    try:
+        faiss.omp_set_num_threads(2)
+        SearchEngine.open(corpus_settings.model_copy(update={"threads": 1})).close()
+        assert faiss.omp_get_max_threads() == 1
+    finally:
+        faiss.omp_set_num_threads(before)
