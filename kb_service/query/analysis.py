@@ -28,6 +28,9 @@ class AnalyzedQuery:
     content_words: tuple[str, ...]
     domain_terms: tuple[str, ...] = ()
     spelled_as: str | None = None  # the question with its typos corrected, when that changed it
+    # Typed words the analysis read as a knowledge-base word (a homophone typo, an abbreviation):
+    # understood, so the confidence model must not count them as words the articles never use.
+    read_as_known: tuple[str, ...] = ()
 
 
 class QueryAnalyzer:
@@ -65,12 +68,17 @@ class QueryAnalyzer:
         intended = self.intended_words(spans)
         # Stand-ins: the word a typo or an abbreviation means, for a typed word that matches nothing.
         stand_ins: list[str] = []
+        understood: list[str] = []
         if corrector is not None:
             for wrong, meant in corrector.corrections(corrected, intended=[(s, e) for _, s, e in intended]):
                 stand_ins.append(meant)
+                understood.append(wrong)
                 semantic_text = semantic_text.replace(wrong, meant)
         spelled_as = semantic_text if semantic_text != typed else None
-        stand_ins.extend(self.abbreviations_in(spans))
+        for short, term in self.abbreviations_in(spans):
+            understood.append(short)
+            if term not in stand_ins:
+                stand_ins.append(term)
         additions.extend(stand_ins)
         general = [(s, e) for word, s, e in intended if word not in self.domain_terms]
         for canonical in self.lexicon.expansions(" ".join([corrected, *additions]), enclosing=general):
@@ -96,7 +104,8 @@ class QueryAnalyzer:
         content = whole_words(typed_words)
         haystack = " ".join([corrected, *additions])
         domain = tuple(t for t in self.domain_terms if t in haystack)
-        return AnalyzedQuery(query, corrected, semantic_text, tuple(additions), terms, content, domain, spelled_as)
+        return AnalyzedQuery(query, corrected, semantic_text, tuple(additions), terms, content, domain, spelled_as,
+                             tuple(understood))
 
     @cached_property
     def _abbreviations(self) -> AbbreviationReader:
@@ -104,18 +113,18 @@ class QueryAnalyzer:
         known = self.corrector.vocabulary if self.corrector is not None else frozenset()
         return AbbreviationReader(self.domain_terms | known)
 
-    def abbreviations_in(self, spans: Sequence[tuple[str, int, int]]) -> list[str]:
-        """Long terms for the query's words that can only be abbreviations (个信 → 个人信息)."""
+    def abbreviations_in(self, spans: Sequence[tuple[str, int, int]]) -> list[tuple[str, str]]:
+        """(typed word, long term) for the query's words that can only be abbreviations (个信 → 个人信息)."""
         known = self.corrector.vocabulary if self.corrector is not None else frozenset()
-        found: list[str] = []
+        found: list[tuple[str, str]] = []
         for word, _, _ in spans:
             if len(word) < 2 or word in known or word in self.domain_terms:
                 continue
             if self.tokenizer.dictionary_count(word) >= self.intended_word_count:
                 continue
             term = self._abbreviations.expand(word)
-            if term and term not in found:
-                found.append(term)
+            if term and (word, term) not in found:
+                found.append((word, term))
         return found
 
     def intended_words(self, spans: Sequence[tuple[str, int, int]]) -> list[tuple[str, int, int]]:

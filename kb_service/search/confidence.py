@@ -31,6 +31,14 @@ MIN_CLAUSE_WORDS = 2  # a clause judged on its own needs this many words (one wo
 SPECIFIC_WORD = 12.0  # -log P from which a word is a term or a name (年检, 车船税), not everyday Chinese
 
 
+def understood_or(known: Callable[[str], bool], read_as_known: Container[str]) -> Callable[[str], bool]:
+    """`known`, and also true for a typed word the analysis read as a knowledge-base word: 人伤 is
+    an abbreviation of 人员伤亡 and 理陪 a typo of 理赔, neither a sign the question is out of scope."""
+    if not read_as_known:
+        return known
+    return lambda word: word in read_as_known or known(word)
+
+
 def unknown_share(query: AnalyzedQuery, known: Callable[[str], bool], specificity: Callable[[str], float],
                   among: Container[str] | None = None) -> float:
     """Share of the question's words that are specific and that the knowledge base never uses.
@@ -128,6 +136,7 @@ def confidence_features(
     `not_covered_words`: the words of the not-covered topics' names."""
     if top is None or top_passage is None:
         return ConfidenceFeatures(*[0.0] * len(FEATURES))
+    known = understood_or(known, query.read_as_known)
     haystack = match_form(" ".join((top_passage.title, top_passage.heading, top_passage.text, *top_passage.aliases)))
     word_cov, known_ratio, gram_cov, unknown = best_clause_coverage(query, haystack, known, specificity)
     top_article = article_of(top.passage_id)

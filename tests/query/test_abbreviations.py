@@ -33,3 +33,12 @@ def test_only_words_nobody_meant_literally_are_read_as_abbreviations() -> None:
     assert "群体投诉" in analyzer.analyze("群诉要启动啥预案").additions
     # 出事 is common Chinese, 投诉 is the articles' own word: neither is shorthand for something longer.
     assert analyzer.analyze("出事了要投诉").additions == ()
+
+
+def test_the_typed_abbreviation_is_recorded_as_understood() -> None:
+    """The confidence model must not count 个信 as a word the articles never use: it was read."""
+    tokenizer = DomainTokenizer(["个人信息", "投诉"])
+    corrector = HomophoneCorrector.build(Counter({"个人信息": 9, "投诉": 20}))
+    analyzer = QueryAnalyzer(tokenizer, load_lexicon(Path("/nonexistent")), corrector)
+    assert analyzer.analyze("泄露个信员工会受啥处分").read_as_known == ("个信",)
+    assert analyzer.analyze("投诉要多久").read_as_known == ()

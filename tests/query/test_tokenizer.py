@@ -145,6 +145,8 @@ def test_query_analyzer_guards_common_words_from_typo_correction() -> None:
     analyzer = QueryAnalyzer(tokenizer, load_lexicon(Path("/nonexistent")), corrector)
     assert analyzer.analyze("出事好几天了还能报吗").additions == ()  # 出事 is common Chinese
     assert analyzer.analyze("理陪多久").additions == ("理赔",)
+    assert analyzer.analyze("理陪多久").read_as_known == ("理陪",)  # understood, not an unknown word
+    assert analyzer.analyze("出事好几天了还能报吗").read_as_known == ()
     assert "盗抢险" in analyzer.analyze("到抢险为啥要等那么久").additions
     corrected = dict(analyzer.analyze("理培材料").terms.words)
     assert corrected["理赔"] == corrected["材料"] == 1.0  # a correction weighs what the typed word would have

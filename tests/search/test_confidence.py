@@ -49,3 +49,23 @@ def test_unknown_share_among_the_not_covered_topics_words_counts_only_those() ->
     assert unknown_share(words, known, SPECIFICITY.__getitem__, listed) == pytest.approx(1 / 5)
     assert unknown_share(words, known, SPECIFICITY.__getitem__, frozenset()) == 0.0  # no list
     assert unknown_share(question(), known, SPECIFICITY.__getitem__, listed) == 0.0
+
+
+def test_a_word_read_as_an_abbreviation_or_typo_is_not_unknown() -> None:
+    """「交强赔对方人伤吗」: 人伤 is not in the articles, but the analysis read it as 人员伤亡; it says
+    nothing about the question being out of scope, so neither unknown feature may count it."""
+    passage = Passage("a#0", "a", "交强险", "交强险赔什么", "交强险赔对方的人员伤亡", "coverage", (), (), 1, 1)
+    specificity = {"交强": 12.5, "对方": 9.1, "人伤": 17.9}.__getitem__
+    known = {"交强", "对方"}.__contains__
+
+    def features(read_as_known: tuple[str, ...]):  # type: ignore[no-untyped-def]
+        query = AnalyzedQuery("交强赔对方人伤吗", "交强赔对方人伤吗", "交强赔对方人伤吗", ("人员伤亡",),
+                              QueryTerms((("交强", 1.0), ("对方", 1.0), ("人伤", 1.0)), ()), ("交强", "对方", "人伤"),
+                              read_as_known=read_as_known)
+        return confidence_features(query, Candidate("a#0"), passage, [], [("a#0", 3.0)], lambda pid: pid.split("#")[0],
+                                   known, specificity, not_covered_words={"人伤"})
+
+    unread, read = features(()), features(("人伤",))
+    assert unread.unknown_share == pytest.approx(1 / 3) and unread.not_covered_words == pytest.approx(1 / 3)
+    assert read.unknown_share == 0.0 and read.not_covered_words == 0.0 and read.unknown_word == 0.0
+    assert read.known_ratio > unread.known_ratio
