@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from kb_service.cli.quality import SELECTION_SETS
+from kb_service.cli.quality import CONFIDENCE_POOL
 from kb_service.evaluation.runner import engine_for, load_dev_set, load_own_set, run_queries
 from kb_service.search.calibration import choose_design
 from kb_service.search.confidence import FEATURES
@@ -49,7 +49,7 @@ def main() -> None:
     parser.add_argument("--without", default="", help="comma-separated features to leave out of every design "
                         "(e.g. not_covered_words)")
     args = parser.parse_args()
-    pool = load_own_set(Path("eval/queries.jsonl")) + [q for p in SELECTION_SETS for q in load_dev_set(Path(p))]
+    pool = load_own_set(Path("eval/queries.jsonl")) + [q for p in CONFIDENCE_POOL for q in load_dev_set(Path(p))]
     budgets = [float(b) for b in args.budgets.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
         for spec in args.lists:
