@@ -68,7 +68,9 @@ class SentenceTransformerEmbedder:
         torch.set_num_threads(threads)
         self._model = SentenceTransformer(str(model_path), device="cpu")
         self.name = name or model_path.name
-        self.dim = int(self._model.get_sentence_embedding_dimension())
+        # sentence-transformers 6 renamed the method (the old name warns); older releases have only it.
+        dimension = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        self.dim = int(dimension())
 
     def encode(self, texts: list[str]) -> np.ndarray:
         vectors = self._model.encode(list(texts), batch_size=32, normalize_embeddings=True, show_progress_bar=False)
