@@ -1,0 +1,66 @@
+"""FAISS on one thread per query (what the engine sets from KB_THREADS) against every core, in one process.
+
+Alternates the two settings over the same engine and queries, so the machine's noise falls on both
+alike. Needs a corpus kept by the search benchmark:
+
+    python scripts/bench_search.py --passages 10000 --keep /tmp/kbbench
+    python scripts/bench_faiss_threads.py --corpus /tmp/kbbench/corpus-10000 [--rounds 3]
+
+Prints, per round and setting: the flat passage scan (ms per search) and the whole hybrid search's
+p50 over the own set's queries and over 500-character pasted messages.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+
+import faiss
+import numpy as np
+from bench_search import pasted_messages
+
+from kb_service.search.engine import SearchEngine
+from kb_service.settings import PROJECT_ROOT, Settings
+
+
+def median_ms(run, items: list, repeat: int = 1) -> float:  # type: ignore[no-untyped-def]
+    samples = []
+    for item in items:
+        start = time.perf_counter()
+        for _ in range(repeat):
+            run(item)
+        samples.append((time.perf_counter() - start) * 1000 / repeat)
+    return statistics.median(samples)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", type=Path, required=True, help="a folder kept by bench_search.py --keep")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    settings = Settings(articles_dir=args.corpus / "articles", index_dir=args.corpus / "indexes",
+                        lexicon_path=PROJECT_ROOT / "articles" / "lexicon.yaml")
+    engine = SearchEngine.open(settings)
+    lines = (PROJECT_ROOT / "eval" / "queries.jsonl").read_text(encoding="utf-8").splitlines()
+    queries = [json.loads(line)["query"] for line in lines if line.strip()]
+    pasted = pasted_messages(queries[:100])
+    largest = max(engine._snapshot.segments, key=lambda segment: segment.vectors.size)  # noqa: SLF001
+    vectors = engine.embedder.encode(queries[:50])
+    cores = os.cpu_count() or 1
+    for round_number in range(1, args.rounds + 1):
+        for threads in (1, cores):
+            faiss.omp_set_num_threads(threads)
+            scan = median_ms(lambda v: largest.vectors.search(np.asarray(v), 30), list(vectors), repeat=20)
+            short = median_ms(engine.search, queries)
+            long = median_ms(engine.search, pasted)
+            print(f"round {round_number}, {threads} thread(s): passage scan ({largest.vectors.size} vectors) "
+                  f"{scan:.2f} ms, hybrid p50 {short:.1f} ms, pasted p50 {long:.1f} ms", flush=True)
+    engine.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,145 @@
+"""How the confidence design search behaves: near-ties, pools and one feature switched off.
+
+`kb calibrate` picks one of ~300 designs (feature set × regularisation × pooled budget) by
+leave-one-style-out figures on the calibration pool (kb_service/search/calibration.py). Three
+questions it cannot answer by itself, hybrid m3e-small int8, on the eval index `kb eval` uses:
+
+    # the best N designs, each fitted on the whole pool: what each rejects on the reported sets
+    python scripts/confidence_designs.py noise --top 15
+    # held out on the queries both pools share: the pool as it is, and with a set added
+    python scripts/confidence_designs.py pools --add eval/blind/workplace-1.jsonl
+    # the chosen design with words read as abbreviations or typos counted as known, and without
+    python scripts/confidence_designs.py understood
+
+Every figure is a count of queries (rejected / total), so two runs can be compared exactly.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+import kb_service.search.confidence as confidence
+from kb_service.cli.quality import CONFIDENCE_POOL
+from kb_service.evaluation.runner import LabelledQuery, engine_for, load_dev_set, load_own_set, run_queries
+from kb_service.search.calibration import (
+    HeldOut,
+    budgets_up_to,
+    choose_design,
+    fit_logistic,
+    probabilities,
+    threshold_for,
+)
+from kb_service.settings import Settings
+
+REPORTED = ("eval/blind/report.jsonl", "eval/blind/workplace-2.jsonl", "../shared/eval/dev.jsonl",
+            "../shared/eval/dev-styles.jsonl")
+
+
+def pool_queries(extra: tuple[str, ...] = ()) -> list[LabelledQuery]:
+    return load_own_set(Path("eval/queries.jsonl")) + [q for p in (*CONFIDENCE_POOL, *extra) for q in load_dev_set(Path(p))]
+
+
+class Features:
+    """Hybrid confidence features of labelled queries, from one engine."""
+
+    def __init__(self) -> None:
+        _, self.engine = engine_for(Settings(), "m3e-small")
+
+    def of(self, queries: list[LabelledQuery]) -> tuple[np.ndarray, np.ndarray]:
+        outcomes = run_queries(queries, lambda q: self.engine.search(q, k=10, mode="hybrid"))
+        x = np.array([o.features for o in outcomes], dtype=float)
+        return x, np.array([0 if o.query.negative else 1 for o in outcomes])
+
+
+def ranked_designs(x: np.ndarray, y: np.ndarray, styles: list[str]) -> list[HeldOut]:
+    """Every design, best first, in the order `kb calibrate` prefers them."""
+    _, results = choose_design(x, y, styles, budgets_up_to(0.03))
+    acceptable = [r for r in results if r.acceptable()] or results
+    return sorted(acceptable, reverse=True, key=lambda r: (round(r.negatives_rejected - 2 * r.false_rejection, 3),
+                                                           -r.worst_style_false_rejection, -r.false_rejection, -r.C,
+                                                           sum(r.used)))
+
+
+def held_out_rejections(x: np.ndarray, y: np.ndarray, styles: np.ndarray, design: HeldOut) -> np.ndarray:
+    """Per query: rejected when its style was left out of the fit (threshold included)."""
+    rejected = np.zeros(len(y), dtype=bool)
+    for style in sorted(set(styles)):
+        test = styles == style
+        train = ~test
+        if len(set(y[train])) < 2:
+            continue
+        model = fit_logistic(x[train], y[train], design.C, design.budget, "", design.used)
+        threshold = threshold_for(probabilities(model, x[train][y[train] == 1]), design.budget)
+        rejected[test] = probabilities(model, x[test]) < threshold
+    return rejected
+
+
+def counts(rejected: np.ndarray, y: np.ndarray) -> str:
+    return (f"out-of-scope rejected {int(rejected[y == 0].sum())}/{int((y == 0).sum())}, "
+            f"answerable rejected {int(rejected[y == 1].sum())}/{int((y == 1).sum())}")
+
+
+def noise(top: int) -> None:
+    features = Features()
+    pool = pool_queries()
+    x, y = features.of(pool)
+    reported = {Path(p).stem: features.of(load_dev_set(Path(p))) for p in REPORTED if Path(p).exists()}
+    for design in ranked_designs(x, y, [q.kind for q in pool])[:top]:
+        model = fit_logistic(x, y, design.C, design.budget, "", design.used)
+        cells = [f"{name}: {counts(probabilities(model, rx) < model.threshold, ry)}" for name, (rx, ry) in reported.items()]
+        print(f"{design.describe()}\n    " + "\n    ".join(cells))
+
+
+def pools(added: tuple[str, ...]) -> None:
+    features = Features()
+    base, wider = pool_queries(), pool_queries(added)
+    x, y = features.of(wider)
+    styles = np.array([q.kind for q in wider])
+    shared = np.arange(len(wider)) < len(base)  # the added sets come last
+    for name, rows in (("the pool", shared), (f"the pool + {', '.join(added)}", np.ones(len(wider), dtype=bool))):
+        design = ranked_designs(x[rows], y[rows], list(styles[rows]))[0]
+        rejected = np.zeros(len(wider), dtype=bool)
+        rejected[rows] = held_out_rejections(x[rows], y[rows], styles[rows], design)
+        print(f"{name}: {design.describe()}\n    on the {int(shared.sum())} shared queries: "
+              f"{counts(rejected[shared], y[shared])}")
+
+
+def understood() -> None:
+    features = Features()
+    pool = pool_queries()
+    styles = [q.kind for q in pool]
+    switched: dict[str, Callable] = {"without": lambda known, read_as_known: known,
+                                     "with": confidence.understood_or}
+    original = confidence.understood_or
+    try:
+        for name, function in switched.items():
+            confidence.understood_or = function
+            x, y = features.of(pool)
+            design = ranked_designs(x, y, styles)[0]
+            rejected = held_out_rejections(x, y, np.array(styles), design)
+            print(f"{name} words read as known: {design.describe()}\n    held out: {counts(rejected, y)}")
+    finally:
+        confidence.understood_or = original
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("noise").add_argument("--top", type=int, default=15)
+    commands.add_parser("pools").add_argument("--add", action="append", required=True, help="a set to add (repeat)")
+    commands.add_parser("understood")
+    args = parser.parse_args()
+    if args.command == "noise":
+        noise(args.top)
+    elif args.command == "pools":
+        pools(tuple(args.add))
+    else:
+        understood()
+
+
+if __name__ == "__main__":
+    main()
