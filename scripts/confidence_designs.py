@@ -29,6 +29,7 @@ from kb_service.search.calibration import (
     HeldOut,
     budgets_up_to,
     choose_design,
+    design_preference,
     fit_logistic,
     probabilities,
     threshold_for,
@@ -59,9 +60,7 @@ def ranked_designs(x: np.ndarray, y: np.ndarray, styles: list[str]) -> list[Held
     """Every design, best first, in the order `kb calibrate` prefers them."""
     _, results = choose_design(x, y, styles, budgets_up_to(0.03))
     acceptable = [r for r in results if r.acceptable()] or results
-    return sorted(acceptable, reverse=True, key=lambda r: (round(r.negatives_rejected - 2 * r.false_rejection, 3),
-                                                           -r.worst_style_false_rejection, -r.false_rejection, -r.C,
-                                                           sum(r.used)))
+    return sorted(acceptable, key=design_preference, reverse=True)
 
 
 def held_out_rejections(x: np.ndarray, y: np.ndarray, styles: np.ndarray, design: HeldOut) -> np.ndarray:

@@ -140,12 +140,13 @@ def choose_design(x: np.ndarray, y: np.ndarray, styles: Sequence[str], budgets: 
     results = [held for used in candidate_feature_sets(x.shape[1]) for C in REGULARISATION_GRID
                for held in leave_one_style_out(x, y, styles, C, budgets, used)]
     acceptable = [r for r in results if r.acceptable()] or results
+    return max(acceptable, key=design_preference), results
 
-    def key(r: HeldOut) -> tuple[float, float, float, float, int]:
-        return (round(r.negatives_rejected - 2 * r.false_rejection, 3), -r.worst_style_false_rejection,
-                -r.false_rejection, -r.C, sum(r.used))
 
-    return max(acceptable, key=key), results
+def design_preference(r: HeldOut) -> tuple[float, float, float, float, int]:
+    """How choose_design ranks designs, larger first (see there)."""
+    return (round(r.negatives_rejected - 2 * r.false_rejection, 3), -r.worst_style_false_rejection,
+            -r.false_rejection, -r.C, sum(r.used))
 
 
 def fit_style_robust(x: np.ndarray, y: np.ndarray, styles: Sequence[str], max_false_rejection: float,
