@@ -31,7 +31,7 @@ from kb_service import __version__
 from kb_service.content.articles import ArticleCache, content_digest
 from kb_service.content.lexicon import Lexicon, load_lexicon_or_empty
 from kb_service.content.validation import check_knowledge_base
-from kb_service.index.embedding import Embedder, document_side, load_embedder, model_key, query_side
+from kb_service.index.embedding import Embedder, load_embedder, model_key
 from kb_service.index.embedding_cache import EmbeddingCache
 from kb_service.index.integrity import (
     checksum_digest,
@@ -344,36 +344,23 @@ def _lexical_part(settings: Settings, staging: Path, base: PreviousIndex, plan: 
 
 def _vector_part(settings: Settings, passages: list[Passage], embedder: Embedder, model: str,
                  progress: ProgressFn | None) -> tuple[FaissVectorIndex, FaissVectorIndex | None, int]:
-    """Passage vectors and 相似问 vectors (texts already embedded come from the cache); how many were new.
-    A 相似问 is a question, so a query-adapted model embeds it with its query side, as it does the agent's."""
-    texts = [embedding_text(p, settings.embedded_aliases) for p in passages]
+    """Passage vectors and 相似问 vectors (texts already embedded come from the cache); how many were new."""
+    embedding_cache = EmbeddingCache(Path(settings.index_dir) / "cache" / f"embeddings-{model}.sqlite3")
     questions = [q for p in passages for q in p.questions] if settings.embedded_questions else []
-    passages_side, questions_side = document_side(embedder), query_side(embedder)
-    if questions_side is passages_side:  # one encoder: one cache, one pass (as before)
-        vectors, embedded = _cached_vectors(settings, model, [*texts, *questions], embedder, progress)
-        passage_vectors, question_vectors = vectors[: len(texts)], vectors[len(texts):]
-    else:
-        passage_vectors, embedded = _cached_vectors(settings, passages_side.name, texts, passages_side, progress)
-        question_vectors, asked = _cached_vectors(settings, questions_side.name, questions, questions_side, progress)
-        embedded += asked
+    try:
+        vectors, embedded = embedding_cache.embed(
+            [*(embedding_text(p, settings.embedded_aliases) for p in passages), *questions], embedder, progress)
+    finally:
+        embedding_cache.close()
     vector_index = FaissVectorIndex.create(embedder.dim, settings.vector_index, settings.hnsw_m)
-    vector_index.add(np.arange(len(passages), dtype=np.int64), passage_vectors)
+    vector_index.add(np.arange(len(passages), dtype=np.int64), vectors[: len(passages)])
     question_index = None
     if questions:
         # Vector id = the question's position; the segment maps it back to its passage's row.
         question_index = FaissVectorIndex.create(embedder.dim, settings.question_vector_index, settings.hnsw_m,
                                                  half_precision=True)
-        question_index.add(np.arange(len(questions), dtype=np.int64), question_vectors)
+        question_index.add(np.arange(len(questions), dtype=np.int64), vectors[len(passages):])
     return vector_index, question_index, embedded
-
-
-def _cached_vectors(settings: Settings, cache_name: str, texts: list[str], embedder: Embedder,
-                    progress: ProgressFn | None) -> tuple[np.ndarray, int]:
-    embedding_cache = EmbeddingCache(Path(settings.index_dir) / "cache" / f"embeddings-{cache_name}.sqlite3")
-    try:
-        return embedding_cache.embed(texts, embedder, progress)
-    finally:
-        embedding_cache.close()
 
 
 def _update_whoosh(staging: Path, previous: Path | None, passages: list[Passage], delete: list[str],

@@ -24,7 +24,6 @@ def stay_offline() -> None:
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 BUNDLED_M3E = "m3e-small"
-ADAPTED_M3E = "m3e-small-kb"  # m3e-small, its query side adapted to agents' questions (index/adapter.py)
 USE_MULTILINGUAL = "use-multilingual"
 
 
@@ -184,45 +183,12 @@ def export_onnx_int8(model_path: Path, out_dir: Path) -> Path:
     return int8
 
 
-def adapter_file() -> Path:
-    """The query adapter shipped with the package (scripts/train_embedder.py writes it)."""
-    return Path(__file__).resolve().parent.parent / "resources" / "m3e-small-kb-lora.npz"
-
-
 def model_key(model: str, runtime: str) -> str:
-    """Stable name for caches: changing model, adapter or runtime must never mix vectors."""
+    """Stable name for caches: changing model or runtime must never mix vectors."""
     if model == USE_MULTILINGUAL:
         return USE_MULTILINGUAL
-    if model == ADAPTED_M3E:
-        from kb_service.index.adapter import adapter_digest
-
-        return f"{ADAPTED_M3E}-{adapter_digest(adapter_file())}-{runtime}"
     base = BUNDLED_M3E if model == BUNDLED_M3E else Path(model).name
     return f"{base}-{runtime}"
-
-
-class QueryAdaptedEmbedder:
-    """Two encoders behind one name: passages keep the base model's vectors, and question-like texts
-    (the agent's query, the 相似问, the not-covered list) get the adapted one. Only the short side
-    was trained, so the knowledge base's vectors and their cache are the base model's own."""
-
-    def __init__(self, documents: Embedder, queries: Embedder, name: str) -> None:
-        self.documents = documents
-        self.queries = queries
-        self.name = name
-        self.dim = documents.dim
-
-    def encode(self, texts: list[str]) -> np.ndarray:
-        return self.documents.encode(texts)
-
-
-def query_side(embedder: Embedder) -> Embedder:
-    """The encoder for question-like texts (the same as for passages unless the model is query-adapted)."""
-    return embedder.queries if isinstance(embedder, QueryAdaptedEmbedder) else embedder
-
-
-def document_side(embedder: Embedder) -> Embedder:
-    return embedder.documents if isinstance(embedder, QueryAdaptedEmbedder) else embedder
 
 
 def load_embedder(model: str, runtime: str, models_dir: Path, threads: int = 1) -> Embedder:
@@ -230,21 +196,11 @@ def load_embedder(model: str, runtime: str, models_dir: Path, threads: int = 1) 
     stay_offline()
     if model == USE_MULTILINGUAL:
         return UniversalSentenceEncoderEmbedder(threads)
-    if model == ADAPTED_M3E:
-        from kb_service.index.adapter import merge_adapter
-
-        key = model_key(model, runtime)
-        merged = merge_adapter(bundled_m3e_path(), adapter_file(), models_dir / key.removesuffix(f"-{runtime}"))
-        queries = _transformer(merged, runtime, models_dir / key, threads, f"{key}-queries")
-        return QueryAdaptedEmbedder(load_embedder(BUNDLED_M3E, runtime, models_dir, threads), queries, key)
-    return _transformer(resolve_model_path(model), runtime, models_dir / model_key(model, runtime), threads,
-                        model_key(model, runtime))
-
-
-def _transformer(path: Path, runtime: str, onnx_dir: Path, threads: int, name: str) -> Embedder:
+    path = resolve_model_path(model)
+    key = model_key(model, runtime)
     if runtime == "torch":
-        return SentenceTransformerEmbedder(path, threads, name=name)
-    onnx_file = onnx_dir / "model-int8.onnx"
+        return SentenceTransformerEmbedder(path, threads, name=key)
+    onnx_file = models_dir / key / "model-int8.onnx"
     if not onnx_file.exists():
         export_onnx_int8(path, onnx_file.parent)
-    return OnnxEmbedder(path, onnx_file, threads, name=name)
+    return OnnxEmbedder(path, onnx_file, threads, name=key)

@@ -16,7 +16,7 @@ import numpy as np
 
 from kb_service.content.lexicon import Lexicon, load_lexicon_or_empty
 from kb_service.content.not_covered import not_covered_file
-from kb_service.index.embedding import Embedder, load_embedder, model_key, query_side
+from kb_service.index.embedding import Embedder, load_embedder, model_key
 from kb_service.index.integrity import IndexDamagedError  # noqa: F401  (re-exported: what a damaged index raises)
 from kb_service.index.store import current_generation
 from kb_service.index.vectors import limit_search_threads
@@ -152,11 +152,11 @@ class SearchEngine:
             return False
         try:
             snap = self._snapshot
-            asker = query_side(self._embedder)  # the list holds questions
-            cache = Path(self.settings.index_dir) / "cache" / f"embeddings-{asker.name}.sqlite3"
+            key = snap.manifest.signature["embedding_model"]
+            cache = Path(self.settings.index_dir) / "cache" / f"embeddings-{key}.sqlite3"
             known = self._not_covered.searched  # an edit reads only the questions it adds
             self._not_covered = embed_not_covered(
-                path, lambda text: known.get(text) or self._read_as_query(snap, text), asker, cache)
+                path, lambda text: known.get(text) or self._read_as_query(snap, text), self._embedder, cache)
             return True
         except Exception:  # a search must not fail because of the list: keep the previous version
             log.exception("reading the not-covered list %s failed; the previous version stays in use", path)
@@ -257,7 +257,7 @@ class SearchEngine:
         analyzed = snap.analyzer.analyze(question, correct)
         vector = None
         if mode != "lexical":
-            vector = np.asarray(query_side(self._embedder).encode([analyzed.semantic_text])[0])
+            vector = np.asarray(self._embedder.encode([analyzed.semantic_text])[0])
         searched = with_story_bigrams(analyzed, story) if story else analyzed
         ranked = self._rank(snap, searched, vector, k, category, tags, mode)
         model = self.confidence[mode]

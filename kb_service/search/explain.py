@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from kb_service.index.embedding import query_side
 from kb_service.search.confidence import FEATURES
 from kb_service.search.engine import SearchEngine
 from kb_service.search.passages import coverage_scorer
@@ -57,7 +56,7 @@ def explain(engine: SearchEngine, query: str, k: int = 5, mode: str = "hybrid") 
     explained = []
     for question in response.reading.questions:  # type: ignore[union-attr]
         analyzed = snap.analyzer.analyze(question)
-        vector = None if mode == "lexical" else np.asarray(query_side(engine.embedder).encode([analyzed.semantic_text])[0])
+        vector = None if mode == "lexical" else np.asarray(engine.embedder.encode([analyzed.semantic_text])[0])
         ranked = engine._rank(snap, analyzed, vector, k, None, None, mode)  # noqa: SLF001
         coverage = coverage_scorer(analyzed, snap.analyzer.tokenizer.specificity)
         hits = []
@@ -67,7 +66,7 @@ def explain(engine: SearchEngine, query: str, k: int = 5, mode: str = "hybrid") 
                                  candidate.lexical_rank, round(candidate.lexical_score, 3), candidate.semantic_rank,
                                  round(candidate.semantic_score, 4), round(coverage(passage), 3))
             if vector is not None and passage.questions:
-                cosines = np.asarray(query_side(engine.embedder).encode(list(passage.questions))) @ vector
+                cosines = np.asarray(engine.embedder.encode(list(passage.questions))) @ vector
                 best = int(np.argmax(cosines))
                 hit.closest_question, hit.closest_question_cosine = passage.questions[best], round(float(cosines[best]), 4)
             hits.append(hit)
