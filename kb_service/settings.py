@@ -81,6 +81,11 @@ class Settings(BaseSettings):
         PROJECT_ROOT / "kb_service" / "resources" / "confidence.json",
         description="fitted confidence model per embedder (written by `kb calibrate`)",
     )
+    reranker_path: Path = Field(
+        PROJECT_ROOT / "kb_service" / "resources" / "reranker.json",
+        description="learned re-ranker per embedder (written by scripts/train_reranker.py); an embedder without one keeps the fused order",
+    )
+    rerank_depth: int = Field(20, description="how many fused articles the learned re-ranker re-orders (0: off)")
     intended_word_count: int = Field(
         20, description="a query word jieba's dictionary has seen this often was typed on purpose: no typo correction in or across it"
     )

@@ -32,6 +32,7 @@ from kb_service.search.fusion import (
 )
 from kb_service.search.not_covered import NotCoveredIndex, embed_not_covered, file_state
 from kb_service.search.passages import best_passages, coverage_scorer, highlight_terms
+from kb_service.search.rerank import TreeEnsemble, candidate_features, load_reranker, reranked
 from kb_service.search.situations import (
     Signalled,
     insert_signalled,
@@ -77,6 +78,7 @@ class SearchEngine:
         self._snapshot = snapshot
         self._embedder = embedder
         self.confidence = confidence  # per mode: lexical / semantic / hybrid
+        self.reranker: TreeEnsemble | None = None  # hybrid only; set by open() for the embedder's key
         self._reload_lock = threading.Lock()
         self._not_covered = NotCoveredIndex()
         self._not_covered_lock = threading.Lock()
@@ -101,6 +103,8 @@ class SearchEngine:
         confidence = {mode: ConfidenceModel.load(Path(settings.confidence_path), f"{key}/{mode}")
                       for mode in ("lexical", "semantic", "hybrid")}
         engine = cls(settings, snapshot, embedder, confidence)
+        if settings.rerank_depth > 0:
+            engine.reranker = load_reranker(Path(settings.reranker_path), key)
         engine.refresh_not_covered(force=True)
         settle_heap()
         engine.warm_up()
@@ -295,15 +299,22 @@ class SearchEngine:
         else:
             fused = reciprocal_rank_fusion(lexical, semantic, self.settings.rrf_k, self.settings.lexical_weight,
                                            self.settings.semantic_weight)
-        grouped = group_by_article(fused, snap.article_of, k)
+        reranker = self.reranker if mode == "hybrid" else None
+        grouped = group_by_article(fused, snap.article_of, max(k, self.settings.rerank_depth) if reranker else k)
         specificity = snap.analyzer.tokenizer.specificity
+        coverage = coverage_scorer(analyzed, specificity)
+        covered: dict[str, float] = {}  # the re-pick and the re-ranker score the same passages
+
+        def coverage_of(pid: str) -> float:
+            if pid not in covered:
+                covered[pid] = coverage(snap.passages[pid])
+            return covered[pid]
+
         if self.settings.passage_coverage_weight > 0:
-            coverage = coverage_scorer(analyzed, specificity)
-            grouped = best_passages(
-                grouped, fused, snap.article_of,
-                lambda pid: coverage(snap.passages[pid]),
-                self.settings.passage_coverage_weight,
-            )
+            grouped = best_passages(grouped, fused, snap.article_of, coverage_of, self.settings.passage_coverage_weight)
+        if reranker is not None and len(grouped) > 1:
+            rows = candidate_features(analyzed, grouped, snap.passages.__getitem__, coverage_of, baseline)
+            grouped = reranked(grouped, reranker.scores(rows))[:k]
         top: Candidate | None = grouped[0] if grouped else None
         not_covered, topic = (self._not_covered.nearest(vector, analyzed.content_words) if vector is not None
                               else (0.0, None))

@@ -1,0 +1,61 @@
+"""What the learned re-ranker costs a search: the same engine and index, the re-ranker on and off.
+
+One process, alternating rounds, so the machine's noise falls on both alike (docs/benchmarks.md).
+Needs a corpus kept by the search benchmark:
+
+    python scripts/bench_rerank.py --corpus /tmp/kbbench/corpus-10000 [--rounds 3]
+
+Prints, per round and setting, the hybrid p50 and p95 over our own set's queries and the p50 over
+100 pasted messages built from them (as bench_search.py builds them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+from bench_search import pasted_messages
+
+from kb_service.search.engine import SearchEngine
+from kb_service.settings import PROJECT_ROOT, Settings
+
+
+def latencies_ms(engine: SearchEngine, queries: list[str]) -> list[float]:
+    samples = []
+    for query in queries:
+        start = time.perf_counter()
+        engine.search(query)
+        samples.append((time.perf_counter() - start) * 1000)
+    return samples
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", type=Path, required=True, help="a folder kept by bench_search.py --keep")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    settings = Settings(articles_dir=args.corpus / "articles", index_dir=args.corpus / "indexes",
+                        lexicon_path=PROJECT_ROOT / "articles" / "lexicon.yaml")
+    engine = SearchEngine.open(settings)
+    trees = engine.reranker
+    if trees is None:
+        raise SystemExit("no re-ranker for this embedder in kb_service/resources/reranker.json")
+    lines = (PROJECT_ROOT / "eval" / "queries.jsonl").read_text(encoding="utf-8").splitlines()
+    queries = [json.loads(line)["query"] for line in lines if line.strip()]
+    pasted = pasted_messages(queries[:100])
+    for round_number in range(1, args.rounds + 1):
+        for name, reranker in (("fused order", None), ("re-ranked", trees)):
+            engine.reranker = reranker
+            short = latencies_ms(engine, queries)
+            long = latencies_ms(engine, pasted)
+            p95 = statistics.quantiles(short, n=20)[-1]
+            print(f"round {round_number}, {name:11s}: hybrid p50 {statistics.median(short):.1f} ms, p95 {p95:.1f} ms, "
+                  f"pasted p50 {statistics.median(long):.1f} ms", flush=True)
+    engine.close()
+
+
+if __name__ == "__main__":
+    main()
