@@ -29,7 +29,7 @@ from kb_service.settings import PROJECT_ROOT, Settings
 
 
 def pool_rows(engine, pool: list[dict], depth: int) -> tuple[np.ndarray, np.ndarray, int]:  # type: ignore[no-untyped-def]
-    """Features and labels of every question's candidates; how many questions had their section among them."""
+    """Features and labels of every question's candidates; how many questions had their answer among them."""
     snap = engine._snapshot  # noqa: SLF001 - training reads the engine's own candidates
     rows, labels, found = [], [], 0
     for item in pool:
