@@ -13,7 +13,6 @@ p50 over the own set's queries and over 500-character pasted messages.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import time
@@ -21,10 +20,9 @@ from pathlib import Path
 
 import faiss
 import numpy as np
-from bench_search import pasted_messages
+from bench_search import kept_corpus_settings, own_queries, pasted_messages
 
 from kb_service.search.engine import SearchEngine
-from kb_service.settings import PROJECT_ROOT, Settings
 
 
 def median_ms(run, items: list, repeat: int = 1) -> float:  # type: ignore[no-untyped-def]
@@ -42,11 +40,8 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, required=True, help="a folder kept by bench_search.py --keep")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    settings = Settings(articles_dir=args.corpus / "articles", index_dir=args.corpus / "indexes",
-                        lexicon_path=PROJECT_ROOT / "articles" / "lexicon.yaml")
-    engine = SearchEngine.open(settings)
-    lines = (PROJECT_ROOT / "eval" / "queries.jsonl").read_text(encoding="utf-8").splitlines()
-    queries = [json.loads(line)["query"] for line in lines if line.strip()]
+    engine = SearchEngine.open(kept_corpus_settings(args.corpus))
+    queries = own_queries()
     pasted = pasted_messages(queries[:100])
     largest = max(engine._snapshot.segments, key=lambda segment: segment.vectors.size)  # noqa: SLF001
     vectors = engine.embedder.encode(queries[:50])

@@ -12,15 +12,13 @@ Prints, per round and setting, the hybrid p50 and p95 over our own set's queries
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
 
-from bench_search import pasted_messages
+from bench_search import kept_corpus_settings, own_queries, pasted_messages
 
 from kb_service.search.engine import SearchEngine
-from kb_service.settings import PROJECT_ROOT, Settings
 
 
 def latencies_ms(engine: SearchEngine, queries: list[str]) -> list[float]:
@@ -37,14 +35,11 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, required=True, help="a folder kept by bench_search.py --keep")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    settings = Settings(articles_dir=args.corpus / "articles", index_dir=args.corpus / "indexes",
-                        lexicon_path=PROJECT_ROOT / "articles" / "lexicon.yaml")
-    engine = SearchEngine.open(settings)
+    engine = SearchEngine.open(kept_corpus_settings(args.corpus))
     trees = engine.reranker
     if trees is None:
         raise SystemExit("no re-ranker for this embedder in kb_service/resources/reranker.json")
-    lines = (PROJECT_ROOT / "eval" / "queries.jsonl").read_text(encoding="utf-8").splitlines()
-    queries = [json.loads(line)["query"] for line in lines if line.strip()]
+    queries = own_queries()
     pasted = pasted_messages(queries[:100])
     for round_number in range(1, args.rounds + 1):
         for name, reranker in (("fused order", None), ("re-ranked", trees)):

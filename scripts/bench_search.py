@@ -116,6 +116,18 @@ def pasted_messages(queries: list[str], chars: int = 500) -> list[str]:
     return messages
 
 
+def own_queries() -> list[str]:
+    """Our own set's queries: the short queries every benchmark times."""
+    lines = (PROJECT_ROOT / "eval" / "queries.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line)["query"] for line in lines if line.strip()]
+
+
+def kept_corpus_settings(corpus: Path) -> Settings:
+    """Settings for a corpus folder kept by `--keep` (its articles and indexes, the real lexicon)."""
+    return Settings(articles_dir=corpus / "articles", index_dir=corpus / "indexes",
+                    lexicon_path=PROJECT_ROOT / "articles" / "lexicon.yaml")
+
+
 def serving_memory(settings: Settings, queries: list[str]) -> float:
     """Max RSS (MB) of a fresh process that opens the index and answers queries: what a server holds."""
     context = multiprocessing.get_context("spawn")
@@ -217,7 +229,7 @@ def main() -> None:
     parser.add_argument("--no-questions", action="store_true", help="sections without 相似问 (as before they existed)")
     parser.add_argument("--keep", type=Path, help="keep corpus and index here (e.g. to load-test a server on it)")
     args = parser.parse_args()
-    queries = [json.loads(line)["query"] for line in (PROJECT_ROOT / "eval" / "queries.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
+    queries = own_queries()
     sentences = real_sentences(PROJECT_ROOT / "articles")
     questions = [] if args.no_questions else real_questions(PROJECT_ROOT / "articles")
     for size in args.passages or [10000]:
