@@ -199,6 +199,17 @@ def parse_sections(body: str, body_line: int, title: str) -> tuple[list[Section]
 # `signals:` (聊天信号, words in a customer's message that call for a section whatever it asks).
 SECTION_LISTS = ("questions", "signals")  # front matter keys, named as the Section fields they fill
 MIN_SIGNAL_CHARS = 2  # a one-character signal would fire on almost every message
+SIGNAL_PART = "+"  # a signal of several parts fires only when the message says every part
+SIGNAL_ALTERNATIVE = "|"  # one part, said in any of these words
+
+
+def signal_parts(signal: str) -> tuple[tuple[str, ...], ...]:
+    """A signal's parts, each as its alternative wordings: 「红包」 is one part of one word;
+    「刚投保|刚买的保险 + 现金|不想修」 fires only when a message says a word of each part. Some
+    situations show in no single word: one fraud warning sign (a policy bought last week, a customer
+    who wants cash) proves little, two together call for the fraud section."""
+    return tuple(tuple(word.strip() for word in part.split(SIGNAL_ALTERNATIVE))
+                 for part in signal.split(SIGNAL_PART))
 
 
 def _attach_section_lists(meta: dict, sections: list[Section], path: Path,
@@ -222,8 +233,9 @@ def _attach_section_lists(meta: dict, sections: list[Section], path: Path,
                 problems.append(Problem(path, line, f"{key} for '{name}' must be a list of strings"))
             elif name not in headings:
                 problems.append(Problem(path, line, f"{key} name a section '{name}' that this article does not have"))
-            elif key == "signals" and any(len(f.strip()) < MIN_SIGNAL_CHARS for f in found):
-                problems.append(Problem(path, line, f"signals for '{name}' need at least {MIN_SIGNAL_CHARS} characters each"))
+            elif key == "signals" and any(len(word) < MIN_SIGNAL_CHARS
+                                          for f in found for part in signal_parts(f) for word in part):
+                problems.append(Problem(path, line, f"signals for '{name}' need at least {MIN_SIGNAL_CHARS} characters in each word"))
             else:
                 listed[name] = tuple(dict.fromkeys(f.strip() for f in found))
         sections = [replace(s, **{key: listed.get(s.heading_path[-1], ())}) if s.heading_path else s

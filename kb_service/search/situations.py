@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from kb_service.content.articles import signal_parts
 from kb_service.content.lexicon import match_form
 from kb_service.models import Hit, Passage
 
@@ -31,34 +32,40 @@ PASTED_MESSAGE_CHARS = 60
 @dataclass(frozen=True)
 class Signalled:
     passage_id: str
-    signal: str  # the editor's signal as written
+    signal: str  # what the card names: the signal as written, or the words said for a signal of several parts
 
 
-def signal_index(passages: Iterable[Passage]) -> list[tuple[str, str, str]]:
-    """(signal in match form, signal as written, passage id), longest signals first so the most
-    specific wins; a section cut into several passages is represented by its first."""
+SignalEntry = tuple[tuple[tuple[str, ...], ...], str, str]  # (parts in match form, as written, passage id)
+
+
+def signal_index(passages: Iterable[Passage]) -> list[SignalEntry]:
+    """(the signal's parts in match form, the signal as written, passage id), most specific first:
+    signals of more parts, then longer ones; a section cut into several passages is represented by
+    its first."""
     firsts: dict[tuple[str, str], Passage] = {}
     for passage in passages:
         if passage.signals:
             key = (passage.article_id, passage.heading)
             if key not in firsts or passage.ordinal < firsts[key].ordinal:
                 firsts[key] = passage
-    index = [(match_form(signal), signal, passage.passage_id)
+    index = [(tuple(tuple(match_form(word) for word in part) for part in signal_parts(signal)), signal, passage.passage_id)
              for passage in firsts.values() for signal in passage.signals]
-    return sorted(index, key=lambda entry: (-len(entry[0]), entry[2]))
+    return sorted(index, key=lambda entry: (-len(entry[0]), -len(match_form(entry[1])), entry[2]))
 
 
-def signalled_section(index: Sequence[tuple[str, str, str]], message: str) -> Signalled | None:
-    """The section whose signal the message says (the most specific signal wins), or None.
+def signalled_section(index: Sequence[SignalEntry], message: str) -> Signalled | None:
+    """The section whose signal the message says (the most specific signal wins), or None; for a
+    signal of several parts, what it names is the words the message said, one per part.
 
     The whole message counts, its question included: a signal inside a long question is still
     outweighed by the rest of it (「……我发个红包给你买奶茶……帮我看看怎么弄便宜点」 ranks renewal
     first). Measured on the selection side, judging the whole message found more than judging only
     what the question left out, and lost nothing (docs/evaluation.md)."""
     said = match_form(message)
-    for form, signal, passage_id in index:
-        if form in said:
-            return Signalled(passage_id, signal)
+    for parts, signal, passage_id in index:
+        words = [next((word for word in part if word in said), None) for part in parts]
+        if all(words):
+            return Signalled(passage_id, signal if len(parts) == 1 else "、".join(w for w in words if w))
     return None
 
 

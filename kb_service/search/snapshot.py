@@ -26,7 +26,7 @@ from kb_service.models import Passage
 from kb_service.query.analysis import QueryAnalyzer
 from kb_service.query.spelling import HomophoneCorrector, sound_table
 from kb_service.query.tokenizer import DomainTokenizer, QueryTerms
-from kb_service.search.situations import signal_index
+from kb_service.search.situations import SignalEntry, signal_index
 
 LEXICON_WORD_COUNT = 10_000  # lexicon terms win a sound over any word merely frequent in the articles
 WARM_UP_QUERY = "交强险理赔材料 lipei"
@@ -49,7 +49,7 @@ class Snapshot:
     lexical: LexicalRetriever
     vector_mean: np.ndarray | None = None  # mean of the live passages' vectors: the query's baseline cosine
     question_mean: np.ndarray | None = None  # mean of the live 相似问 vectors: the same for question matches
-    signals: list[tuple[str, str, str]] = field(default_factory=list)  # situations.signal_index of the live passages
+    signals: list[SignalEntry] = field(default_factory=list)  # situations.signal_index of the live passages
 
     def article_of(self, passage_id: str) -> str:
         return self.passages[passage_id].article_id

@@ -97,7 +97,9 @@ def test_chat_signals_attach_to_their_section_and_bad_ones_are_reported(tmp_path
     assert problems == [] and article is not None
     assert [s.signals for s in article.sections] == [("红包", "请你喝"), ()]  # trimmed, duplicates dropped
     assert [p.signals for p in chunk_article(article)] == [("红包", "请你喝"), ()]
-    for signals, wanted in (({"能不能收": ["包"]}, "at least 2 characters"), ({"收不收": ["红包"]}, "'收不收'")):
+    for signals, wanted in (({"能不能收": ["包"]}, "at least 2 characters"), ({"收不收": ["红包"]}, "'收不收'"),
+                            ({"能不能收": ["红包|礼物 + 卡"]}, "at least 2 characters"),
+                            ({"能不能收": ["红包 + "]}, "at least 2 characters")):
         bad = write_article(tmp_path, "bad", "送礼", {"能不能收": "客户送的红包一律婉拒。"}, signals=signals)
         article, problems = parse_article(bad)
         assert len(problems) == 1 and wanted in problems[0].message and problems[0].message.startswith("signals")

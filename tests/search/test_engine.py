@@ -162,6 +162,22 @@ def test_a_chat_signal_brings_its_section_first_in_a_pasted_message_and_second_a
     assert asked.hits[0].article_id == "gifts" and asked.hits[0].signal is None
 
 
+def test_a_signal_of_two_parts_fires_only_when_the_message_says_both(corpus_dir, corpus_settings: Settings) -> None:  # type: ignore[no-untyped-def]
+    """A fraud section signalled by two warning signs together (a policy just bought, cash instead of
+    repair): a pasted message with both gets it first, named by the words it said; one sign alone
+    does not bring it."""
+    write_article(corpus_dir, "fraud", "欺诈预警信号", {
+        "预警信号": "投保后短期内出险、坚持现金赔付不愿修理，多个信号同时出现时按流程上报反欺诈团队。",
+    }, category="compliance", signals={"预警信号": ["刚投保|刚买的保险 + 要现金|不想修|直接打钱"]})
+    build_index(corpus_settings)
+    engine = SearchEngine.open(corpus_settings)
+    story = "你好，我上周刚买的保险，昨天晚上在郊区撞了护栏，车头都瘪了，三者险赔什么？"
+    both = engine.search(story + "这车旧了我不想修了，你们直接打钱给我吧，卡号我发你")
+    assert both.hits[0].article_id == "fraud" and both.hits[0].signal == "刚买的保险、不想修"
+    one = engine.search(story + "对方的车也坏了，我该怎么报案，要准备什么材料呢")
+    assert all(h.signal is None for h in one.hits)
+
+
 def test_opening_the_engine_sets_faiss_threads_from_the_settings(corpus_settings: Settings) -> None:
     import faiss
 

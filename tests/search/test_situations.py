@@ -24,7 +24,17 @@ def hit(article_id: str) -> Hit:
 def test_the_index_puts_specific_signals_first_and_one_passage_per_section() -> None:
     index = signal_index([passage("gifts#1", "收礼", ("红包",)), passage("gifts#0", "收礼", ("红包",)),
                           passage("media#0", "媒体", ("电视台",)), passage("other#0", "别的", ())])
-    assert index == [("电视台", "电视台", "media#0"), ("红包", "红包", "gifts#0")]
+    assert index == [((("电视台",),), "电视台", "media#0"), ((("红包",),), "红包", "gifts#0")]
+
+
+def test_a_signal_of_several_parts_needs_a_word_of_each_and_names_the_words_said() -> None:
+    fraud = passage("fraud#0", "欺诈预警信号", ("刚投保|刚买的保险 + 要现金|不想修",))
+    index = signal_index([passage("gifts#0", "收礼", ("红包",)), fraud])
+    assert index[0][0] == (("刚投保", "刚买的保险"), ("要现金", "不想修"))  # more parts: more specific, tried first
+    found = signalled_section(index, "上周刚买的保险，昨晚撞了护栏，车不想修了，钱打给我吧")
+    assert found is not None and found.passage_id == "fraud#0" and found.signal == "刚买的保险、不想修"
+    assert signalled_section(index, "上周刚买的保险，昨晚撞了护栏，能赔吗") is None  # one warning sign proves little
+    assert signalled_section(index, "车不想修了，发个红包给你").signal == "红包"
 
 
 def test_the_most_specific_signal_the_message_says_wins() -> None:
