@@ -10,6 +10,8 @@ questions it cannot answer by itself, hybrid m3e-small int8, on the eval index `
     python scripts/confidence_designs.py pools --add eval/blind/workplace-1.jsonl
     # the chosen design with words read as abbreviations or typos counted as known, and without
     python scripts/confidence_designs.py understood
+    # candidate features added to the fourteen: the re-ranker's score, interactions (held out)
+    python scripts/confidence_designs.py extra
 
 Every figure is a count of queries (rejected / total), so two runs can be compared exactly.
 """
@@ -125,17 +127,68 @@ def understood() -> None:
         confidence.understood_or = original
 
 
+def extra() -> None:
+    """Held out by style with candidate features beside the fourteen: the re-ranker's score of the
+    top article and its margin over the second (read from the engine's re-ranking), a flag for no
+    lexical evidence, and products of features. The best design is chosen for each, as in
+    `kb calibrate`; a feature helps only if it rejects more out-of-scope for what it costs."""
+    import kb_service.search.engine as engine_module
+
+    features = Features()
+    pool = pool_queries()
+    scores: list[tuple[float, float]] = []
+    original = engine_module.reranked
+
+    def recording(grouped, rerank_scores):  # type: ignore[no-untyped-def]
+        ordered = np.sort(rerank_scores)[::-1]
+        scores.append((float(ordered[0]), float(ordered[0] - ordered[1])))
+        return original(grouped, rerank_scores)
+
+    x_rows, y_rows, top_scores = [], [], []
+    engine_module.reranked = recording
+    try:
+        for query in pool:  # one at a time: the first question's re-ranking is its confidence's
+            scores.clear()
+            x, y = features.of([query])
+            x_rows.append(x[0])
+            y_rows.append(y[0])
+            top_scores.append(scores[0] if scores else (0.0, 0.0))
+    finally:
+        engine_module.reranked = original
+    x, y, rr = np.array(x_rows), np.array(y_rows), np.array(top_scores)
+    styles = [q.kind for q in pool]
+    column = {name: x[:, i] for i, name in enumerate(confidence.FEATURES)}
+    variants = {
+        "the fourteen features": [],
+        "+ re-ranker top score": [rr[:, 0]],
+        "+ re-ranker top score and margin": [rr[:, 0], rr[:, 1]],
+        "+ no lexical evidence": [((column["bigram_coverage"] == 0) & (column["known_ratio"] == 0)).astype(float)],
+        "+ known_ratio x bigram_coverage": [column["known_ratio"] * column["bigram_coverage"]],
+        "+ question_match x known_ratio": [column["question_match"] * column["known_ratio"]],
+        "+ question_match x bigram_coverage": [column["question_match"] * column["bigram_coverage"]],
+    }
+    for name, added in variants.items():
+        wider = np.column_stack([x, *added]) if added else x
+        design, _ = choose_design(wider, y, styles, budgets_up_to(0.03))
+        print(f"{name}: C={design.C}, pooled budget {design.budget:.1%}: held out by style "
+              f"{design.negatives_rejected:.1%} out-of-scope rejected, {design.false_rejection:.1%} answerable "
+              f"rejected (worst style {design.worst_style} {design.worst_style_false_rejection:.0%})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("noise").add_argument("--top", type=int, default=15)
     commands.add_parser("pools").add_argument("--add", action="append", required=True, help="a set to add (repeat)")
     commands.add_parser("understood")
+    commands.add_parser("extra")
     args = parser.parse_args()
     if args.command == "noise":
         noise(args.top)
     elif args.command == "pools":
         pools(tuple(args.add))
+    elif args.command == "extra":
+        extra()
     else:
         understood()
 
