@@ -12,17 +12,13 @@ p50 over the own set's queries and over 500-character pasted messages.
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import time
-from pathlib import Path
 
 import faiss
 import numpy as np
-from bench_search import kept_corpus_settings, own_queries, pasted_messages
-
-from kb_service.search.engine import SearchEngine
+from bench_search import open_kept_corpus_bench
 
 
 def median_ms(run, items: list, repeat: int = 1) -> float:  # type: ignore[no-untyped-def]
@@ -36,17 +32,12 @@ def median_ms(run, items: list, repeat: int = 1) -> float:  # type: ignore[no-un
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--corpus", type=Path, required=True, help="a folder kept by bench_search.py --keep")
-    parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
-    engine = SearchEngine.open(kept_corpus_settings(args.corpus))
-    queries = own_queries()
-    pasted = pasted_messages(queries[:100])
+    bench = open_kept_corpus_bench(__doc__.splitlines()[0])
+    engine, queries, pasted = bench.engine, bench.queries, bench.pasted
     largest = max(engine._snapshot.segments, key=lambda segment: segment.vectors.size)  # noqa: SLF001
     vectors = engine.embedder.encode(queries[:50])
     cores = os.cpu_count() or 1
-    for round_number in range(1, args.rounds + 1):
+    for round_number in range(1, bench.rounds + 1):
         for threads in (1, cores):
             faiss.omp_set_num_threads(threads)
             scan = median_ms(lambda v: largest.vectors.search(np.asarray(v), 30), list(vectors), repeat=20)

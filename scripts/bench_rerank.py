@@ -11,12 +11,10 @@ Prints, per round and setting, the hybrid p50 and p95 over our own set's queries
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
-from pathlib import Path
 
-from bench_search import kept_corpus_settings, own_queries, pasted_messages
+from bench_search import open_kept_corpus_bench
 
 from kb_service.search.engine import SearchEngine
 
@@ -31,17 +29,12 @@ def latencies_ms(engine: SearchEngine, queries: list[str]) -> list[float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--corpus", type=Path, required=True, help="a folder kept by bench_search.py --keep")
-    parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
-    engine = SearchEngine.open(kept_corpus_settings(args.corpus))
+    bench = open_kept_corpus_bench(__doc__.splitlines()[0])
+    engine, queries, pasted = bench.engine, bench.queries, bench.pasted
     trees = engine.reranker
     if trees is None:
         raise SystemExit("no re-ranker for this embedder in kb_service/resources/reranker.json")
-    queries = own_queries()
-    pasted = pasted_messages(queries[:100])
-    for round_number in range(1, args.rounds + 1):
+    for round_number in range(1, bench.rounds + 1):
         for name, reranker in (("fused order", None), ("re-ranked", trees)):
             engine.reranker = reranker
             short = latencies_ms(engine, queries)

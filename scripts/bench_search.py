@@ -18,6 +18,7 @@ import resource
 import statistics
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from kb_service.content.articles import ArticleCache, load_articles
@@ -126,6 +127,28 @@ def kept_corpus_settings(corpus: Path) -> Settings:
     """Settings for a corpus folder kept by `--keep` (its articles and indexes, the real lexicon)."""
     return Settings(articles_dir=corpus / "articles", index_dir=corpus / "indexes",
                     lexicon_path=PROJECT_ROOT / "articles" / "lexicon.yaml")
+
+
+@dataclass
+class KeptCorpusBench:
+    """An A/B benchmark's common start: its arguments, the kept corpus's engine, and the short
+    queries and 500-character pasted messages it times."""
+
+    rounds: int
+    engine: SearchEngine
+    queries: list[str]
+    pasted: list[str]
+
+
+def open_kept_corpus_bench(description: str) -> KeptCorpusBench:
+    """Parse `--corpus` (a folder kept by `--keep`) and `--rounds`, and open its engine."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--corpus", type=Path, required=True, help="a folder kept by bench_search.py --keep")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    queries = own_queries()
+    return KeptCorpusBench(args.rounds, SearchEngine.open(kept_corpus_settings(args.corpus)), queries,
+                           pasted_messages(queries[:100]))
 
 
 def serving_memory(settings: Settings, queries: list[str]) -> float:
