@@ -29,6 +29,11 @@ class Settings(BaseSettings):
         description="questions the knowledge base does not answer, by topic (confidence feature "
         "not_covered); default: not-covered.yaml in the articles folder",
     )
+    section_questions_path: Path | None = Field(
+        None,
+        description="questions per section in agents' styles, never searched (re-ranker training, confidence "
+        "feature answered_match); default: section-questions.jsonl in the articles folder",
+    )
     max_passage_chars: int = Field(600, description="longest passage shown to an agent")
     min_section_chars: int = Field(20, description="shorter sections are reported as empty")
 

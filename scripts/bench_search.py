@@ -123,10 +123,16 @@ def own_queries() -> list[str]:
     return [json.loads(line)["query"] for line in lines if line.strip()]
 
 
+# The bundled lexicon, not-covered list and section questions: a search reads all three whatever
+# the corpus (the questions' sections are not the synthetic corpus's, but each is still scored).
+BUNDLED_FILES = {"lexicon_path": PROJECT_ROOT / "articles" / "lexicon.yaml",
+                 "not_covered_path": PROJECT_ROOT / "articles" / "not-covered.yaml",
+                 "section_questions_path": PROJECT_ROOT / "articles" / "section-questions.jsonl"}
+
+
 def kept_corpus_settings(corpus: Path) -> Settings:
-    """Settings for a corpus folder kept by `--keep` (its articles and indexes, the real lexicon)."""
-    return Settings(articles_dir=corpus / "articles", index_dir=corpus / "indexes",
-                    lexicon_path=PROJECT_ROOT / "articles" / "lexicon.yaml")
+    """Settings for a corpus folder kept by `--keep` (its articles and indexes, the bundled files)."""
+    return Settings(articles_dir=corpus / "articles", index_dir=corpus / "indexes", **BUNDLED_FILES)
 
 
 @dataclass
@@ -184,8 +190,7 @@ def bench(passages: int, n_queries: int, queries: list[str], sentences: list[str
             title = re.search(r"^title: (.+)$", text, re.M).group(1)
             path.write_text(re.sub(r"^# .*?(?=## )", f"# {title}\n\n", text, count=1, flags=re.M | re.S), encoding="utf-8")
         settings = Settings(articles_dir=articles, index_dir=root / "indexes", embedding_model=model,
-                            lexicon_path=PROJECT_ROOT / "articles" / "lexicon.yaml", vector_index=vector_index,
-                            lexical_backend=lexical_backend)
+                            vector_index=vector_index, lexical_backend=lexical_backend, **BUNDLED_FILES)
         embedder = None
         if approx:
             from kb_service.index.embedding import load_embedder

@@ -29,7 +29,7 @@ from kb_service.models import Hit, Passage
 from kb_service.query.reading import read_query
 from kb_service.search.situations import signal_index, signalled_section
 
-DEFAULT_SETS = (*SELECTION_SETS, "eval/queries.jsonl", "eval/training/section-questions.jsonl")
+DEFAULT_SETS = (*SELECTION_SETS, "eval/queries.jsonl", "articles/section-questions.jsonl")
 NO_SIGNAL_MESSAGE = ("你好在吗我上个月在路口等红灯被后面一辆车追尾了后备箱都撞变形了交警判对方全责事故认定书也拿到了"
                      "可是对方一直拖着不赔" * 8)[:500]
 

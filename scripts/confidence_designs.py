@@ -10,7 +10,7 @@ questions it cannot answer by itself, hybrid m3e-small int8, on the eval index `
     python scripts/confidence_designs.py pools --add eval/blind/workplace-1.jsonl
     # the chosen design with words read as abbreviations or typos counted as known, and without
     python scripts/confidence_designs.py understood
-    # candidate features added to the fourteen: the re-ranker's score, interactions (held out)
+    # candidate features added to the fifteen: the re-ranker's score, interactions (held out)
     python scripts/confidence_designs.py extra
 
 Every figure is a count of queries (rejected / total), so two runs can be compared exactly.
@@ -128,7 +128,7 @@ def understood() -> None:
 
 
 def extra() -> None:
-    """Held out by style with candidate features beside the fourteen: the re-ranker's score of the
+    """Held out by style with candidate features beside the fifteen: the re-ranker's score of the
     top article and its margin over the second (read from the engine's re-ranking), a flag for no
     lexical evidence, and products of features. The best design is chosen for each, as in
     `kb calibrate`; a feature helps only if it rejects more out-of-scope for what it costs."""
@@ -159,7 +159,7 @@ def extra() -> None:
     styles = [q.kind for q in pool]
     column = {name: x[:, i] for i, name in enumerate(confidence.FEATURES)}
     variants = {
-        "the fourteen features": [],
+        "the fifteen features": [],
         "+ re-ranker top score": [rr[:, 0]],
         "+ re-ranker top score and margin": [rr[:, 0], rr[:, 1]],
         "+ no lexical evidence": [((column["bigram_coverage"] == 0) & (column["known_ratio"] == 0)).astype(float)],

@@ -1,13 +1,13 @@
 """Train the learned re-ranker (kb_service/search/rerank.py) on the training pool, per embedder.
 
-For each question of the pool (eval/training/section-questions.jsonl: written from the articles,
+For each question of the pool (articles/section-questions.jsonl: written from the articles,
 never indexed, never evaluated on) and of our own set (eval/queries.jsonl), the engine's first
 `rerank_depth` hybrid articles, in fused order, each get RERANK_FEATURES and a label (its shown
 passage is the question's section; for our own set, its article is one of those labelled). Gradient-boosted
 trees (scikit-learn) learn the label; their arrays go to kb_service/resources/reranker.json under
 the embedder's key. The blind sets judge the result (`kb eval`); none is read here.
 
-    python scripts/train_reranker.py [--models m3e-small] [--pool eval/training/section-questions.jsonl]
+    python scripts/train_reranker.py [--models m3e-small] [--pool articles/section-questions.jsonl]
 
 The indexes are those `kb eval` and `kb calibrate` use (indexes/eval/<model>/), built if needed.
 After training, refit the confidence model: `kb calibrate`.
@@ -53,7 +53,7 @@ def pool_rows(engine, pool: list[dict], depth: int) -> tuple[np.ndarray, np.ndar
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default="m3e-small", help="comma-separated model[:runtime], as for kb eval")
-    parser.add_argument("--pool", type=Path, default=PROJECT_ROOT / "eval" / "training" / "section-questions.jsonl")
+    parser.add_argument("--pool", type=Path, default=PROJECT_ROOT / "articles" / "section-questions.jsonl")
     parser.add_argument("--own", type=Path, default=PROJECT_ROOT / "eval" / "queries.jsonl",
                         help="our own set, its articles as labels (it is for training and comparison; selection-side "
                              "figures decided that it joins the pool: docs/evaluation.md)")

@@ -49,7 +49,7 @@ def check(
     sections = sum(len(a.sections) for a in report.articles)
     asked = sum(len(s.questions) for a in report.articles for s in a.sections)
     print(f"{len(report.articles)} articles, {len(report.passages)} passages ({summary}); longest passage {longest} chars; "
-          f"{asked} 相似问, {len(report.notes)} of {sections} sections without"
+          f"{asked} 相似问, {len(report.unasked_sections)} of {sections} sections without"
           + (f"; {len(overdue)} articles due for review" if overdue else ""))
     if report.problems:
         print(f"{len(report.problems)} problems in {len(report.broken_paths) or 'the lexicon'} files")

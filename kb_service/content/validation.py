@@ -18,6 +18,11 @@ from kb_service.content.articles import FENCE, ArticleCache, load_articles
 from kb_service.content.chunking import chunk_article, display_text
 from kb_service.content.lexicon import load_lexicon
 from kb_service.content.not_covered import load_not_covered, not_covered_file
+from kb_service.content.section_questions import (
+    load_section_questions,
+    section_questions_file,
+    unknown_sections,
+)
 from kb_service.models import Article, Passage, Problem
 from kb_service.settings import Settings
 
@@ -72,6 +77,7 @@ class CheckReport:
     broken_paths: set[Path] = field(default_factory=set)
     # Not problems (the article indexes and serves), but worth an editor's look.
     notes: list[Problem] = field(default_factory=list)
+    unasked_sections: list[Problem] = field(default_factory=list)  # sections without 相似问 (also in notes)
 
     @property
     def ok(self) -> bool:
@@ -257,12 +263,18 @@ def check_knowledge_base(
     report.problems.extend(load_not_covered(not_covered_file(settings.not_covered_path, articles_dir)).problems)
     report.articles = [a for a in per_article if a.path not in report.broken_paths]
     for article in report.articles:
-        report.notes.extend(sections_without_questions(article))
+        report.unasked_sections.extend(sections_without_questions(article))
+    report.notes.extend(report.unasked_sections)
     for article in report.articles:
         if cache is not None:
             report.passages.extend(cache.memo(article, f"passages{settings.max_passage_chars}",
                                               lambda a=article: chunk_article(a, settings.max_passage_chars)))
         else:
             report.passages.extend(chunk_article(article, settings.max_passage_chars))
+    questions_file = section_questions_file(settings.section_questions_path, articles_dir)
+    section_questions = load_section_questions(questions_file)
+    report.problems.extend(section_questions.problems)
+    report.notes.extend(unknown_sections(questions_file, section_questions,
+                                         {(p.article_id, p.heading) for p in report.passages}))
     report.problems.sort(key=lambda p: (str(p.path), p.line))
     return report

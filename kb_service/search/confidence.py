@@ -23,7 +23,7 @@ from kb_service.search.fusion import Candidate
 
 FEATURES = ("semantic_top", "semantic_margin", "word_coverage", "bigram_coverage", "known_ratio", "domain_terms",
             "agreement", "lexical_strength", "semantic_density", "question_match", "unknown_word", "unknown_share",
-            "not_covered", "not_covered_words")
+            "not_covered", "not_covered_words", "answered_match")
 
 DENSITY_NEIGHBOURS = 10
 SPECIFICITY_SCALE = 20.0  # -log P of a word jieba has never seen is about 18
@@ -111,6 +111,9 @@ class ConfidenceFeatures:
     # Share of the question's specific words that the knowledge base never uses and that name a
     # not-covered topic (unknown_share among the topics' words; 0 without a list).
     not_covered_words: float = 0.0
+    # Cosine of the closest section question (content/section_questions.py; 0 without them): how
+    # much the query looks like a question a section answers, asked in the agents' own styles.
+    answered_match: float = 0.0
 
     def vector(self) -> list[float]:
         return [getattr(self, name) for name in FEATURES]
@@ -129,11 +132,13 @@ def confidence_features(
     question_match: float = 0.0,
     not_covered_match: float = 0.0,
     not_covered_words: Container[str] = frozenset(),
+    answered_match: float = 0.0,
 ) -> ConfidenceFeatures:
     """`baseline_cosine`: the query's mean cosine to every passage (None in lexical mode);
     `question_match`: the closest 相似问's cosine (0 in lexical mode); `not_covered_match`: the
     closest not-covered question's cosine (0 in lexical mode or without a list);
-    `not_covered_words`: the words of the not-covered topics' names."""
+    `not_covered_words`: the words of the not-covered topics' names; `answered_match`: the closest
+    section question's cosine (0 in lexical mode or without them)."""
     if top is None or top_passage is None:
         return ConfidenceFeatures(*[0.0] * len(FEATURES))
     known = understood_or(known, query.read_as_known)
@@ -154,7 +159,7 @@ def confidence_features(
     return ConfidenceFeatures(semantic_top, margin, word_cov, gram_cov, known_ratio, domain, agreement, strength, density,
                               question_match, unknown, unknown_share(query, known, specificity),
                               not_covered_match - semantic_top if not_covered_match > 0 else 0.0,
-                              unknown_share(query, known, specificity, not_covered_words))
+                              unknown_share(query, known, specificity, not_covered_words), answered_match)
 
 
 @dataclass
@@ -162,7 +167,7 @@ class ConfidenceModel:
     """Logistic model over ConfidenceFeatures, fitted on labelled queries (`kb calibrate`)."""
 
     weights: list[float] = field(default_factory=lambda: [4.0, 10.0, 2.0, 2.0, 2.0, 1.0, 1.0, 1.0, 20.0, 0.0, -2.0, -2.0, -20.0,
-                                                          -2.0])
+                                                          -2.0, 0.0])
     bias: float = -8.0
     threshold: float = 0.5
     fitted_on: str = "defaults"

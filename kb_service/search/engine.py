@@ -16,6 +16,7 @@ import numpy as np
 
 from kb_service.content.lexicon import Lexicon, load_lexicon_or_empty
 from kb_service.content.not_covered import not_covered_file
+from kb_service.content.section_questions import section_questions_file
 from kb_service.index.embedding import Embedder, load_embedder, model_key
 from kb_service.index.integrity import IndexDamagedError  # noqa: F401  (re-exported: what a damaged index raises)
 from kb_service.index.store import current_generation
@@ -23,6 +24,7 @@ from kb_service.index.vectors import limit_search_threads
 from kb_service.models import Article, Hit, Passage, QuestionAnswer, SearchResponse, merge_hits
 from kb_service.query.analysis import AnalyzedQuery, with_story_bigrams
 from kb_service.query.reading import read_query
+from kb_service.search.answered import AnsweredIndex, embed_section_questions
 from kb_service.search.confidence import ConfidenceFeatures, ConfidenceModel, confidence_features
 from kb_service.search.fusion import (
     Candidate,
@@ -55,7 +57,7 @@ from kb_service.settings import Settings
 
 log = logging.getLogger(__name__)
 
-NOT_COVERED_CHECK_SECONDS = 1.0  # how often a search looks whether the not-covered list changed
+NOT_COVERED_CHECK_SECONDS = 1.0  # how often a search looks whether the not-covered list or section questions changed
 
 
 class QueryError(ValueError):
@@ -83,6 +85,7 @@ class SearchEngine:
         self._not_covered = NotCoveredIndex()
         self._not_covered_lock = threading.Lock()
         self._not_covered_checked = 0.0
+        self._answered = AnsweredIndex()
 
     @classmethod
     def open(cls, settings: Settings, embedder: Embedder | None = None) -> SearchEngine:
@@ -140,7 +143,8 @@ class SearchEngine:
             return True
 
     def refresh_not_covered(self, force: bool = False) -> bool:
-        """Re-read the not-covered list if its file changed; True when a new version was loaded.
+        """Re-read the not-covered list and the section questions if their files changed; True when
+        a new version of either was loaded.
 
         Searches call this at most once a second, so an edit goes live on every worker and replica
         without a rebuild; one search embeds the questions the edit added (the others come from the
@@ -150,20 +154,27 @@ class SearchEngine:
             return False
         self._not_covered_checked = now
         path = not_covered_file(self.settings.not_covered_path, self.settings.articles_dir)
-        if not force and file_state(path) == self._not_covered.state:
-            return False
-        if not self._not_covered_lock.acquire(blocking=force):
+        answered_path = section_questions_file(self.settings.section_questions_path, self.settings.articles_dir)
+        list_changed = force or file_state(path) != self._not_covered.state
+        answered_changed = force or file_state(answered_path) != self._answered.state
+        if not (list_changed or answered_changed) or not self._not_covered_lock.acquire(blocking=force):
             return False
         try:
             snap = self._snapshot
             key = snap.manifest.signature["embedding_model"]
             cache = Path(self.settings.index_dir) / "cache" / f"embeddings-{key}.sqlite3"
-            known = self._not_covered.searched  # an edit reads only the questions it adds
-            self._not_covered = embed_not_covered(
-                path, lambda text: known.get(text) or self._read_as_query(snap, text), self._embedder, cache)
+            if list_changed:
+                known = self._not_covered.searched  # an edit reads only the questions it adds
+                self._not_covered = embed_not_covered(
+                    path, lambda text: known.get(text) or self._read_as_query(snap, text), self._embedder, cache)
+            if answered_changed:
+                asked = self._answered.searched
+                self._answered = embed_section_questions(
+                    answered_path, lambda text: asked.get(text) or self._read_as_query(snap, text), self._embedder,
+                    cache)
             return True
-        except Exception:  # a search must not fail because of the list: keep the previous version
-            log.exception("reading the not-covered list %s failed; the previous version stays in use", path)
+        except Exception:  # a search must not fail because of a file: keep the previous versions
+            log.exception("reading %s or %s failed; the previous version stays in use", path, answered_path)
             return False
         finally:
             self._not_covered_lock.release()
@@ -318,10 +329,13 @@ class SearchEngine:
         top: Candidate | None = grouped[0] if grouped else None
         not_covered, topic = (self._not_covered.nearest(vector, analyzed.content_words) if vector is not None
                               else (0.0, None))
+        answered = self._answered
+        answered_match = (answered.nearest(vector, answered.live_rows(snap.generation, snap.sections))
+                          if vector is not None else 0.0)
         features = confidence_features(
             analyzed, top, snap.passages[top.passage_id] if top else None, semantic, lexical,
             snap.article_of, lambda w: w in snap.vocabulary, specificity, baseline, matches.question_match,
-            not_covered, self._not_covered.words,
+            not_covered, self._not_covered.words, answered_match,
         )
         return Ranked(grouped, top, features, topic)
 

@@ -93,6 +93,21 @@ def topic_words(pairs: list[tuple[str, str]], read: dict[str, ReadQuestion]) -> 
     return frozenset(word for word in named if 2 * in_own[word] >= in_any[word])
 
 
+def embed_cached(texts: list[str], embedder: Embedder, cache_path: Path | None) -> np.ndarray:
+    """Vectors of `texts`, through the index's embedding cache when it can be opened."""
+    if cache_path is not None:
+        try:
+            cache = EmbeddingCache(cache_path)
+            try:
+                vectors, _ = cache.embed(texts, embedder)
+                return np.asarray(vectors, dtype=np.float32)
+            finally:
+                cache.close()
+        except (OSError, sqlite3.Error):
+            log.warning("embedding cache %s unusable; embedding directly", cache_path)
+    return np.asarray(embedder.encode(texts), dtype=np.float32)
+
+
 def embed_not_covered(path: Path, read: Callable[[str], ReadQuestion], embedder: Embedder,
                       cache_path: Path | None) -> NotCoveredIndex:
     """Read the list and embed each question as the engine would embed it as a query.
@@ -106,23 +121,11 @@ def embed_not_covered(path: Path, read: Callable[[str], ReadQuestion], embedder:
     if not pairs:
         return NotCoveredIndex(state=state)
     searched = {text: read(text) for text in dict.fromkeys(text for pair in pairs for text in pair)}
-    texts = [searched[question][0] for _, question in pairs]
-    vectors = None
-    if cache_path is not None:
-        try:
-            cache = EmbeddingCache(cache_path)
-            try:
-                vectors, _ = cache.embed(texts, embedder)
-            finally:
-                cache.close()
-        except (OSError, sqlite3.Error):
-            log.warning("embedding cache %s unusable; embedding the not-covered list directly", cache_path)
-    if vectors is None:
-        vectors = embedder.encode(texts)
+    vectors = embed_cached([searched[question][0] for _, question in pairs], embedder, cache_path)
     words = topic_words(pairs, searched)
     rows_naming: dict[str, list[int]] = {}
     for row, (topic, _) in enumerate(pairs):
         for word in words.intersection(searched[topic][1]):
             rows_naming.setdefault(word, []).append(row)
-    return NotCoveredIndex([t for t, _ in pairs], [q for _, q in pairs], np.asarray(vectors, dtype=np.float32), state,
+    return NotCoveredIndex([t for t, _ in pairs], [q for _, q in pairs], vectors, state,
                            searched, {word: tuple(rows) for word, rows in rows_naming.items()})

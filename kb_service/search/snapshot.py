@@ -54,6 +54,10 @@ class Snapshot:
     def article_of(self, passage_id: str) -> str:
         return self.passages[passage_id].article_id
 
+    def sections(self) -> set[tuple[str, str]]:
+        """(article id, heading) of every live passage."""
+        return {(p.article_id, p.heading) for p in self.passages.values()}
+
     def close(self) -> None:
         self.lexical.close()
 

@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import pytest
@@ -164,3 +165,17 @@ def test_html_written_as_code_or_text_is_not_raw_html(tmp_path: Path) -> None:
     )
     write_article(tmp_path, "clean", "代码与文本", {"小节": text}, category="script")
     assert _check(tmp_path) == []
+
+
+def test_section_questions_are_checked_bad_lines_refused_unknown_sections_noted(tmp_path: Path) -> None:
+    write_article(tmp_path, "glass", "玻璃险", {"赔什么": "玻璃单独破碎险只赔玻璃单独破碎的损失。" * 2},
+                  questions={"赔什么": ["前挡碎了赔不赔"]})
+    rows = [{"query": "亲 前挡裂了能报吗", "article": "glass", "heading": "赔什么"},
+            {"query": "玻璃险怎么报案", "article": "glass", "heading": "怎么报"}]
+    (tmp_path / "section-questions.jsonl").write_text(
+        "\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n{broken\n", encoding="utf-8")
+    report = check_knowledge_base(tmp_path, Settings(articles_dir=tmp_path))
+    assert [(p.path.name, p.line) for p in report.problems] == [("section-questions.jsonl", 3)]
+    assert [a.id for a in report.articles] == ["glass"]  # the articles still index
+    assert [(n.line, n.message.split(":")[0]) for n in report.notes] == [(2, "section 'glass › 怎么报' does not exist")]
+    assert report.unasked_sections == []
