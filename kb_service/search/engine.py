@@ -57,7 +57,7 @@ from kb_service.settings import Settings
 
 log = logging.getLogger(__name__)
 
-NOT_COVERED_CHECK_SECONDS = 1.0  # how often a search looks whether the not-covered list or section questions changed
+QUESTION_LISTS_CHECK_SECONDS = 1.0  # how often a search looks whether the not-covered list or section questions changed
 
 
 class QueryError(ValueError):
@@ -83,8 +83,8 @@ class SearchEngine:
         self.reranker: TreeEnsemble | None = None  # hybrid only; set by open() for the embedder's key
         self._reload_lock = threading.Lock()
         self._not_covered = NotCoveredIndex()
-        self._not_covered_lock = threading.Lock()
-        self._not_covered_checked = 0.0
+        self._question_lists_lock = threading.Lock()
+        self._question_lists_checked = 0.0
         self._answered = AnsweredIndex()
 
     @classmethod
@@ -108,7 +108,7 @@ class SearchEngine:
         engine = cls(settings, snapshot, embedder, confidence)
         if settings.rerank_depth > 0:
             engine.reranker = load_reranker(Path(settings.reranker_path), key)
-        engine.refresh_not_covered(force=True)
+        engine.refresh_question_lists(force=True)
         settle_heap()
         engine.warm_up()
         return engine
@@ -142,7 +142,7 @@ class SearchEngine:
             timer.start()
             return True
 
-    def refresh_not_covered(self, force: bool = False) -> bool:
+    def refresh_question_lists(self, force: bool = False) -> bool:
         """Re-read the not-covered list and the section questions if their files changed; True when
         a new version of either was loaded.
 
@@ -150,14 +150,14 @@ class SearchEngine:
         without a rebuild; one search embeds the questions the edit added (the others come from the
         embedding cache), the rest carry on with the previous version meanwhile."""
         now = time.monotonic()
-        if not force and now - self._not_covered_checked < NOT_COVERED_CHECK_SECONDS:
+        if not force and now - self._question_lists_checked < QUESTION_LISTS_CHECK_SECONDS:
             return False
-        self._not_covered_checked = now
+        self._question_lists_checked = now
         path = not_covered_file(self.settings.not_covered_path, self.settings.articles_dir)
         answered_path = section_questions_file(self.settings.section_questions_path, self.settings.articles_dir)
         list_changed = force or file_state(path) != self._not_covered.state
         answered_changed = force or file_state(answered_path) != self._answered.state
-        if not (list_changed or answered_changed) or not self._not_covered_lock.acquire(blocking=force):
+        if not (list_changed or answered_changed) or not self._question_lists_lock.acquire(blocking=force):
             return False
         try:
             snap = self._snapshot
@@ -177,7 +177,7 @@ class SearchEngine:
             log.exception("reading %s or %s failed; the previous version stays in use", path, answered_path)
             return False
         finally:
-            self._not_covered_lock.release()
+            self._question_lists_lock.release()
 
     @staticmethod
     def _read_as_query(snap: Snapshot, text: str) -> tuple[str, tuple[str, ...]]:
@@ -246,7 +246,7 @@ class SearchEngine:
             raise QueryError(f"unknown search mode {mode!r}")
         text = self.validate_query(query, truncate)
         k = k or self.settings.top_k
-        self.refresh_not_covered()
+        self.refresh_question_lists()
         snap = self._snapshot  # one snapshot for the whole request
         reading = read_query(text, self.settings.max_query_chars)
         if truncate or reading.truncated:  # the caller cut a longer text: its first question only

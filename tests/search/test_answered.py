@@ -43,7 +43,7 @@ def test_a_query_asked_like_a_section_question_matches_it_and_edits_go_live(
     far = engine.search("投诉分几级").features.answered_match  # type: ignore[attr-defined]
     assert near == pytest.approx(1.0, abs=1e-3) and far < near - 0.1
     assert engine.search(asked, mode="lexical").features.answered_match == 0.0  # type: ignore[attr-defined]
-    monkeypatch.setattr(engine_module, "NOT_COVERED_CHECK_SECONDS", 0.0)
+    monkeypatch.setattr(engine_module, "QUESTION_LISTS_CHECK_SECONDS", 0.0)
     # The section is renamed in the file only: the row names nothing current and counts for nothing.
     _write(corpus_dir, [(asked, "theft-claim", "盗抢理赔要什么")])
     assert engine.search(asked).features.answered_match == 0.0  # type: ignore[attr-defined]

@@ -93,7 +93,7 @@ def test_an_edit_to_the_list_goes_live_without_a_rebuild(corpus_dir: Path, corpu
     build_index(corpus_settings)
     engine = _engine_judging_by_not_covered_only(corpus_settings)
     assert engine.search("年检周期是几年").features.not_covered == 0.0  # type: ignore[attr-defined]  # no list yet
-    monkeypatch.setattr(engine_module, "NOT_COVERED_CHECK_SECONDS", 0.0)
+    monkeypatch.setattr(engine_module, "QUESTION_LISTS_CHECK_SECONDS", 0.0)
     (corpus_dir / "not-covered.yaml").write_text("年检: [年检周期是几年, 车辆多久年检一次]\n", encoding="utf-8")
     after = engine.search("年检周期是几年")
     assert after.features.not_covered > 0 and not after.confident  # type: ignore[attr-defined]
