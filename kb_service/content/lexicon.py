@@ -87,6 +87,16 @@ def yaml_problem(path: Path, exc: yaml.YAMLError) -> Problem:
     return Problem(path, (mark.line + 1) if mark else 1, f"invalid YAML: {getattr(exc, 'problem', exc)}")
 
 
+def read_editor_file(path: Path, what: str) -> tuple[str | None, Problem | None]:
+    """An optional editor's file as text: (None, None) when absent, (None, problem) when not UTF-8."""
+    if not path.exists():
+        return None, None
+    try:
+        return path.read_text(encoding="utf-8"), None
+    except UnicodeDecodeError:
+        return None, Problem(path, 1, f"{what} is not UTF-8 text")
+
+
 def load_lexicon_or_empty(path: Path | str) -> Lexicon:
     """The lexicon, or an empty one when the file does not exist (a knowledge base may have none)."""
     return load_lexicon(Path(path)) if Path(path).exists() else Lexicon()

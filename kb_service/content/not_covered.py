@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from kb_service.content.lexicon import line_of, yaml_problem
+from kb_service.content.lexicon import line_of, read_editor_file, yaml_problem
 from kb_service.models import Problem
 
 
@@ -42,12 +42,9 @@ def not_covered_file(configured: Path | str | None, articles_dir: Path | str) ->
 def load_not_covered(path: Path | str) -> NotCovered:
     """Read and validate the list; a missing file is an empty list, problems are kept, never raised."""
     path = Path(path)
-    if not path.exists():
-        return NotCovered()
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        return NotCovered(problems=[Problem(path, 1, "not-covered list is not UTF-8 text")])
+    text, unreadable = read_editor_file(path, "not-covered list")
+    if text is None:
+        return NotCovered(problems=[unreadable] if unreadable else [])
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:

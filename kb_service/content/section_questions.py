@@ -19,6 +19,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kb_service.content.lexicon import read_editor_file
 from kb_service.models import Problem
 
 SECTION_QUESTIONS_FILE = "section-questions.jsonl"
@@ -61,12 +62,9 @@ def row_problem(item: object) -> str | None:
 def load_section_questions(path: Path | str) -> SectionQuestions:
     """Read and validate the file; a missing file is empty, bad lines are reported, never raised."""
     path = Path(path)
-    if not path.exists():
-        return SectionQuestions()
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        return SectionQuestions(problems=[Problem(path, 1, "section questions are not UTF-8 text")])
+    text, unreadable = read_editor_file(path, "section questions file")
+    if text is None:
+        return SectionQuestions(problems=[unreadable] if unreadable else [])
     rows: list[SectionQuestion] = []
     problems: list[Problem] = []
     for number, line in enumerate(text.splitlines(), start=1):

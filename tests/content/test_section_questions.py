@@ -43,7 +43,7 @@ def test_a_missing_file_is_empty_and_the_default_sits_beside_the_articles(tmp_pa
     assert section_questions_file(tmp_path / "x.jsonl", "articles") == tmp_path / "x.jsonl"
     (tmp_path / "bad.jsonl").write_bytes("前挡".encode("gbk"))
     assert [p.message for p in load_section_questions(tmp_path / "bad.jsonl").problems] == [
-        "section questions are not UTF-8 text"]
+        "section questions file is not UTF-8 text"]
 
 
 def test_rows_naming_no_current_section_are_listed(tmp_path: Path) -> None:
