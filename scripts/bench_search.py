@@ -157,6 +157,29 @@ def open_kept_corpus_bench(description: str) -> KeptCorpusBench:
                            pasted_messages(queries[:100]))
 
 
+def question_lists_cost(settings: Settings, engine: SearchEngine, queries: list[str], rounds: int = 20) -> str:
+    """Time what the two question lists add to each question: the confidence features `not_covered`
+    and `answered_match` are one vector product each over the bundled files' embedded questions
+    (embedded here as typed, through the index's embedding cache)."""
+    from kb_service.search.answered import embed_section_questions
+    from kb_service.search.not_covered import embed_not_covered
+
+    cache = Path(settings.index_dir) / "cache" / "question-lists-bench.sqlite3"
+    as_typed = lambda text: (text, ())  # noqa: E731
+    listed = embed_not_covered(Path(settings.not_covered_path), as_typed, engine.embedder, cache)
+    answered = embed_section_questions(Path(settings.section_questions_path), as_typed, engine.embedder, cache)
+    sections = {(p.article_id, p.heading) for p in engine.passages()}
+    vectors = engine.embedder.encode(queries)
+    start = time.perf_counter()
+    for _ in range(rounds):
+        for vector in vectors:
+            listed.nearest(vector)
+            answered.nearest(vector, answered.live_rows("bench", lambda: sections))
+    per_question = (time.perf_counter() - start) * 1000 / (rounds * len(vectors))
+    return (f"question lists ({len(listed.questions)} not-covered, {len(answered.queries)} section questions): "
+            f"{per_question:.3f} ms per question")
+
+
 def serving_memory(settings: Settings, queries: list[str]) -> float:
     """Max RSS (MB) of a fresh process that opens the index and answers queries: what a server holds."""
     context = multiprocessing.get_context("spawn")
@@ -227,6 +250,7 @@ def bench(passages: int, n_queries: int, queries: list[str], sentences: list[str
             engine.search(q)
             latencies.append((time.perf_counter() - start) * 1000)
         print(f"hybrid, {statistics.mean(len(q) for q in pasted):.0f}-character pasted messages: {percentiles(latencies)}")
+        print(question_lists_cost(settings, engine, sample[:200]))
         target = articles / "syn-000000.md"
         start = time.perf_counter()
         # The heading and its 相似问 key are renamed together, as an editor must.
