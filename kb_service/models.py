@@ -121,6 +121,9 @@ class Hit:
     # The chat signal in the customer's message that put this section here, though the message did
     # not ask for it (「红包」 → the gifts red line); None for a hit the question found.
     signal: str | None = None
+    # Shown because the section question nearest the query names this section, though the ranking
+    # left its article out of the places above (search/answered.py); False for a ranked hit.
+    via_section_question: bool = False
 
     @classmethod
     def of(cls, passage: Passage, score: float = 0.0, highlights: list[str] | None = None,
@@ -150,6 +153,13 @@ class QuestionAnswer:
         return {"question": self.question, "confident": self.confident, "confidence": round(self.confidence, 4),
                 "outside_filter": self.outside_filter, "spelled_as": self.spelled_as,
                 "not_covered": self.not_covered, "hits": [h.to_dict() for h in self.hits]}
+
+
+def place_hit(hits: list[Hit], hit: Hit, rank: int, k: int) -> list[Hit]:
+    """`hit` at `rank` (1-based; last in a shorter list), its article's other hit removed: one
+    result per article, whatever put this one there."""
+    rest = [h for h in hits if h.article_id != hit.article_id]
+    return (rest[: rank - 1] + [hit] + rest[rank - 1 :])[:k]
 
 
 def merge_hits(answers: list[QuestionAnswer], k: int) -> list[Hit]:

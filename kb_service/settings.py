@@ -90,6 +90,9 @@ class Settings(BaseSettings):
         PROJECT_ROOT / "kb_service" / "resources" / "reranker.json",
         description="learned re-ranker per embedder (written by scripts/train_reranker.py); an embedder without one keeps the fused order",
     )
+    answered_slot: int = Field(
+        5, description="hybrid: the place given to the section whose section question is nearest the query, when no hit above it is that article (0: never)"
+    )
     rerank_depth: int = Field(20, description="how many fused articles the learned re-ranker re-orders (0: off)")
     intended_word_count: int = Field(
         20, description="a query word jieba's dictionary has seen this often was typed on purpose: no typo correction in or across it"

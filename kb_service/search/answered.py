@@ -23,6 +23,7 @@ import numpy as np
 
 from kb_service.content.section_questions import load_section_questions
 from kb_service.index.embedding import Embedder
+from kb_service.models import Hit, place_hit
 from kb_service.search.not_covered import FileState, ReadQuestion, embed_cached, file_state
 
 
@@ -55,6 +56,30 @@ class AnsweredIndex:
         if live is not None:
             scores = scores[live]
         return float(scores.max()) if len(scores) else 0.0
+
+    def nearest_section(self, vector: np.ndarray, live: np.ndarray,
+                        allowed: Callable[[tuple[str, str]], bool] = lambda _: True) -> tuple[str, str] | None:
+        """The section of the closest live question whose section `allowed` accepts (a filter), or None."""
+        if self.vectors is None or not len(self.queries):
+            return None
+        scores = np.where(live, self.vectors @ vector, -np.inf)
+        best = int(np.argmax(scores))
+        if not live[best] or allowed(self.sections[best]):  # the usual case: no filter, or it passes
+            return self.sections[best] if live[best] else None
+        for row in np.argsort(-scores, kind="stable"):
+            if not live[row]:
+                return None
+            if allowed(self.sections[row]):
+                return self.sections[row]
+        return None
+
+
+def with_answered_section(hits: list[Hit], section: Hit, slot: int, k: int) -> list[Hit]:
+    """`section` at `slot` (1-based) unless its article is among the hits above that slot; its
+    article's other hit goes. A list shorter than the slot gets it last."""
+    if any(hit.article_id == section.article_id for hit in hits[: slot - 1]):
+        return hits
+    return place_hit(hits, section, slot, k)
 
 
 def embed_section_questions(path: Path, read: Callable[[str], ReadQuestion], embedder: Embedder,

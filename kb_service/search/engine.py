@@ -24,7 +24,7 @@ from kb_service.index.vectors import limit_search_threads
 from kb_service.models import Article, Hit, Passage, QuestionAnswer, SearchResponse, merge_hits
 from kb_service.query.analysis import AnalyzedQuery, with_story_bigrams
 from kb_service.query.reading import read_query
-from kb_service.search.answered import AnsweredIndex, embed_section_questions
+from kb_service.search.answered import AnsweredIndex, embed_section_questions, with_answered_section
 from kb_service.search.confidence import ConfidenceFeatures, ConfidenceModel, confidence_features
 from kb_service.search.fusion import (
     Candidate,
@@ -285,6 +285,8 @@ class SearchEngine:
                     snap.article_of(best.passage_id) != snap.article_of(ranked.top.passage_id):
                 confident, outside = False, snap.passages[best.passage_id].category
         hits = [self._hit(snap, c, analyzed) for c in ranked.grouped]
+        if mode == "hybrid" and vector is not None and 0 < self.settings.answered_slot <= k:
+            hits = self._with_answered_section(snap, hits, vector, analyzed, k, category, tags)
         features = ranked.features
         near = features.not_covered > 0 or features.not_covered_words > 0
         not_covered = ranked.not_covered_topic if not confident and near else None
@@ -338,6 +340,22 @@ class SearchEngine:
             not_covered, self._not_covered.words, answered_match,
         )
         return Ranked(grouped, top, features, topic)
+
+    def _with_answered_section(self, snap: Snapshot, hits: list[Hit], vector: np.ndarray,  # noqa: PLR0913
+                               analyzed: AnalyzedQuery, k: int, category: str | None, tags: list[str] | None) -> list[Hit]:
+        """The hits with the section of the nearest section question at `answered_slot`, when the
+        ranking put its article lower or not at all: a pasted message or a told situation can sit
+        closer to one of its questions, written in the agents' styles, than to any passage or 相似问.
+        Measured on the selection side only (docs/evaluation.md, nineteenth session)."""
+        answered = self._answered
+        section = answered.nearest_section(
+            vector, answered.live_rows(snap.generation, snap.sections),
+            lambda s: passes_filter(snap.passages[snap.section_heads[s]], category, tags))
+        if section is None:
+            return hits
+        passage = snap.passages[snap.section_heads[section]]
+        shown = replace(Hit.of(passage, 0.0, highlight_terms(analyzed, passage.text)), via_section_question=True)
+        return with_answered_section(hits, shown, self.settings.answered_slot, k)
 
     def _hit(self, snap: Snapshot, candidate: Candidate, analyzed) -> Hit:  # type: ignore[no-untyped-def]
         passage = snap.passages[candidate.passage_id]

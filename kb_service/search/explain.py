@@ -2,7 +2,7 @@
 
 For an editor wondering why a query finds the wrong section, or an analyst checking a gap, the
 answer is in the parts the ranking adds up: how the query was read (cleaned text, questions,
-corrections and synonyms, a chat signal's section), each hit's lexical and semantic share of the fused score, whether a
+corrections and synonyms, a chat signal's section, the section a section question put in its slot), each hit's lexical and semantic share of the fused score, whether a
 相似问 carried its semantic score, how much of the query the passage covers, and each confidence
 feature's contribution to the verdict.
 """
@@ -51,6 +51,8 @@ def explain(engine: SearchEngine, query: str, k: int = 5, mode: str = "hybrid") 
     reading = response.reading.to_dict()  # type: ignore[union-attr]
     rank, hit = next(((rank, h) for rank, h in enumerate(response.hits, start=1) if h.signal), (0, None))
     reading["signalled"] = f"#{rank} {hit.article_id} › {hit.heading} (「{hit.signal}」)" if hit else None
+    rank, hit = next(((rank, h) for rank, h in enumerate(response.hits, start=1) if h.via_section_question), (0, None))
+    reading["section_question"] = f"#{rank} {hit.article_id} › {hit.heading}" if hit else None
     snap = engine._snapshot  # noqa: SLF001 - an explanation reads the same snapshot the search used
     model = engine.confidence[mode]
     explained = []
@@ -86,6 +88,8 @@ def render(reading: dict, questions: list[QuestionExplanation], bias: float) -> 
              + (f"; removed {', '.join(reading['personal_data'])}" if reading["personal_data"] else "")]
     if reading.get("signalled"):
         lines.append(f"chat signal, shown at {reading['signalled']}")
+    if reading.get("section_question"):
+        lines.append(f"nearest section question's section (articles/section-questions.jsonl), shown at {reading['section_question']}")
     for q in questions:
         lines.append(f"\n「{q.question}」 analysed as 「{q.corrected}」" + (f" + {', '.join(q.additions)}" if q.additions else ""))
         for h in q.hits:

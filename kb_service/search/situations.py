@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from kb_service.content.articles import signal_parts
 from kb_service.content.lexicon import match_form
-from kb_service.models import Hit, Passage
+from kb_service.models import Hit, Passage, place_hit
 
 SIGNAL_RANK = 2  # after a typed query's own best answer: what was asked comes first
 PASTED_SIGNAL_RANK = 1  # in a pasted message: what the situation calls for comes first
@@ -85,5 +85,4 @@ def insert_signalled(hits: list[Hit], signalled: Hit, k: int, rank: int = SIGNAL
     question found, in a pasted message with the signalled section (the one the editors named)."""
     if hits and hits[0].article_id == signalled.article_id:
         return [signalled, *hits[1:]] if rank == PASTED_SIGNAL_RANK else hits
-    rest = [hit for hit in hits if hit.article_id != signalled.article_id]
-    return (rest[: rank - 1] + [signalled] + rest[rank - 1 :])[:k]
+    return place_hit(hits, signalled, rank, k)

@@ -43,6 +43,19 @@ def test_the_explanation_says_at_which_rank_a_chat_signal_put_its_section(corpus
     assert "chat signal, shown at #1 gifts" in render(pasted, [], 0.0)
 
 
+def test_the_explanation_names_the_section_a_section_question_put_in_its_slot(corpus_dir, corpus_settings: Settings) -> None:  # type: ignore[no-untyped-def]
+    asked = "客户说我要投诉你们 这种投诉要多久给答复"
+    (corpus_dir / "section-questions.jsonl").write_text(json.dumps(
+        {"query": asked, "article": "flood-claim", "heading": "水淹车理赔材料"}, ensure_ascii=False) + "\n", encoding="utf-8")
+    build_index(corpus_settings)
+    engine = SearchEngine.open(corpus_settings.with_overrides(answered_slot=2))
+    reading, questions = explain(engine, asked)
+    assert reading["section_question"] == "#2 flood-claim › 水淹车理赔材料"
+    assert "section question's section (articles/section-questions.jsonl), shown at #2 flood-claim" in render(reading, questions, 0.0)
+    unplaced, _ = explain(engine, "投诉分几级", k=1)
+    assert unplaced["section_question"] is None
+
+
 def test_cli_json_and_a_bad_query(corpus_settings: Settings) -> None:
     build_index(corpus_settings)
     env = {"KB_ARTICLES_DIR": str(corpus_settings.articles_dir), "KB_LEXICON_PATH": str(corpus_settings.lexicon_path),
