@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -79,3 +80,19 @@ def test_index_with_a_broken_article_exits_non_zero_and_the_rest_goes_live(corpu
     assert "broken.md" in result.output and "error: " in result.output
     found = runner.invoke(app, ["search", "新增的段落标题", "--json"], env=_env(corpus_settings))
     assert found.exit_code == 0 and '"article_id": "new-one"' in found.output
+
+
+def test_search_says_which_hit_a_section_question_placed(corpus_dir: Path, corpus_settings: Settings) -> None:
+    asked = "客户说我要投诉你们 这种投诉要多久给答复"
+    (corpus_dir / "section-questions.jsonl").write_text(
+        json.dumps({"query": asked, "article": "flood-claim", "heading": "水淹车理赔材料"}, ensure_ascii=False) + "\n",
+        encoding="utf-8")
+    runner = CliRunner()
+    env = _env(corpus_settings) | {"KB_ANSWERED_SLOT": "2"}
+    assert runner.invoke(app, ["index"], env=env).exit_code == 0
+    result = runner.invoke(app, ["search", asked], env=env)
+    assert result.exit_code == 0, result.output
+    placed = [line for line in result.output.splitlines() if line.startswith("2. ")]
+    assert placed and "flood-claim" in placed[0] and "nearest section question" in placed[0]
+    first = next(line for line in result.output.splitlines() if line.startswith("1. "))
+    assert "nearest section question" not in first

@@ -29,7 +29,8 @@ def _print_human(response: dict) -> None:
         print(f"   近似知识库未收录的问题：{response['not_covered']}")
     for rank, hit in enumerate(response["hits"], start=1):
         badge = CATEGORIES.get(hit["category"], hit["category"])
-        print(f"\n{rank}. [{badge}] {hit['title']} › {hit['heading']}  ({hit['article_id']} v{hit['version']}, {hit['score']:.4f})")
+        why = "nearest section question" if hit.get("via_section_question") else f"{hit['score']:.4f}"
+        print(f"\n{rank}. [{badge}] {hit['title']} › {hit['heading']}  ({hit['article_id']} v{hit['version']}, {why})")
         text = hit["text"]
         if hit["highlights"]:
             pattern = "|".join(re.escape(t) for t in sorted(hit["highlights"], key=len, reverse=True))

@@ -64,8 +64,10 @@ class AnsweredIndex:
             return None
         scores = np.where(live, self.vectors @ vector, -np.inf)
         best = int(np.argmax(scores))
-        if not live[best] or allowed(self.sections[best]):  # the usual case: no filter, or it passes
-            return self.sections[best] if live[best] else None
+        if not live[best]:
+            return None
+        if allowed(self.sections[best]):  # the usual case: no filter, or the closest passes it
+            return self.sections[best]
         for row in np.argsort(-scores, kind="stable"):
             if not live[row]:
                 return None
