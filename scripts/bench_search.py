@@ -160,8 +160,8 @@ def open_kept_corpus_bench(description: str) -> KeptCorpusBench:
 def question_lists_cost(settings: Settings, engine: SearchEngine, queries: list[str], rounds: int = 20) -> str:
     """Time what the two question lists add to each question: the confidence features `not_covered`
     and `answered_match` are one vector product each over the bundled files' embedded questions
-    (embedded here as typed, through the index's embedding cache), and the section put in
-    `KB_ANSWERED_SLOT` one more over the section questions."""
+    (embedded here as typed, through the index's embedding cache); the section questions' one also
+    names the section put in `KB_ANSWERED_SLOT`."""
     from kb_service.search.answered import embed_section_questions
     from kb_service.search.not_covered import embed_not_covered
 
@@ -175,9 +175,7 @@ def question_lists_cost(settings: Settings, engine: SearchEngine, queries: list[
     for _ in range(rounds):
         for vector in vectors:
             listed.nearest(vector)
-            live = answered.live_rows("bench", lambda: sections)
-            answered.nearest(vector, live)
-            answered.nearest_section(vector, live)
+            answered.closest(vector, answered.live_rows("bench", lambda: sections))
     per_question = (time.perf_counter() - start) * 1000 / (rounds * len(vectors))
     return (f"question lists ({len(listed.questions)} not-covered, {len(answered.queries)} section questions): "
             f"{per_question:.3f} ms per question")

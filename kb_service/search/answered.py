@@ -50,30 +50,25 @@ class AnsweredIndex:
 
     def nearest(self, vector: np.ndarray, live: np.ndarray | None = None) -> float:
         """Cosine of the closest question whose section exists; 0 without any."""
-        if self.vectors is None or not len(self.queries):
-            return 0.0
-        scores = self.vectors @ vector
-        if live is not None:
-            scores = scores[live]
-        return float(scores.max()) if len(scores) else 0.0
+        every = np.ones(len(self.queries), dtype=bool)
+        return self.closest(vector, every if live is None else live)[0]
 
-    def nearest_section(self, vector: np.ndarray, live: np.ndarray,
-                        allowed: Callable[[tuple[str, str]], bool] = lambda _: True) -> tuple[str, str] | None:
-        """The section of the closest live question whose section `allowed` accepts (a filter), or None."""
-        if self.vectors is None or not len(self.queries):
-            return None
+    def closest(self, vector: np.ndarray, live: np.ndarray,
+                allowed: Callable[[tuple[str, str]], bool] = lambda _: True) -> tuple[float, tuple[str, str] | None]:
+        """From one product with the stored vectors: the cosine of the closest live question (0
+        without any), and the section of the closest live question `allowed` (a filter) accepts."""
+        if self.vectors is None or not len(self.queries) or not live.any():
+            return 0.0, None
         scores = np.where(live, self.vectors @ vector, -np.inf)
         best = int(np.argmax(scores))
-        if not live[best]:
-            return None
         if allowed(self.sections[best]):  # the usual case: no filter, or the closest passes it
-            return self.sections[best]
-        for row in np.argsort(-scores, kind="stable"):
+            return float(scores[best]), self.sections[best]
+        for row in np.argsort(-scores, kind="stable")[1:]:
             if not live[row]:
-                return None
+                break
             if allowed(self.sections[row]):
-                return self.sections[row]
-        return None
+                return float(scores[best]), self.sections[row]
+        return float(scores[best]), None
 
 
 def with_answered_section(hits: list[Hit], section: Hit, slot: int, k: int) -> list[Hit]:

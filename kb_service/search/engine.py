@@ -72,6 +72,7 @@ class Ranked:
     top: Candidate | None
     features: ConfidenceFeatures
     not_covered_topic: str | None = None  # the not-covered topic to name (NotCoveredIndex.nearest)
+    answered_section: tuple[str, str] | None = None  # the nearest section question's, within the filter
 
 
 class SearchEngine:
@@ -285,8 +286,13 @@ class SearchEngine:
                     snap.article_of(best.passage_id) != snap.article_of(ranked.top.passage_id):
                 confident, outside = False, snap.passages[best.passage_id].category
         hits = [self._hit(snap, c, analyzed) for c in ranked.grouped]
-        if mode == "hybrid" and vector is not None and 0 < self.settings.answered_slot <= k:
-            hits = self._with_answered_section(snap, hits, vector, analyzed, k, category, tags)
+        # A pasted message or a told situation can sit nearer a section question (written in the
+        # agents' styles) than any passage or 相似问: that section gets `answered_slot` when the
+        # ranking put its article lower (selection side only: docs/evaluation.md, nineteenth session).
+        if mode == "hybrid" and ranked.answered_section and 0 < self.settings.answered_slot <= k:
+            passage = snap.passages[snap.section_heads[ranked.answered_section]]
+            shown = replace(Hit.of(passage, 0.0, highlight_terms(analyzed, passage.text)), via_section_question=True)
+            hits = with_answered_section(hits, shown, self.settings.answered_slot, k)
         features = ranked.features
         near = features.not_covered > 0 or features.not_covered_words > 0
         not_covered = ranked.not_covered_topic if not confident and near else None
@@ -332,30 +338,16 @@ class SearchEngine:
         not_covered, topic = (self._not_covered.nearest(vector, analyzed.content_words) if vector is not None
                               else (0.0, None))
         answered = self._answered
-        answered_match = (answered.nearest(vector, answered.live_rows(snap.generation, snap.sections))
-                          if vector is not None else 0.0)
+        answered_match, answered_section = (answered.closest(
+            vector, answered.live_rows(snap.generation, snap.sections),
+            lambda s: passes_filter(snap.passages[snap.section_heads[s]], category, tags),
+        ) if vector is not None else (0.0, None))
         features = confidence_features(
             analyzed, top, snap.passages[top.passage_id] if top else None, semantic, lexical,
             snap.article_of, lambda w: w in snap.vocabulary, specificity, baseline, matches.question_match,
             not_covered, self._not_covered.words, answered_match,
         )
-        return Ranked(grouped, top, features, topic)
-
-    def _with_answered_section(self, snap: Snapshot, hits: list[Hit], vector: np.ndarray,  # noqa: PLR0913
-                               analyzed: AnalyzedQuery, k: int, category: str | None, tags: list[str] | None) -> list[Hit]:
-        """The hits with the section of the nearest section question at `answered_slot`, when the
-        ranking put its article lower or not at all: a pasted message or a told situation can sit
-        closer to one of its questions, written in the agents' styles, than to any passage or 相似问.
-        Measured on the selection side only (docs/evaluation.md, nineteenth session)."""
-        answered = self._answered
-        section = answered.nearest_section(
-            vector, answered.live_rows(snap.generation, snap.sections),
-            lambda s: passes_filter(snap.passages[snap.section_heads[s]], category, tags))
-        if section is None:
-            return hits
-        passage = snap.passages[snap.section_heads[section]]
-        shown = replace(Hit.of(passage, 0.0, highlight_terms(analyzed, passage.text)), via_section_question=True)
-        return with_answered_section(hits, shown, self.settings.answered_slot, k)
+        return Ranked(grouped, top, features, topic, answered_section)
 
     def _hit(self, snap: Snapshot, candidate: Candidate, analyzed) -> Hit:  # type: ignore[no-untyped-def]
         passage = snap.passages[candidate.passage_id]

@@ -29,16 +29,18 @@ def test_nearest_counts_only_rows_whose_section_exists() -> None:
     assert AnsweredIndex().nearest(query) == 0.0
 
 
-def test_nearest_section_skips_dead_rows_and_what_the_filter_refuses() -> None:
+def test_closest_section_skips_dead_rows_and_what_the_filter_refuses() -> None:
     index = AnsweredIndex(["a", "b", "c"], [("glass", "赔什么"), ("theft", "材料"), ("flood", "材料")],
                           np.array([[1.0, 0.0], [0.8, 0.6], [0.6, 0.8]], dtype=np.float32))
     query = np.array([1.0, 0.0], dtype=np.float32)
     every = np.array([True, True, True])
-    assert index.nearest_section(query, every) == ("glass", "赔什么")
-    assert index.nearest_section(query, np.array([False, True, True])) == ("theft", "材料")
-    assert index.nearest_section(query, every, lambda s: s[0] == "flood") == ("flood", "材料")
-    assert index.nearest_section(query, np.array([True, True, False]), lambda s: s[0] == "flood") is None
-    assert AnsweredIndex().nearest_section(query, np.array([], dtype=bool)) is None
+    assert index.closest(query, every) == (pytest.approx(1.0), ("glass", "赔什么"))
+    assert index.closest(query, np.array([False, True, True])) == (pytest.approx(0.8), ("theft", "材料"))
+    # The filter picks the section; the cosine stays the closest live question's (answered_match).
+    assert index.closest(query, every, lambda s: s[0] == "flood") == (pytest.approx(1.0), ("flood", "材料"))
+    assert index.closest(query, np.array([True, True, False]), lambda s: s[0] == "flood") == (pytest.approx(1.0), None)
+    assert index.closest(query, np.array([False, False, False])) == (0.0, None)
+    assert AnsweredIndex().closest(query, np.array([], dtype=bool)) == (0.0, None)
 
 
 def _hit(article_id: str, heading: str = "h") -> Hit:
