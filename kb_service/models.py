@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -153,6 +154,17 @@ class QuestionAnswer:
         return {"question": self.question, "confident": self.confident, "confidence": round(self.confidence, 4),
                 "outside_filter": self.outside_filter, "spelled_as": self.spelled_as,
                 "not_covered": self.not_covered, "hits": [h.to_dict() for h in self.hits]}
+
+
+def first_passages(passages: Iterable[Passage]) -> dict[tuple[str, str], Passage]:
+    """(article id, heading) → the section's first passage: what stands for a section when a
+    section, not a passage, is chosen (a long section is cut into several passages)."""
+    firsts: dict[tuple[str, str], Passage] = {}
+    for passage in passages:
+        key = (passage.article_id, passage.heading)
+        if key not in firsts or passage.ordinal < firsts[key].ordinal:
+            firsts[key] = passage
+    return firsts
 
 
 def place_hit(hits: list[Hit], hit: Hit, rank: int, k: int) -> list[Hit]:

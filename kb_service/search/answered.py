@@ -48,11 +48,6 @@ class AnsweredIndex:
             self._live[generation] = mask
         return mask
 
-    def nearest(self, vector: np.ndarray, live: np.ndarray | None = None) -> float:
-        """Cosine of the closest question whose section exists; 0 without any."""
-        every = np.ones(len(self.queries), dtype=bool)
-        return self.closest(vector, every if live is None else live)[0]
-
     def closest(self, vector: np.ndarray, live: np.ndarray,
                 allowed: Callable[[tuple[str, str]], bool] = lambda _: True) -> tuple[float, tuple[str, str] | None]:
         """From one product with the stored vectors: the cosine of the closest live question (0

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from kb_service.content.articles import signal_parts
 from kb_service.content.lexicon import match_form
-from kb_service.models import Hit, Passage, place_hit
+from kb_service.models import Hit, Passage, first_passages, place_hit
 
 SIGNAL_RANK = 2  # after a typed query's own best answer: what was asked comes first
 PASTED_SIGNAL_RANK = 1  # in a pasted message: what the situation calls for comes first
@@ -42,12 +42,7 @@ def signal_index(passages: Iterable[Passage]) -> list[SignalEntry]:
     """(the signal's parts in match form, the signal as written, passage id), most specific first:
     signals of more parts, then longer ones; a section cut into several passages is represented by
     its first."""
-    firsts: dict[tuple[str, str], Passage] = {}
-    for passage in passages:
-        if passage.signals:
-            key = (passage.article_id, passage.heading)
-            if key not in firsts or passage.ordinal < firsts[key].ordinal:
-                firsts[key] = passage
+    firsts = {key: passage for key, passage in first_passages(passages).items() if passage.signals}
     index = [(tuple(tuple(match_form(word) for word in part) for part in signal_parts(signal)), signal, passage.passage_id)
              for passage in firsts.values() for signal in passage.signals]
     return sorted(index, key=lambda entry: (-len(entry[0]), -len(match_form(entry[1])), entry[2]))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gc
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +22,7 @@ from kb_service.index.lexical.whoosh import LexicalIndex
 from kb_service.index.records import ArticleRecord, Manifest
 from kb_service.index.segments import Segment, load_segment
 from kb_service.index.store import FORMAT, verify_generation
-from kb_service.models import Passage
+from kb_service.models import Passage, first_passages
 from kb_service.query.analysis import QueryAnalyzer
 from kb_service.query.spelling import HomophoneCorrector, sound_table
 from kb_service.query.tokenizer import DomainTokenizer, QueryTerms
@@ -50,7 +50,7 @@ class Snapshot:
     vector_mean: np.ndarray | None = None  # mean of the live passages' vectors: the query's baseline cosine
     question_mean: np.ndarray | None = None  # mean of the live 相似问 vectors: the same for question matches
     signals: list[SignalEntry] = field(default_factory=list)  # situations.signal_index of the live passages
-    section_heads: dict[tuple[str, str], str] = field(default_factory=dict)  # section_heads of the live passages
+    section_heads: dict[tuple[str, str], str] = field(default_factory=dict)  # section → its first live passage's id
 
     def article_of(self, passage_id: str) -> str:
         return self.passages[passage_id].article_id
@@ -122,19 +122,8 @@ def load_snapshot(generation: Path, lexicon: Lexicon, loaded: dict[str, Segment]
         vector_mean=vector_mean,
         question_mean=question_mean,
         signals=signal_index(passages.values()),
-        section_heads=section_heads(passages.values()),
+        section_heads={key: p.passage_id for key, p in first_passages(passages.values()).items()},
     )
-
-
-def section_heads(passages: Iterable[Passage]) -> dict[tuple[str, str], str]:
-    """(article id, heading) → the section's first passage: what is shown when a section, not a
-    passage, was chosen (a long section is cut into several passages)."""
-    firsts: dict[tuple[str, str], Passage] = {}
-    for passage in passages:
-        key = (passage.article_id, passage.heading)
-        if key not in firsts or passage.ordinal < firsts[key].ordinal:
-            firsts[key] = passage
-    return {key: passage.passage_id for key, passage in firsts.items()}
 
 
 def lexical_search(snap: Snapshot, terms: QueryTerms, limit: int, category: str | None = None,

@@ -21,12 +21,12 @@ def test_nearest_counts_only_rows_whose_section_exists() -> None:
     index = AnsweredIndex(["前挡碎了", "车丢了"], [("glass", "赔什么"), ("theft", "材料")],
                           np.array([[1.0, 0.0], [0.6, 0.8]], dtype=np.float32))
     query = np.array([0.0, 1.0], dtype=np.float32)
-    assert index.nearest(query) == pytest.approx(0.8)
+    assert index.closest(query, np.array([True, True]))[0] == pytest.approx(0.8)
     only_glass = index.live_rows("gen-1", lambda: {("glass", "赔什么")})
-    assert only_glass.tolist() == [True, False] and index.nearest(query, only_glass) == pytest.approx(0.0)
-    assert index.nearest(query, index.live_rows("gen-1", lambda: set())) == pytest.approx(0.0)  # asked once per generation
+    assert only_glass.tolist() == [True, False] and index.closest(query, only_glass)[0] == pytest.approx(0.0)
+    assert index.closest(query, index.live_rows("gen-1", lambda: set()))[0] == pytest.approx(0.0)  # asked once per generation
     assert index.live_rows("gen-2", lambda: set()).tolist() == [False, False]
-    assert AnsweredIndex().nearest(query) == 0.0
+    assert AnsweredIndex().closest(query, np.array([], dtype=bool))[0] == 0.0
 
 
 def test_closest_section_skips_dead_rows_and_what_the_filter_refuses() -> None:
