@@ -65,7 +65,9 @@ def best_clause_coverage(query: AnalyzedQuery, haystack: str, known: Callable[[s
     best-covered clause, so its story (上班路上, 红绿灯, 白色轿车) does not drown the clause the
     answer addresses; a short query is one clause and is judged whole."""
     parts = [p for p in re.split(r"[，,。;；!?]+", query.corrected) if p.strip()] or [query.corrected]
-    best = (0.0, 0.0, 0.0, 0.0)
+    # No starting value to beat: a clause with nothing covered and an unknown word (基金定投怎么弄)
+    # must keep its unknown word, not lose to an all-zero default.
+    best: tuple[float, float, float, float] | None = None
     for part in parts:
         words_here = [w for w in query.content_words if w in part]
         if len(parts) > 1 and len(words_here) < MIN_CLAUSE_WORDS:
@@ -79,7 +81,10 @@ def best_clause_coverage(query: AnalyzedQuery, haystack: str, known: Callable[[s
         # One rare word the knowledge base never uses (车船税, 年检, 食堂) marks a question it
         # cannot answer, however well the rest of the clause matches.
         unknown = max((v for w, v in weights.items() if not known(w)), default=0.0) / SPECIFICITY_SCALE
-        best = max(best, (word_cov, known_ratio, gram_cov, -unknown))
+        here = (word_cov, known_ratio, gram_cov, -unknown)
+        best = here if best is None else max(best, here)
+    if best is None:
+        return 0.0, 0.0, 0.0, 0.0
     return best[0], best[1], best[2], -best[3]
 
 

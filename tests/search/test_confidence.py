@@ -69,3 +69,16 @@ def test_a_word_read_as_an_abbreviation_or_typo_is_not_unknown() -> None:
     assert unread.unknown_share == pytest.approx(1 / 3) and unread.not_covered_words == pytest.approx(1 / 3)
     assert read.unknown_share == 0.0 and read.not_covered_words == 0.0 and read.unknown_word == 0.0
     assert read.known_ratio > unread.known_ratio
+
+
+def test_a_question_sharing_nothing_with_the_top_passage_keeps_its_unknown_word() -> None:
+    """「基金定投怎么弄」 shares no word or bigram with the passage it lands on and the knowledge base
+    knows none of its words: its rarest unknown word must be counted, not lost to an all-zero start
+    (the most out-of-scope questions once read as having no unknown word at all)."""
+    passage = Passage("a#0", "a", "投保", "常见投保咨询", "客户问保费怎么算时先说明费率", "purchase", (), (), 1, 1)
+    query = AnalyzedQuery("基金定投怎么弄", "基金定投怎么弄", "基金定投怎么弄", (),
+                          QueryTerms((("基金", 1.0), ("怎么弄", 1.0)), ()), ("基金", "怎么弄"))
+    features = confidence_features(query, Candidate("a#0"), passage, [], [("a#0", 3.0)], lambda pid: pid.split("#")[0],
+                                   lambda word: False, {"基金": 9.9, "怎么弄": 16.5}.__getitem__)
+    assert features.word_coverage == 0.0 and features.known_ratio == 0.0 and features.bigram_coverage == 0.0
+    assert features.unknown_word == pytest.approx(16.5 / 20)
