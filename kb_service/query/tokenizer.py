@@ -51,7 +51,7 @@ _WORDLIKE = re.compile(rf"[{_CJK}a-z0-9]")
 STOP_WORDS = frozenset(
     ["的", "了", "吗", "呢", "啊", "吧", "呀", "么", "嘛", "哦", "是", "在", "有", "和", "与", "及", "或", "就", "都", "也", "还", "要", "会", "能", "可", "可以", "怎么", "怎么办", "怎样", "如何", "什么", "啥", "哪些", "哪个", "哪", "多少", "几", "为什么", "为啥", "咋", "咋办", "咋整", "我", "你", "您", "他", "她", "它", "我们", "你们", "他们", "这", "那", "这个", "那个", "这些", "那些", "一个", "一下", "请问", "请", "吗", "得", "地", "着", "过", "被", "把", "给", "让", "对", "从", "到", "很", "太", "又", "再", "该", "应该", "需要", "是否", "不", "没", "没有", "一些", "有没有", "能不能", "可不可以", "要不要", "是不是", "多久", "哪里", "怎么样", "时候", "的话", "一般"]
 )
-_STOP_CHARS = frozenset("的了吗呢啊吧呀么嘛哦是在有和与就都也还要会能可怎样什啥咋哪些多少几我你您他她它这那个一下请问得地着过被把给让对从到很太又再该不没久里候话般")
+STOP_CHARS = frozenset("的了吗呢啊吧呀么嘛哦是在有和与就都也还要会能可怎样什啥咋哪些多少几我你您他她它这那个一下请问得地着过被把给让对从到很太又再该不没久里候话般")
 
 
 # Bounded: under `kb serve --watch` every lexicon edit makes a new dictionary; old ones are dropped.
@@ -138,12 +138,12 @@ def bigram_spans(text: str) -> Iterator[tuple[str, int, int]]:
             yield segment, offset, offset + len(segment)
             continue
         if len(segment) == 1:
-            if segment not in _STOP_CHARS:
+            if segment not in STOP_CHARS:
                 yield segment, offset, offset + 1
             continue
         for i in range(len(segment) - 1):
             gram = segment[i : i + 2]
-            if gram[0] in _STOP_CHARS and gram[1] in _STOP_CHARS:
+            if gram[0] in STOP_CHARS and gram[1] in STOP_CHARS:
                 continue
             yield gram, offset + i, offset + i + 2
 

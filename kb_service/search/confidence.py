@@ -18,7 +18,7 @@ from pathlib import Path
 from kb_service.content.lexicon import match_form
 from kb_service.models import Passage
 from kb_service.query.analysis import AnalyzedQuery
-from kb_service.query.tokenizer import bigrams
+from kb_service.query.tokenizer import STOP_CHARS, bigrams
 from kb_service.search.fusion import Candidate
 
 FEATURES = ("semantic_top", "semantic_margin", "word_coverage", "bigram_coverage", "known_ratio", "domain_terms",
@@ -28,15 +28,30 @@ FEATURES = ("semantic_top", "semantic_margin", "word_coverage", "bigram_coverage
 DENSITY_NEIGHBOURS = 10
 SPECIFICITY_SCALE = 20.0  # -log P of a word jieba has never seen is about 18
 MIN_CLAUSE_WORDS = 2  # a clause judged on its own needs this many words (one word proves little)
+UNSEEN_WORD = 17.5  # -log P from which jieba's dictionary has never seen the word (once seen: 17.2)
 SPECIFIC_WORD = 12.0  # -log P from which a word is a term or a name (年检, 车船税), not everyday Chinese
 
 
-def understood_or(known: Callable[[str], bool], read_as_known: Container[str]) -> Callable[[str], bool]:
+GLUE = "".join(sorted(STOP_CHARS))  # characters jieba glues to a neighbouring word
+
+
+def understood_or(known: Callable[[str], bool], read_as_known: Container[str],
+                  specificity: Callable[[str], float] | None = None) -> Callable[[str], bool]:
     """`known`, and also true for a typed word the analysis read as a knowledge-base word: 人伤 is
-    an abbreviation of 人员伤亡 and 理陪 a typo of 理赔, neither a sign the question is out of scope."""
-    if not read_as_known:
-        return known
-    return lambda word: word in read_as_known or known(word)
+    an abbreviation of 人员伤亡 and 理陪 a typo of 理赔, neither a sign the question is out of scope.
+
+    With `specificity`, also for a function character jieba glued to a word (有个, 我车, 怎么弄,
+    报给): a pair its dictionary has never seen looks as rare as 车船税, yet without the glue nothing
+    unknown is left. Only pairs it has never seen: 过户 is a dictionary word, not 过 + 户."""
+    def understood(word: str) -> bool:
+        if word in read_as_known or known(word):
+            return True
+        if specificity is None or specificity(word) < UNSEEN_WORD:
+            return False
+        core = word.strip(GLUE)
+        return core != word and (len(core) < 2 or known(core))
+
+    return understood
 
 
 def unknown_share(query: AnalyzedQuery, known: Callable[[str], bool], specificity: Callable[[str], float],
@@ -146,7 +161,7 @@ def confidence_features(
     section question's cosine (0 in lexical mode or without them)."""
     if top is None or top_passage is None:
         return ConfidenceFeatures(*[0.0] * len(FEATURES))
-    known = understood_or(known, query.read_as_known)
+    known = understood_or(known, query.read_as_known, specificity)
     haystack = match_form(" ".join((top_passage.title, top_passage.heading, top_passage.text, *top_passage.aliases)))
     word_cov, known_ratio, gram_cov, unknown = best_clause_coverage(query, haystack, known, specificity)
     top_article = article_of(top.passage_id)

@@ -72,13 +72,13 @@ def test_a_word_read_as_an_abbreviation_or_typo_is_not_unknown() -> None:
 
 
 def test_a_question_sharing_nothing_with_the_top_passage_keeps_its_unknown_word() -> None:
-    """「基金定投怎么弄」 shares no word or bigram with the passage it lands on and the knowledge base
+    """「基金定投收益」 shares no word or bigram with the passage it lands on and the knowledge base
     knows none of its words: its rarest unknown word must be counted, not lost to an all-zero start
     (the most out-of-scope questions once read as having no unknown word at all)."""
     passage = Passage("a#0", "a", "投保", "常见投保咨询", "客户问保费怎么算时先说明费率", "purchase", (), (), 1, 1)
-    query = AnalyzedQuery("基金定投怎么弄", "基金定投怎么弄", "基金定投怎么弄", (),
-                          QueryTerms((("基金", 1.0), ("怎么弄", 1.0)), ()), ("基金", "怎么弄"))
+    query = AnalyzedQuery("基金定投收益", "基金定投收益", "基金定投收益", (),
+                          QueryTerms((("基金", 1.0), ("定投", 1.0), ("收益", 1.0)), ()), ("基金", "定投", "收益"))
     features = confidence_features(query, Candidate("a#0"), passage, [], [("a#0", 3.0)], lambda pid: pid.split("#")[0],
-                                   lambda word: False, {"基金": 9.9, "怎么弄": 16.5}.__getitem__)
+                                   lambda word: False, {"基金": 9.9, "定投": 16.5, "收益": 10.2}.__getitem__)
     assert features.word_coverage == 0.0 and features.known_ratio == 0.0 and features.bigram_coverage == 0.0
     assert features.unknown_word == pytest.approx(16.5 / 20)
