@@ -12,6 +12,9 @@ questions it cannot answer by itself, hybrid m3e-small int8, on the eval index `
     python scripts/confidence_designs.py understood
     # candidate features added to the fifteen: the re-ranker's score, interactions (held out)
     python scripts/confidence_designs.py extra
+    # a fixed grid of designs (C × pooled budget, without question_match), held out by style: run at
+    # two commits to compare feature code at equal designs, not only at the design each one picks
+    python scripts/confidence_designs.py grid
 
 Every figure is a count of queries (rejected / total), so two runs can be compared exactly.
 """
@@ -33,6 +36,7 @@ from kb_service.search.calibration import (
     choose_design,
     design_preference,
     fit_logistic,
+    leave_one_style_out,
     probabilities,
     threshold_for,
 )
@@ -175,6 +179,21 @@ def extra() -> None:
               f"rejected (worst style {design.worst_style} {design.worst_style_false_rejection:.0%})")
 
 
+def grid() -> None:
+    features = Features()
+    pool = pool_queries()
+    x, y = features.of(pool)
+    styles = [q.kind for q in pool]
+    used = tuple(name != "question_match" for name in confidence.FEATURES)
+    for C in (1.0, 3.0):
+        for held in leave_one_style_out(x, y, styles, C, (0.015, 0.02, 0.025), used):
+            print(f"C={C}, pooled budget {held.budget:.1%}: held out by style {held.negatives_rejected:.1%} out-of-scope "
+                  f"rejected, {held.false_rejection:.1%} answerable rejected (worst style {held.worst_style} "
+                  f"{held.worst_style_false_rejection:.0%})")
+    best = ranked_designs(x, y, styles)[0]
+    print(f"kb calibrate's choice: {best.describe()}: {counts(held_out_rejections(x, y, np.array(styles), best), y)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -182,6 +201,7 @@ def main() -> None:
     commands.add_parser("pools").add_argument("--add", action="append", required=True, help="a set to add (repeat)")
     commands.add_parser("understood")
     commands.add_parser("extra")
+    commands.add_parser("grid")
     args = parser.parse_args()
     if args.command == "noise":
         noise(args.top)
@@ -189,6 +209,8 @@ def main() -> None:
         pools(tuple(args.add))
     elif args.command == "extra":
         extra()
+    elif args.command == "grid":
+        grid()
     else:
         understood()
 
