@@ -40,9 +40,9 @@ def understood_or(known: Callable[[str], bool], read_as_known: Container[str],
     """`known`, and also true for a typed word the analysis read as a knowledge-base word: 人伤 is
     an abbreviation of 人员伤亡 and 理陪 a typo of 理赔, neither a sign the question is out of scope.
 
-    With `specificity`, also for a function character jieba glued to a word (有个, 我车, 怎么弄,
-    报给): a pair its dictionary has never seen looks as rare as 车船税, yet without the glue nothing
-    unknown is left. Only pairs it has never seen: 过户 is a dictionary word, not 过 + 户."""
+    With `specificity`, also for a function character jieba glued to a word (有个, 我车, 报给): a
+    pair its dictionary has never seen looks as rare as 车船税, yet without the glue nothing unknown
+    is left. Only pairs it has never seen: 过户 is a dictionary word, not 过 + 户."""
     def understood(word: str) -> bool:
         if word in read_as_known or known(word):
             return True

@@ -7,7 +7,7 @@ import pytest
 from kb_service.models import Passage
 from kb_service.query.analysis import AnalyzedQuery
 from kb_service.query.tokenizer import QueryTerms
-from kb_service.search.confidence import FEATURES, confidence_features, unknown_share
+from kb_service.search.confidence import FEATURES, confidence_features, understood_or, unknown_share
 from kb_service.search.fusion import Candidate
 
 SPECIFICITY = {"年检": 14.4, "过期": 12.7, "昨天": 9.5, "追尾": 15.4, "不赔": 10.3, "保险杠": 14.0}
@@ -82,3 +82,15 @@ def test_a_question_sharing_nothing_with_the_top_passage_keeps_its_unknown_word(
                                    lambda word: False, {"基金": 9.9, "定投": 16.5, "收益": 10.2}.__getitem__)
     assert features.word_coverage == 0.0 and features.known_ratio == 0.0 and features.bigram_coverage == 0.0
     assert features.unknown_word == pytest.approx(16.5 / 20)
+
+
+def test_a_function_character_glued_to_a_word_does_not_make_it_unknown() -> None:
+    """jieba cuts 有个 and 我车 as words its dictionary has never seen (-log P 17.9, as rare as a new
+    term); without the glue (有, 个, 我) nothing unknown is left. 过户 is a dictionary word and 重疾险
+    has no glue: both stay unknown."""
+    specificity = {"有个": 17.9, "我车": 17.9, "报给": 17.9, "过户": 12.7, "重疾险": 17.9, "车": 8.0, "报": 9.0}
+    known = {"车", "理赔"}.__contains__
+    understood = understood_or(known, (), specificity.__getitem__)
+    assert understood("有个") and understood("我车") and understood("报给")
+    assert not understood("过户") and not understood("重疾险")
+    assert understood("理赔") and not understood_or(known, ())("有个")  # without specificity: as before
