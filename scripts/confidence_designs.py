@@ -8,7 +8,7 @@ questions it cannot answer by itself, hybrid m3e-small int8, on the eval index `
     python scripts/confidence_designs.py noise --top 15
     # held out on the queries both pools share: the pool as it is, and with a set added
     python scripts/confidence_designs.py pools --add eval/blind/workplace-1.jsonl
-    # the chosen design with words read as abbreviations or typos counted as known, and without
+    # the chosen design with words read as abbreviations, typos or glued function characters counted as known, and without
     python scripts/confidence_designs.py understood
     # candidate features added to the fifteen: the re-ranker's score, interactions (held out)
     python scripts/confidence_designs.py extra
@@ -117,7 +117,7 @@ def understood() -> None:
     features = Features()
     pool = pool_queries()
     styles = [q.kind for q in pool]
-    switched: dict[str, Callable] = {"without": lambda known, read_as_known: known,
+    switched: dict[str, Callable] = {"without": lambda known, read_as_known, specificity=None: known,
                                      "with": confidence.understood_or}
     original = confidence.understood_or
     try:
