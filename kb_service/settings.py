@@ -6,6 +6,7 @@ same way: environment variables `KB_<FIELD>` (e.g. `KB_ARTICLES_DIR`), overridde
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -51,7 +52,10 @@ class Settings(BaseSettings):
     hnsw_m: int = 32
     embedded_aliases: int = Field(6, description="how many of an article's aliases its first passage's embedding text carries")
     embedded_questions: bool = Field(True, description="embed each section's 相似问 (front matter `questions`) as extra vectors for its passages")
-    threads: int = Field(1, description="threads per query for torch/ONNX and for FAISS (process-wide)")
+    threads: int = Field(1, description="threads of one FAISS scan (process-wide), and of each text when an index build embeds many at once")
+    embedding_threads: int = Field(
+        0, ge=0, description="threads one query's embedding runs on (torch/ONNX); 0: the machine's cores shared among the "
+        "worker processes (cores // KB_WORKERS, at least 1)")
 
     lexical_backend: Literal["sparse", "whoosh"] = Field(
         "sparse",
@@ -106,6 +110,7 @@ class Settings(BaseSettings):
     # --- service ---
     host: str = "127.0.0.1"
     port: int = 8000
+    workers: int = Field(1, ge=1, description="worker processes of `kb serve` (about one per core; --workers overrides)")
     query_id_wait_seconds: float = Field(
         2.0,
         description="with several workers (or a factory-started app): how long an event or feedback waits for a search "
@@ -160,6 +165,18 @@ class Settings(BaseSettings):
         if isinstance(value, str) and not value.startswith(("postgresql://", "postgres://")):
             return Path(value)
         return value
+
+    def query_embedding_threads(self) -> int:
+        """Threads for embedding one query, the largest part of a search's time (scripts/bench_embedding.py).
+
+        By default the workers share the cores: a single worker on two cores embeds a short query
+        in about 7 ms on both against 10.5 ms on one, and with two clients at once embeds 5–10%
+        fewer queries a second, still over 130 (`python scripts/bench_embedding.py --threads`),
+        far above what hundreds of agents ask. Several workers get one thread each."""
+        if self.embedding_threads > 0:
+            return self.embedding_threads
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        return max(1, cores // self.workers)
 
     def with_overrides(self, **overrides: object) -> Settings:
         """A copy with CLI flags applied; `None` means 'flag not given'."""

@@ -19,7 +19,7 @@ from kb_service.cli.common import (
 def serve(
     host: Annotated[str | None, typer.Option("--host", help="address to listen on (KB_HOST); beyond 127.0.0.1 only with API keys")] = None,
     port: Annotated[int | None, typer.Option("--port", help="port (KB_PORT)")] = None,
-    workers: Annotated[int, typer.Option("--workers", help="worker processes (about one per core)")] = 1,
+    workers: Annotated[int | None, typer.Option("--workers", help="worker processes, about one per core (KB_WORKERS)")] = None,
     watch: Annotated[bool, typer.Option("--watch", help="re-index and reload when articles/ changes")] = False,
     index_dir: IndexOpt = None,
 ) -> None:
@@ -27,9 +27,9 @@ def serve(
     from kb_service.web.auth import UnsafeBindError
     from kb_service.web.serve import serve as run_server
 
-    settings = settings_from(host=host, port=port, index_dir=index_dir)
+    settings = settings_from(host=host, port=port, index_dir=index_dir, workers=workers)
     try:
-        run_server(settings, settings.host, settings.port, workers=workers, watch=watch)
+        run_server(settings, settings.host, settings.port, workers=settings.workers, watch=watch)
     except UnsafeBindError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc

@@ -44,7 +44,7 @@ def load_report_embedder(settings: Any, echo: Callable[[str], None] | None = Non
 
     try:
         return load_embedder(settings.embedding_model, settings.embedding_runtime,
-                             Path(settings.index_dir) / "models", settings.threads)
+                             Path(settings.index_dir) / "models", settings.query_embedding_threads())
     except Exception as exc:  # noqa: BLE001 - any model problem only downgrades the grouping
         if echo:
             echo(f"gap topics grouped by character bigrams: embedding model unavailable ({type(exc).__name__})")

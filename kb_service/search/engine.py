@@ -98,7 +98,7 @@ class SearchEngine:
         limit_search_threads(settings.threads)
         if embedder is None:
             embedder = load_embedder(settings.embedding_model, settings.embedding_runtime,
-                                     Path(settings.index_dir) / "models", settings.threads)
+                                     Path(settings.index_dir) / "models", settings.query_embedding_threads())
         key = model_key(settings.embedding_model, settings.embedding_runtime)
         if snapshot.manifest.signature["embedding_model"] != key:
             raise IndexNotBuiltError(

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 
 from kb_service.content.lexicon import match_form
 from kb_service.models import Passage
 from kb_service.query.analysis import AnalyzedQuery
 from kb_service.query.tokenizer import bigrams
 from kb_service.search.fusion import Candidate
+
+
+@lru_cache(maxsize=8192)
+def passage_haystack(heading: str, text: str) -> str:
+    """A passage's heading and text in the match form. Memoised (a pure function of the text):
+    every query scores 20–60 candidate passages, and normalising each again cost about 1 ms of
+    a 20 ms search at 10k passages (cProfile over `scripts/bench_search.py`'s corpus)."""
+    return match_form(" ".join((heading, text)))
 
 
 def coverage_scorer(query: AnalyzedQuery, specificity: Callable[[str], float]) -> Callable[[Passage], float]:
@@ -19,7 +28,7 @@ def coverage_scorer(query: AnalyzedQuery, specificity: Callable[[str], float]) -
     grams = list(dict.fromkeys(bigrams(query.corrected)))
 
     def score(passage: Passage) -> float:
-        haystack = match_form(" ".join((passage.heading, passage.text)))
+        haystack = passage_haystack(passage.heading, passage.text)
         words_part = sum(v for w, v in weights.items() if w in haystack) / total if total else 0.0
         grams_part = sum(1 for g in grams if g in haystack) / len(grams) if grams else 0.0
         return 0.5 * words_part + 0.5 * grams_part

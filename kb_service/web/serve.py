@@ -154,7 +154,7 @@ def serve(
     settings: Settings,
     host: str | None = None,
     port: int | None = None,
-    workers: int = 1,
+    workers: int | None = None,
     watch: bool = False,
 ) -> None:
     """Run the API with uvicorn; `watch` rebuilds the index when articles change.
@@ -167,6 +167,9 @@ def serve(
     """
     host = settings.host if host is None else host
     port = settings.port if port is None else port
+    if workers is not None:  # the workers' share of the cores (embedding threads) follows from it
+        settings = settings.with_overrides(workers=workers)
+    workers = settings.workers
     check_bind_allowed(settings, host)
     if workers <= 1:
         _serve_one(settings, host, port, watch)

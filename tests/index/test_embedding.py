@@ -19,3 +19,16 @@ def test_parallel_encoding_gives_the_vectors_of_one_text_per_call(tmp_path: Path
     assert together.shape == (24, embedder.dim)
     assert np.array_equal(together, alone)
     assert not np.allclose(together[0], together[1])  # different texts, different vectors
+
+
+@pytest.mark.model
+def test_a_query_embedded_on_two_threads_gets_the_vector_of_one_thread(tmp_path: Path) -> None:
+    """A query embeds on every core the workers leave free (`Settings.query_embedding_threads`),
+    while the index was embedded one thread per text: the two must land on the same vector."""
+    one = load_embedder("m3e-small", "onnx-int8", tmp_path / "models", 1)
+    two = load_embedder("m3e-small", "onnx-int8", tmp_path / "models", 2)
+    queries = ["三者险赔多少", "客户说车停在地下车库被水泡了，问要准备什么材料才能申请理赔"]
+    for query in queries:
+        a, b = one.encode([query])[0], two.encode([query])[0]
+        assert float(a @ b) > 0.9999
+    assert float(one.encode([queries[0]])[0] @ one.encode([queries[1]])[0]) < 0.99

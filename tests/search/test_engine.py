@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from conftest import write_article
 
@@ -189,3 +191,22 @@ def test_opening_the_engine_sets_faiss_threads_from_the_settings(corpus_settings
         assert faiss.omp_get_max_threads() == 1
     finally:
         faiss.omp_set_num_threads(before)
+
+
+def test_the_engine_embeds_queries_on_the_workers_share_of_the_cores(
+    corpus_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import kb_service.search.engine as engine_module
+
+    build_index(corpus_settings)
+    asked: list[int] = []
+    real_load = engine_module.load_embedder
+
+    def recording_load(model: str, runtime: str, models_dir: Path, threads: int = 1):  # type: ignore[no-untyped-def]
+        asked.append(threads)
+        return real_load(model, runtime, models_dir, threads)
+
+    monkeypatch.setattr(engine_module, "load_embedder", recording_load)
+    SearchEngine.open(corpus_settings.model_copy(update={"embedding_threads": 3})).close()
+    SearchEngine.open(corpus_settings.model_copy(update={"embedding_threads": 0, "workers": 64})).close()
+    assert asked == [3, 1]
