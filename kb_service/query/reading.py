@@ -241,8 +241,10 @@ def read_query(typed: str, max_chars: int = 1000) -> Reading:
     else:  # a pasted message: its questions usually circle one matter, told at length
         questions = [condense_message(parts)] if parts else []
     if not questions:  # nothing but chatter or numbers: search what is left, so the agent sees why
-        fallback = re.sub(r"[,\s]+", " ", cleaned).strip(" ,") or folded
-        questions = [fallback]
+        fallback = re.sub(r"[,\s]+", " ", cleaned).strip(" ,")
+        # What was typed, when only chatter was removed; never when personal data was (a bare
+        # 13812345678 or 我手机13812345678 would be searched, and shown as read, in clear).
+        questions = [fallback or ("" if personal else folded)]
     cleaned_text = "，".join(parts) if parts else questions[0]
     if len(questions) > MAX_QUESTIONS:
         questions = questions[:MAX_QUESTIONS]

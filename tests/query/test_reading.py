@@ -121,4 +121,14 @@ def test_over_the_limit_only_the_start_is_read() -> None:
 def test_nothing_but_chatter_still_searches_what_was_typed() -> None:
     reading = read_query("你好在吗")
     assert reading.questions and reading.questions[0]
-    assert read_query("13812345678").questions  # only a number: the panel still gets an answer, not an error
+
+def test_nothing_but_personal_data_searches_nothing_of_it() -> None:
+    """Only a number (or a number and its label): there is still one question, so the panel gets an
+    answer rather than an error, but the number is neither searched nor shown as read."""
+    for typed in ("13812345678", "我手机13812345678", "粤B·12345", "身份证 110101199003071234 ？？"):
+        reading = read_query(typed)
+        assert len(reading.questions) == 1
+        digits = "".join(ch for ch in typed if ch.isdigit())
+        shown = " ".join((*reading.questions, reading.cleaned))
+        assert digits[-5:] not in "".join(ch for ch in shown if ch.isdigit()), typed
+        assert reading.personal_data

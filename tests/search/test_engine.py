@@ -25,6 +25,15 @@ def test_empty_query_is_a_clear_error(engine: SearchEngine, query: str) -> None:
         engine.search(query)
 
 
+@pytest.mark.parametrize("query", ["13812345678", "我手机 138 1234 5678", "粤B·12345"])
+def test_a_query_of_nothing_but_personal_data_is_answered_without_searching_it(engine: SearchEngine, query: str) -> None:
+    response = engine.search(query)
+    assert not response.confident
+    assert response.reading.questions == ("",) and response.reading.personal_data
+    assert "12345" not in response.reading.cleaned
+    assert not any("12345" in term for hit in response.hits for term in hit.highlights)
+
+
 def test_huge_query_is_a_clear_error(engine: SearchEngine) -> None:
     with pytest.raises(QueryError, match="查询过长：最多 1000 个字"):
         engine.search("三者险" * 334)
