@@ -32,7 +32,7 @@ from kb_service.search.fusion import (
     reciprocal_rank_fusion,
     weighted_score_fusion,
 )
-from kb_service.search.not_covered import NotCoveredIndex, embed_not_covered, file_state
+from kb_service.search.not_covered import AbsentNames, NotCoveredIndex, embed_not_covered, file_state
 from kb_service.search.passages import best_passages, coverage_scorer, highlight_terms
 from kb_service.search.rerank import TreeEnsemble, candidate_features, load_reranker, reranked
 from kb_service.search.situations import (
@@ -84,6 +84,7 @@ class SearchEngine:
         self.reranker: TreeEnsemble | None = None  # hybrid only; set by open() for the embedder's key
         self._reload_lock = threading.Lock()
         self._not_covered = NotCoveredIndex()
+        self._absent_names = AbsentNames()
         self._question_lists_lock = threading.Lock()
         self._question_lists_checked = 0.0
         self._answered = AnsweredIndex()
@@ -335,8 +336,10 @@ class SearchEngine:
             rows = candidate_features(analyzed, grouped, snap.passages.__getitem__, coverage_of, baseline)
             grouped = reranked(grouped, reranker.scores(rows))[:k]
         top: Candidate | None = grouped[0] if grouped else None
-        not_covered, topic = (self._not_covered.nearest(vector, analyzed.content_words) if vector is not None
-                              else (0.0, None))
+        listed = self._not_covered
+        named = listed.named_in(analyzed.corrected, self._absent_names.of(snap.passages, snap.lexical, listed))
+        not_covered, topic = (listed.nearest(vector, analyzed.content_words, named) if vector is not None
+                              else (0.0, named[0] if named else None))
         answered = self._answered
         answered_match, answered_section = (answered.closest(
             vector, answered.live_rows(snap.generation, snap.sections),
@@ -345,7 +348,7 @@ class SearchEngine:
         features = confidence_features(
             analyzed, top, snap.passages[top.passage_id] if top else None, semantic, lexical,
             snap.article_of, lambda w: w in snap.vocabulary, specificity, baseline, matches.question_match,
-            not_covered, self._not_covered.words, answered_match,
+            not_covered, listed.words, answered_match, len(named),
         )
         return Ranked(grouped, top, features, topic, answered_section)
 

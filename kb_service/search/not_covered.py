@@ -12,6 +12,10 @@ unknown either way; one that names a listed topic (年检预约, 车船税减免
 missing (confidence.py). The names, not the questions: questions written as customers type them
 carry everyday words (上个月, 保险杠, 4S店) that answerable questions use as much; and of the names'
 words, only those the list's own questions use mostly under that name (`topic_words`).
+
+A name jieba cuts into everyday words (电子发票 into 电子 + 发票, both in the articles) says nothing
+word by word; written out whole in a question, and used by no article, it names the topic
+(`AbsentNames`, `NotCoveredIndex.named_in`).
 """
 
 from __future__ import annotations
@@ -20,13 +24,18 @@ import logging
 import sqlite3
 from collections.abc import Callable, Collection, KeysView
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
+from kb_service.content.lexicon import match_form
 from kb_service.content.not_covered import load_not_covered
 from kb_service.index.embedding import Embedder
 from kb_service.index.embedding_cache import EmbeddingCache
+from kb_service.index.lexical import LexicalRetriever
+from kb_service.models import Passage
+from kb_service.query.tokenizer import bigrams
 
 log = logging.getLogger(__name__)
 
@@ -59,19 +68,63 @@ class NotCoveredIndex:
         """The topics' names' words that count (the feature `not_covered_words` reads them)."""
         return self.rows_naming.keys()
 
-    def nearest(self, vector: np.ndarray, words: Collection[str] = ()) -> tuple[float, str | None]:
+    @cached_property
+    def names(self) -> dict[str, str]:
+        """Each topic's name of two characters or more, in the match form → the topic."""
+        return {match_form(topic): topic for topic in dict.fromkeys(self.topics) if len(topic) >= 2}
+
+    def named_in(self, text: str, absent: Collection[str]) -> list[str]:
+        """The topics whose name, used by no article (`absent`), `text` writes out (电子发票 in
+        「车险电子发票在哪下载」)."""
+        text = match_form(text)
+        return [topic for name, topic in self.names.items() if name in absent and name in text]
+
+    def nearest(self, vector: np.ndarray, words: Collection[str] = (),
+                named: Collection[str] = ()) -> tuple[float, str | None]:
         """Cosine of the closest listed question, and the topic to name; (0, None) for an empty list.
 
         The topic is the closest question's, unless the query holds a word that names topics
-        (`words`: its content words): then the closest of those topics' questions. 「年检要带哪些证件」
-        sits nearest 驾照换证 by cosine, and belongs under a 年检 topic."""
+        (`words`: its content words) or writes out a topic's name (`named`: those topics): then
+        the closest of those topics' questions. 「年检要带哪些证件」 sits nearest 驾照换证 by cosine,
+        and belongs under a 年检 topic."""
         if self.vectors is None or not len(self.questions):
             return 0.0, None
         scores = self.vectors @ vector
         best = int(np.argmax(scores))
         rows = {row for word in words for row in self.rows_naming.get(word, ())}
-        named = max(rows, key=lambda row: scores[row]) if rows else best
-        return float(scores[best]), self.topics[named]
+        rows.update(row for row, topic in enumerate(self.topics) if topic in named)
+        chosen = max(rows, key=lambda row: scores[row]) if rows else best
+        return float(scores[best]), self.topics[chosen]
+
+
+class AbsentNames:
+    """The list's topic names that no passage of the served index uses, worked out once per index
+    and list version (a name an article uses, like 私了 or 误工费, is no sign a question is out of
+    scope). Thread-safe by replacement: two searches may both work it out, once."""
+
+    def __init__(self) -> None:
+        self._worked_out: tuple[object, object, frozenset[str]] = (None, None, frozenset())
+
+    def of(self, passages: dict[str, Passage], lexical: LexicalRetriever, listed: NotCoveredIndex) -> frozenset[str]:
+        """`passages` and `lexical`: the served index's. Each name is looked for only in the
+        passages indexed with all its bigrams (10k passages: a few milliseconds, not the second
+        reading them all takes)."""
+        for_passages, for_list, names = self._worked_out
+        if for_passages is passages and for_list is listed:
+            return names
+        absent = []
+        for name in listed.names:
+            holding = (passages.get(pid) for pid in lexical.holding(bigrams(name)))
+            if not any(p is not None and name in passage_text(p) for p in holding):
+                absent.append(name)
+        names = frozenset(absent)
+        self._worked_out = (passages, listed, names)
+        return names
+
+
+def passage_text(passage: Passage) -> str:
+    """All of a passage's searched text, in the match form."""
+    return match_form(" ".join((passage.title, passage.heading, passage.text, *passage.aliases)))
 
 
 def topic_words(pairs: list[tuple[str, str]], read: dict[str, ReadQuestion]) -> frozenset[str]:

@@ -7,6 +7,7 @@ asks the Whoosh backend); the semantic one scans the vector indexes, 相似问 v
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
 from collections.abc import Sequence
@@ -152,6 +153,18 @@ class SegmentsBM25F:
         return [(self.segments[i].passages[row].passage_id, score)
                 for i, row, score in search_segments(views, terms, limit)]
 
+    def holding(self, grams: Sequence[str]) -> list[str]:
+        """Live passages indexed with every one of these bigrams (the postings, intersected)."""
+        found: list[str] = []
+        for segment, live in zip(self.segments, self.live, strict=True):
+            postings = [segment.lexical.postings(f"b:{gram}") for gram in dict.fromkeys(grams)]
+            if not postings or any(p is None for p in postings):
+                continue
+            rows = functools.reduce(lambda a, b: np.intersect1d(a, b, assume_unique=True),
+                                    sorted((p[0] for p in postings if p is not None), key=len))
+            found.extend(segment.passages[row].passage_id for row in rows[live[rows]])
+        return found
+
     def close(self) -> None:
         """Nothing to close: segments are in memory."""
 
@@ -166,6 +179,10 @@ class LiveWhoosh:
     def search(self, terms: QueryTerms, limit: int, category: str | None = None,
                tags: Sequence[str] | None = None) -> list[tuple[str, float]]:
         return [(pid, s) for pid, s in self.index.search(terms, limit, category, tags) if pid in self.passages]
+
+    def holding(self, grams: Sequence[str]) -> list[str]:
+        """Every live passage: Whoosh's postings are not read here (its searches are slow anyway)."""
+        return list(self.passages)
 
     def close(self) -> None:
         self.index.close()

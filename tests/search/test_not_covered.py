@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CountingEmbedder
+from conftest import CountingEmbedder, write_article
 
 from kb_service.evaluation.runner import save_confidence
 from kb_service.index.builder import build_index
@@ -104,3 +104,33 @@ def test_an_edit_to_the_list_goes_live_without_a_rebuild(corpus_dir: Path, corpu
     (corpus_dir / "not-covered.yaml").unlink()
     gone = engine.search("年检周期是几年").features
     assert gone.not_covered == 0.0 and gone.not_covered_words == 0.0  # type: ignore[attr-defined]
+
+
+def test_a_topic_name_written_out_counts_only_where_no_article_uses_it(corpus_dir: Path, corpus_settings: Settings) -> None:
+    """电子发票 is cut into 电子 + 发票; written out whole it names the topic. 灾害证明 is listed too,
+    but an article states it (the flood claim's materials): not a sign of a missing answer."""
+    (corpus_dir / "not-covered.yaml").write_text(
+        "电子发票: [车险电子发票在哪下载]\n灾害证明: [灾害证明去哪开]\n", encoding="utf-8")
+    write_article(corpus_dir, "repair-invoice", "维修发票", {"发票要求": "理赔要交维修发票原件，照片可以用电子设备拍摄上传。"})
+    build_index(corpus_settings)
+    engine = SearchEngine.open(corpus_settings)
+    listed = engine._not_covered
+    snap = engine._snapshot
+    from kb_service.search.not_covered import AbsentNames
+
+    absent = AbsentNames().of(snap.passages, snap.lexical, listed)
+    assert absent == {"电子发票"}
+    assert listed.named_in("客户问电子发票在哪下载", absent) == ["电子发票"]
+    assert listed.named_in("水淹车要灾害证明吗", absent) == []
+    named = engine.search("三者险的电子发票在哪下载").features  # type: ignore[attr-defined]
+    plain = engine.search("三者险的纸质保单在哪下载").features  # type: ignore[attr-defined]
+    assert named.not_covered_words > 0 and plain.not_covered_words == 0.0
+    assert engine.search("水淹车要灾害证明吗").features.not_covered_words == 0.0  # type: ignore[attr-defined]
+
+
+def test_a_named_topic_is_the_one_a_rejected_answer_names() -> None:
+    index = NotCoveredIndex(["驾照换证", "电子发票"], ["驾照换证带什么", "电子发票怎么开"],
+                            np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32))
+    query = np.array([0.96, 0.28], dtype=np.float32)  # nearest 驾照换证 by cosine
+    assert index.nearest(query) == (pytest.approx(0.96), "驾照换证")
+    assert index.nearest(query, named=["电子发票"]) == (pytest.approx(0.96), "电子发票")

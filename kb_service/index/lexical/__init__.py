@@ -18,4 +18,9 @@ class LexicalRetriever(Protocol):
     def search(self, terms: QueryTerms, limit: int, category: str | None = None,
                tags: Sequence[str] | None = None) -> list[tuple[str, float]]: ...
 
+    def holding(self, grams: Sequence[str]) -> list[str]:
+        """Live passage ids whose text may hold a phrase with these bigrams (`tokenizer.bigrams`):
+        a superset of those that do, for checking a phrase without reading every passage."""
+        ...
+
     def close(self) -> None: ...
