@@ -92,7 +92,8 @@ class NotCoveredIndex:
         scores = self.vectors @ vector
         best = int(np.argmax(scores))
         rows = {row for word in words for row in self.rows_naming.get(word, ())}
-        rows.update(row for row, topic in enumerate(self.topics) if topic in named)
+        if named:
+            rows.update(row for row, topic in enumerate(self.topics) if topic in named)
         chosen = max(rows, key=lambda row: scores[row]) if rows else best
         return float(scores[best]), self.topics[chosen]
 
