@@ -15,11 +15,11 @@ from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kb_service.content.lexicon import match_form
 from kb_service.models import Passage
 from kb_service.query.analysis import AnalyzedQuery
 from kb_service.query.tokenizer import STOP_CHARS, bigrams
 from kb_service.search.fusion import Candidate
+from kb_service.search.passages import passage_text
 
 FEATURES = ("semantic_top", "semantic_margin", "word_coverage", "bigram_coverage", "known_ratio", "domain_terms",
             "agreement", "lexical_strength", "semantic_density", "question_match", "unknown_word", "unknown_share",
@@ -177,7 +177,7 @@ def confidence_features(
     if top is None or top_passage is None:
         return ConfidenceFeatures(*[0.0] * len(FEATURES))
     known = understood_or(known, query.read_as_known, specificity)
-    haystack = match_form(" ".join((top_passage.title, top_passage.heading, top_passage.text, *top_passage.aliases)))
+    haystack = passage_text(top_passage)
     word_cov, known_ratio, gram_cov, unknown = best_clause_coverage(query, haystack, known, specificity)
     top_article = article_of(top.passage_id)
     lex_articles = [article_of(p) for p, _ in lexical[:3]]

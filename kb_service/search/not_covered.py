@@ -36,6 +36,7 @@ from kb_service.index.embedding_cache import EmbeddingCache
 from kb_service.index.lexical import LexicalRetriever
 from kb_service.models import Passage
 from kb_service.query.tokenizer import bigrams
+from kb_service.search.passages import passage_text
 
 log = logging.getLogger(__name__)
 
@@ -122,10 +123,6 @@ class AbsentNames:
         self._worked_out = (passages, listed, names)
         return names
 
-
-def passage_text(passage: Passage) -> str:
-    """All of a passage's searched text, in the match form."""
-    return match_form(" ".join((passage.title, passage.heading, passage.text, *passage.aliases)))
 
 
 def topic_words(pairs: list[tuple[str, str]], read: dict[str, ReadQuestion]) -> frozenset[str]:

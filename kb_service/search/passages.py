@@ -20,6 +20,11 @@ def passage_haystack(heading: str, text: str) -> str:
     return match_form(" ".join((heading, text)))
 
 
+def passage_text(passage: Passage) -> str:
+    """All of a passage's searched text (title, heading, body, aliases) in the match form."""
+    return match_form(" ".join((passage.title, passage.heading, passage.text, *passage.aliases)))
+
+
 def coverage_scorer(query: AnalyzedQuery, specificity: Callable[[str], float]) -> Callable[[Passage], float]:
     """Specificity-weighted share of the query's words and bigrams that a passage contains
     (the query's side computed once, for scoring many candidates)."""
