@@ -124,7 +124,6 @@ class AbsentNames:
         return names
 
 
-
 def topic_words(pairs: list[tuple[str, str]], read: dict[str, ReadQuestion]) -> frozenset[str]:
     """Words of the topics' names that say what is missing, not where it happened.
 

@@ -154,14 +154,16 @@ class SegmentsBM25F:
                 for i, row, score in search_segments(views, terms, limit)]
 
     def holding(self, grams: Sequence[str]) -> list[str]:
-        """Live passages indexed with every one of these bigrams (the postings, intersected)."""
+        """Live passages indexed with every one of these bigrams (the postings, intersected); every
+        live passage when there are none (a phrase of stop characters only is not indexed)."""
         found: list[str] = []
         for segment, live in zip(self.segments, self.live, strict=True):
             postings = [segment.lexical.postings(f"b:{gram}") for gram in dict.fromkeys(grams)]
-            if not postings or any(p is None for p in postings):
+            if any(p is None for p in postings):
                 continue
-            rows = functools.reduce(lambda a, b: np.intersect1d(a, b, assume_unique=True),
-                                    sorted((p[0] for p in postings if p is not None), key=len))
+            rows = (functools.reduce(lambda a, b: np.intersect1d(a, b, assume_unique=True),
+                                     sorted((p[0] for p in postings), key=len))  # type: ignore[index]
+                    if postings else np.arange(len(segment.passages)))
             found.extend(segment.passages[row].passage_id for row in rows[live[rows]])
         return found
 

@@ -134,3 +134,12 @@ def test_a_named_topic_is_the_one_a_rejected_answer_names() -> None:
     query = np.array([0.96, 0.28], dtype=np.float32)  # nearest 驾照换证 by cosine
     assert index.nearest(query) == (pytest.approx(0.96), "驾照换证")
     assert index.nearest(query, named=["电子发票"]) == (pytest.approx(0.96), "电子发票")
+
+
+def test_a_name_of_stop_characters_only_is_looked_for_in_every_passage(corpus_settings: Settings) -> None:
+    """No bigram is indexed for 可以 (two stop characters): the candidates are then every live
+    passage, not none, so a name an article uses is never taken for an absent one."""
+    build_index(corpus_settings)
+    snap = SearchEngine.open(corpus_settings)._snapshot
+    assert sorted(snap.lexical.holding([])) == sorted(snap.passages)
+    assert snap.lexical.holding(["交强"]) and set(snap.lexical.holding(["交强"])) < set(snap.passages)
