@@ -15,6 +15,12 @@ questions it cannot answer by itself, hybrid m3e-small int8, on the eval index `
     # a fixed grid of designs (C × pooled budget, without question_match), held out by style: run at
     # two commits to compare feature code at equal designs, not only at the design each one picks
     python scripts/confidence_designs.py grid
+    # is kb calibrate's own held-out figure optimistic? Each blind set of the pool left out in turn,
+    # the design chosen on the rest (held out by style, by set, or by both), judged on the set left out
+    python scripts/confidence_designs.py nested
+    # the grid again with each weight held to the sign its feature should have (more evidence of
+    # an answer never lowers confidence), against the unconstrained fit
+    python scripts/confidence_designs.py signs
 
 Every figure is a count of queries (rejected / total), so two runs can be compared exactly.
 """
@@ -27,12 +33,15 @@ from pathlib import Path
 
 import numpy as np
 
+import kb_service.search.calibration as calibration
 import kb_service.search.confidence as confidence
 from kb_service.cli.quality import CONFIDENCE_POOL
 from kb_service.evaluation.runner import LabelledQuery, engine_for, load_dev_set, load_own_set, run_queries
 from kb_service.search.calibration import (
+    REGULARISATION_GRID,
     HeldOut,
     budgets_up_to,
+    candidate_feature_sets,
     choose_design,
     design_preference,
     fit_logistic,
@@ -42,6 +51,7 @@ from kb_service.search.calibration import (
 )
 from kb_service.settings import Settings
 
+BUDGETS = budgets_up_to(0.03)  # the pooled budgets kb calibrate tries
 REPORTED = ("eval/blind/report.jsonl", "eval/blind/workplace-2.jsonl", "../shared/eval/dev.jsonl",
             "../shared/eval/dev-styles.jsonl")
 
@@ -194,6 +204,128 @@ def grid() -> None:
     print(f"kb calibrate's choice: {best.describe()}: {counts(held_out_rejections(x, y, np.array(styles), best), y)}")
 
 
+def pool_by_set() -> tuple[list[LabelledQuery], np.ndarray]:
+    """The calibration pool and, per query, the set (writers) it comes from."""
+    own = load_own_set(Path("eval/queries.jsonl"))
+    queries, names = list(own), ["own"] * len(own)
+    for path in CONFIDENCE_POOL:
+        labelled = load_dev_set(Path(path))
+        queries += labelled
+        names += [Path(path).stem] * len(labelled)
+    return queries, np.array(names)
+
+
+def designs_by_key(x: np.ndarray, y: np.ndarray, groups: np.ndarray) -> dict[tuple, HeldOut]:
+    """Every design kb calibrate tries, held out by `groups` (each group left out in turn)."""
+    return {(held.C, held.used, held.budget): held for used in candidate_feature_sets(x.shape[1])
+            for C in REGULARISATION_GRID for held in leave_one_style_out(x, y, list(groups), C, BUDGETS, used)}
+
+
+def chosen(by_style: dict[tuple, HeldOut], by_set: dict[tuple, HeldOut], rule: str) -> HeldOut:
+    """kb calibrate's rule on the style folds (`style`), the same rule on the writer folds (`set`),
+    or acceptable on both and best on their mean (`both`)."""
+    if rule in ("style", "set"):
+        results = list((by_style if rule == "style" else by_set).values())
+        acceptable = [r for r in results if r.acceptable()] or results
+        return max(acceptable, key=design_preference)
+    keys = [k for k in by_style if by_style[k].acceptable() and by_set[k].acceptable()] or list(by_style)
+
+    def mean_preference(key: tuple) -> tuple:
+        a, b = by_style[key], by_set[key]
+        gain = (a.negatives_rejected + b.negatives_rejected) / 2 - (a.false_rejection + b.false_rejection)
+        return (round(gain, 3), *design_preference(a)[1:])
+
+    return by_style[max(keys, key=mean_preference)]
+
+
+def nested() -> None:
+    """Each blind set of the pool left out in turn; a design chosen on the rest by each rule of
+    `chosen`, fitted on the rest, and judged on the set left out (new writers, every style)."""
+    features = Features()
+    pool, sets = pool_by_set()
+    x, y = features.of(pool)
+    styles = np.array([q.kind for q in pool])
+    totals = {rule: np.zeros(4, dtype=int) for rule in ("style", "set", "both")}
+    for outer in (Path(p).stem for p in CONFIDENCE_POOL):
+        inner = sets != outer
+        by_style = designs_by_key(x[inner], y[inner], styles[inner])
+        by_set = designs_by_key(x[inner], y[inner], sets[inner])
+        for rule, total in totals.items():
+            design = chosen(by_style, by_set, rule)
+            model = fit_logistic(x[inner], y[inner], design.C, design.budget, "", design.used)
+            rejected = probabilities(model, x[~inner]) < model.threshold
+            truth = y[~inner]
+            row = np.array([rejected[truth == 0].sum(), (truth == 0).sum(), rejected[truth == 1].sum(),
+                            (truth == 1).sum()])
+            total += row
+            described = design.describe().replace("by style", "by set") if rule == "set" else design.describe()
+            print(f"{outer} left out, chosen by {rule}: {described}\n    on {outer}: out-of-scope rejected "
+                  f"{row[0]}/{row[1]}, answerable rejected {row[2]}/{row[3]}", flush=True)
+    for rule, total in totals.items():
+        print(f"all four, chosen by {rule}: out-of-scope rejected {total[0]}/{total[1]}, "
+              f"answerable rejected {total[2]}/{total[3]}")
+
+
+# The sign each weight should have: evidence of an answer never lowers confidence, evidence of a
+# topic the knowledge base lacks never raises it (0: either way).
+EXPECTED_SIGN = {"semantic_top": 1, "semantic_margin": 1, "word_coverage": 1, "bigram_coverage": 1, "known_ratio": 1,
+                 "domain_terms": 1, "agreement": 1, "lexical_strength": 1, "semantic_density": 0, "question_match": 1,
+                 "unknown_word": -1, "unknown_share": -1, "not_covered": -1, "not_covered_words": -1,
+                 "answered_match": 1}
+
+
+def fit_signed(x: np.ndarray, y: np.ndarray, C: float, max_false_rejection: float, label: str,
+               used: tuple[bool, ...] | None = None) -> confidence.ConfidenceModel:
+    """fit_logistic's model (standardised features, balanced classes, L2 at C) with every weight
+    bounded to EXPECTED_SIGN, by L-BFGS-B."""
+    from scipy.optimize import minimize
+
+    mask = np.ones(x.shape[1], dtype=bool) if used is None else np.asarray(used, dtype=bool)
+    mean, std = x[:, mask].mean(axis=0), np.maximum(x[:, mask].std(axis=0), 1e-6)
+    z, sign = (x[:, mask] - mean) / std, 2 * y - 1
+    weight = np.where(y == 1, len(y) / (2 * (y == 1).sum()), len(y) / (2 * (y == 0).sum()))
+    names = [name for name, keep in zip(confidence.FEATURES, mask, strict=True) if keep]
+    bounds = [{1: (0, None), -1: (None, 0)}.get(EXPECTED_SIGN[name], (None, None)) for name in names] + [(None, None)]
+
+    def loss(params: np.ndarray) -> tuple[float, np.ndarray]:
+        margin = sign * (z @ params[:-1] + params[-1])
+        slope = -weight * sign / (1 + np.exp(margin))
+        value = C * float(np.sum(weight * np.logaddexp(0, -margin))) + 0.5 * float(params[:-1] @ params[:-1])
+        return value, np.append(C * (z.T @ slope) + params[:-1], C * slope.sum())
+
+    fitted = minimize(loss, np.zeros(len(names) + 1), jac=True, method="L-BFGS-B", bounds=bounds).x
+    weights = np.zeros(x.shape[1])
+    weights[mask] = fitted[:-1] / std
+    bias = float(fitted[-1] - (fitted[:-1] * mean / std).sum())
+    model = confidence.ConfidenceModel(list(map(float, weights)), bias, 0.5, label)
+    model.threshold = threshold_for(probabilities(model, x[y == 1]), max_false_rejection)
+    return model
+
+
+def signs() -> None:
+    """The grid's designs fitted as kb calibrate fits them, then with EXPECTED_SIGN held."""
+    features = Features()
+    pool = pool_queries()
+    x, y = features.of(pool)
+    styles = [q.kind for q in pool]
+    used = tuple(name != "question_match" for name in confidence.FEATURES)
+    negatives, positives = int((y == 0).sum()), int((y == 1).sum())
+    original = calibration.fit_logistic
+    for name, fit in (("unconstrained", original), ("signs held", fit_signed)):
+        calibration.fit_logistic = fit  # leave_one_style_out fits through the module's name
+        try:
+            for C in (0.3, 1.0, 3.0):
+                for held in leave_one_style_out(x, y, styles, C, BUDGETS, used):
+                    print(f"{name}, C={C}, pooled budget {held.budget:.1%}: held out by style out-of-scope rejected "
+                          f"{round(held.negatives_rejected * negatives)}/{negatives}, answerable rejected "
+                          f"{round(held.false_rejection * positives)}/{positives}")
+            weights = fit(x, y, 3.0, 0.025, "", used).weights
+            print(f"{name}, C=3.0 on the whole pool: " + ", ".join(
+                f"{f} {w:+.1f}" for f, w in zip(confidence.FEATURES, weights, strict=True) if w))
+        finally:
+            calibration.fit_logistic = original
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -202,6 +334,8 @@ def main() -> None:
     commands.add_parser("understood")
     commands.add_parser("extra")
     commands.add_parser("grid")
+    commands.add_parser("nested")
+    commands.add_parser("signs")
     args = parser.parse_args()
     if args.command == "noise":
         noise(args.top)
@@ -211,6 +345,10 @@ def main() -> None:
         extra()
     elif args.command == "grid":
         grid()
+    elif args.command == "nested":
+        nested()
+    elif args.command == "signs":
+        signs()
     else:
         understood()
 
