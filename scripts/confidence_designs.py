@@ -1,8 +1,8 @@
 """How the confidence design search behaves: near-ties, pools and one feature switched off.
 
 `kb calibrate` picks one of ~300 designs (feature set × regularisation × pooled budget) by
-leave-one-style-out figures on the calibration pool (kb_service/search/calibration.py). Three
-questions it cannot answer by itself, hybrid m3e-small int8, on the eval index `kb eval` uses:
+leave-one-style-out figures on the calibration pool (kb_service/search/calibration.py). Questions
+it cannot answer by itself, for hybrid m3e-small int8 on the eval index `kb eval` uses:
 
     # the best N designs, each fitted on the whole pool: what each rejects on the reported sets
     python scripts/confidence_designs.py noise --top 15
@@ -18,6 +18,8 @@ questions it cannot answer by itself, hybrid m3e-small int8, on the eval index `
     # is kb calibrate's own held-out figure optimistic? Each blind set of the pool left out in turn,
     # the design chosen on the rest (held out by style, by set, or by both), judged on the set left out
     python scripts/confidence_designs.py nested
+    # the same with a set added to every fit (never left out): does more data of its kind help?
+    python scripts/confidence_designs.py nested --add eval/blind/out-of-scope-fresh.jsonl
     # the grid again with each weight held to the sign its feature should have (more evidence of
     # an answer never lowers confidence), against the unconstrained fit
     python scripts/confidence_designs.py signs
@@ -189,12 +191,15 @@ def extra() -> None:
               f"rejected (worst style {design.worst_style} {design.worst_style_false_rejection:.0%})")
 
 
-def grid() -> None:
-    features = Features()
+def grid_inputs() -> tuple[np.ndarray, np.ndarray, list[str], tuple[bool, ...]]:
+    """The pool's features, labels and styles, and the grid's feature set (all but question_match)."""
     pool = pool_queries()
-    x, y = features.of(pool)
-    styles = [q.kind for q in pool]
-    used = tuple(name != "question_match" for name in confidence.FEATURES)
+    x, y = Features().of(pool)
+    return x, y, [q.kind for q in pool], tuple(name != "question_match" for name in confidence.FEATURES)
+
+
+def grid() -> None:
+    x, y, styles, used = grid_inputs()
     for C in (1.0, 3.0):
         for held in leave_one_style_out(x, y, styles, C, (0.015, 0.02, 0.025), used):
             print(f"C={C}, pooled budget {held.budget:.1%}: held out by style {held.negatives_rejected:.1%} out-of-scope "
@@ -204,11 +209,11 @@ def grid() -> None:
     print(f"kb calibrate's choice: {best.describe()}: {counts(held_out_rejections(x, y, np.array(styles), best), y)}")
 
 
-def pool_by_set() -> tuple[list[LabelledQuery], np.ndarray]:
-    """The calibration pool and, per query, the set (writers) it comes from."""
+def pool_by_set(extra: tuple[str, ...] = ()) -> tuple[list[LabelledQuery], np.ndarray]:
+    """The calibration pool (with `extra` sets) and, per query, the set (writers) it comes from."""
     own = load_own_set(Path("eval/queries.jsonl"))
     queries, names = list(own), ["own"] * len(own)
-    for path in CONFIDENCE_POOL:
+    for path in (*CONFIDENCE_POOL, *extra):
         labelled = load_dev_set(Path(path))
         queries += labelled
         names += [Path(path).stem] * len(labelled)
@@ -238,11 +243,13 @@ def chosen(by_style: dict[tuple, HeldOut], by_set: dict[tuple, HeldOut], rule: s
     return by_style[max(keys, key=mean_preference)]
 
 
-def nested() -> None:
+def nested(added: tuple[str, ...] = ()) -> None:
     """Each blind set of the pool left out in turn; a design chosen on the rest by each rule of
-    `chosen`, fitted on the rest, and judged on the set left out (new writers, every style)."""
+    `chosen`, fitted on the rest, and judged on the set left out (new writers, every style).
+    `added` sets join every fit and are never left out, so runs with and without them are judged
+    on the same queries."""
     features = Features()
-    pool, sets = pool_by_set()
+    pool, sets = pool_by_set(added)
     x, y = features.of(pool)
     styles = np.array([q.kind for q in pool])
     totals = {rule: np.zeros(4, dtype=int) for rule in ("style", "set", "both")}
@@ -304,11 +311,7 @@ def fit_signed(x: np.ndarray, y: np.ndarray, C: float, max_false_rejection: floa
 
 def signs() -> None:
     """The grid's designs fitted as kb calibrate fits them, then with EXPECTED_SIGN held."""
-    features = Features()
-    pool = pool_queries()
-    x, y = features.of(pool)
-    styles = [q.kind for q in pool]
-    used = tuple(name != "question_match" for name in confidence.FEATURES)
+    x, y, styles, used = grid_inputs()
     negatives, positives = int((y == 0).sum()), int((y == 1).sum())
     original = calibration.fit_logistic
     for name, fit in (("unconstrained", original), ("signs held", fit_signed)):
@@ -334,7 +337,8 @@ def main() -> None:
     commands.add_parser("understood")
     commands.add_parser("extra")
     commands.add_parser("grid")
-    commands.add_parser("nested")
+    commands.add_parser("nested").add_argument("--add", action="append", default=[],
+                                               help="a set for the fits only (repeat)")
     commands.add_parser("signs")
     args = parser.parse_args()
     if args.command == "noise":
@@ -346,7 +350,7 @@ def main() -> None:
     elif args.command == "grid":
         grid()
     elif args.command == "nested":
-        nested()
+        nested(tuple(args.add))
     elif args.command == "signs":
         signs()
     else:

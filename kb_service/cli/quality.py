@@ -20,9 +20,10 @@ DEFAULT_MODELS = "m3e-small,m3e-small:torch,use-multilingual"
 # The confidence model is fitted on these (with eval/queries.jsonl), never on the report half.
 CONFIDENCE_POOL = ("eval/blind/selection.jsonl", "eval/blind/weak-styles-1.jsonl", "eval/blind/weak-styles-2.jsonl",
                    "eval/blind/selection-2.jsonl")
-# Selection side: designs are decided on these. workplace-1 is not fitted on: adding it to the pool
-# measured neutral held out (docs/evaluation.md, fifteenth session), so the pool stayed as it was.
-SELECTION_SETS = (*CONFIDENCE_POOL, "eval/blind/workplace-1.jsonl")
+# Selection side: designs are decided on these. workplace-1 and the fresh out-of-scope sample are not
+# fitted on: adding them to the pool measured neutral and worse held out (docs/evaluation.md,
+# fifteenth and twenty-second sessions), so the pool stayed as it was.
+SELECTION_SETS = (*CONFIDENCE_POOL, "eval/blind/workplace-1.jsonl", "eval/blind/out-of-scope-fresh.jsonl")
 # Reported only: the report half, and the second workplace sample (measured fresh, then after the changes).
 DEFAULT_FACT_SETS = ("../shared/eval/dev.jsonl", "../shared/eval/dev-styles.jsonl", *SELECTION_SETS,
                      "eval/blind/report.jsonl", "eval/blind/workplace-2.jsonl")
