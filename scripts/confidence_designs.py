@@ -269,7 +269,7 @@ def nested(added: tuple[str, ...] = ()) -> None:
             print(f"{outer} left out, chosen by {rule}: {described}\n    on {outer}: out-of-scope rejected "
                   f"{row[0]}/{row[1]}, answerable rejected {row[2]}/{row[3]}", flush=True)
     for rule, total in totals.items():
-        print(f"all four, chosen by {rule}: out-of-scope rejected {total[0]}/{total[1]}, "
+        print(f"all {len(CONFIDENCE_POOL)} sets left out, chosen by {rule}: out-of-scope rejected {total[0]}/{total[1]}, "
               f"answerable rejected {total[2]}/{total[3]}")
 
 
