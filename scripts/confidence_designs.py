@@ -42,6 +42,7 @@ from kb_service.evaluation.runner import LabelledQuery, engine_for, load_dev_set
 from kb_service.search.calibration import (
     REGULARISATION_GRID,
     HeldOut,
+    best_design,
     budgets_up_to,
     candidate_feature_sets,
     choose_design,
@@ -230,9 +231,7 @@ def chosen(by_style: dict[tuple, HeldOut], by_set: dict[tuple, HeldOut], rule: s
     """kb calibrate's rule on the style folds (`style`), the same rule on the writer folds (`set`),
     or acceptable on both and best on their mean (`both`)."""
     if rule in ("style", "set"):
-        results = list((by_style if rule == "style" else by_set).values())
-        acceptable = [r for r in results if r.acceptable()] or results
-        return max(acceptable, key=design_preference)
+        return best_design(list((by_style if rule == "style" else by_set).values()))
     keys = [k for k in by_style if by_style[k].acceptable() and by_set[k].acceptable()] or list(by_style)
 
     def mean_preference(key: tuple) -> tuple:

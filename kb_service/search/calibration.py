@@ -139,8 +139,14 @@ def choose_design(x: np.ndarray, y: np.ndarray, styles: Sequence[str], budgets: 
     answerable queries than it gives up out-of-scope ones, and a looser one when the reverse."""
     results = [held for used in candidate_feature_sets(x.shape[1]) for C in REGULARISATION_GRID
                for held in leave_one_style_out(x, y, styles, C, budgets, used)]
-    acceptable = [r for r in results if r.acceptable()] or results
-    return max(acceptable, key=design_preference), results
+    return best_design(results), results
+
+
+def best_design(results: Sequence[HeldOut]) -> HeldOut:
+    """choose_design's pick among held-out results: the preferred acceptable one, or the preferred
+    of all when none is acceptable."""
+    acceptable = [r for r in results if r.acceptable()] or list(results)
+    return max(acceptable, key=design_preference)
 
 
 def design_preference(r: HeldOut) -> tuple[float, float, float, float, int]:
